@@ -1,0 +1,74 @@
+# The two commands: `make run` (install what is missing, build, serve http://localhost:8000 with the preview
+# engine) and `make test` (every test). Everything a fresh machine needs is installed from here.
+
+SHELL := /bin/bash
+PORT ?= 8000
+ENGINE ?= preview
+WEIGHTS ?=
+DATA_DIR ?= data
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+APT_PACKAGES := ffmpeg espeak-ng chromium chromium-driver libsqlite3-dev wrk
+STAMPS := .make
+SWIFT_RELEASE := .build/release/infinitetalk
+
+.PHONY: run test test-swift test-engine test-web parity bench bench-engine bench-gpu build build-release deps clean
+
+run: deps build-release
+	$(SWIFT_RELEASE) serve --port $(PORT) --data-dir $(DATA_DIR) --engine $(ENGINE) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+test: deps
+	$(MAKE) test-engine
+	$(MAKE) test-swift
+	$(MAKE) test-web
+
+deps: $(STAMPS)/apt $(STAMPS)/venv
+
+# Debian packages: ffprobe/ffmpeg (service probes audio, tests check outputs), espeak-ng (test speech),
+# chromium + driver (browser tests), sqlite headers (GRDB), wrk (benchmarks).
+$(STAMPS)/apt:
+	@mkdir -p $(STAMPS)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+# The engine's virtual environment (torch from PyPI is large: pip's cache makes reinstalls fast).
+$(STAMPS)/venv: engine/pyproject.toml
+	@mkdir -p $(STAMPS)
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e 'engine[test]'
+	@touch $@
+
+build:
+	swift build
+
+build-release:
+	swift build -c release
+
+test-engine: deps
+	$(PYTHON) -m pytest -q engine/tests
+
+test-swift: deps
+	swift test
+
+test-web: deps build
+	$(PYTHON) -m pytest -q web/tests
+
+parity: deps
+	$(PYTHON) -m infinitetalk_engine.parity ../shared/parity
+
+bench: deps build-release
+	$(PYTHON) bench/service_bench.py --binary $(SWIFT_RELEASE)
+
+bench-engine: deps
+	$(PYTHON) bench/engine_bench.py
+
+bench-gpu:
+	python3 bench/gpu_bench.py
+
+clean:
+	rm -rf .build $(STAMPS) $(DATA_DIR)

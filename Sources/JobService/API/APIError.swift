@@ -1,0 +1,36 @@
+import Hummingbird
+
+/// An error answered to API clients as `{"error": {"code": "...", "message": "..."}}`.
+///
+/// `code` is stable (clients switch on it); `message` is for people. `field` names the form field at fault,
+/// when there is one. Throw it from any handler: `ErrorMiddleware`-free, Hummingbird renders it through
+/// `HTTPResponseError`.
+public struct APIError: Error, Sendable, Equatable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    public var field: String?
+    /// Extra response headers, e.g. `Retry-After` on 429.
+    public var headers: HTTPFields
+
+    public init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers
+    }
+}
+
+extension APIError: HTTPResponseError {
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        struct Body: Encodable {
+            struct Detail: Encodable { let code: String; let message: String; let field: String? }
+            let error: Detail
+        }
+        let body = try JSONEncoder().encode(Body(error: .init(code: code, message: message, field: field)))
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

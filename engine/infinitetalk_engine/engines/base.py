@@ -1,0 +1,105 @@
+"""The interface every engine implements, and the job types the worker hands to it.
+
+The worker (`worker.py`) owns the protocol: it parses `job` messages into `JobRequest`, calls `Engine.run` with a
+`JobContext`, and turns the result or exception into exactly one `done` or `error` event. Engines never touch
+stdout; they report through the context.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+class JobCancelled(Exception):
+    """Raised by `JobContext.check_cancelled()` once the service cancelled the job."""
+
+
+class EngineError(Exception):
+    """A failure with a stable protocol code (`bad_image`, `bad_audio`, `out_of_memory`, ...)."""
+
+    def __init__(self, code: str, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass
+class JobParams:
+    """The `params` object of a `job` message; `None` means the engine's default."""
+
+    resolution: str = "480p"
+    steps: Optional[int] = None
+    seed: Optional[int] = None
+    prompt: Optional[str] = None
+    negative_prompt: Optional[str] = None
+    shift: Optional[float] = None
+    text_guidance_scale: Optional[float] = None
+    audio_guidance_scale: Optional[float] = None
+    lora_scale: Optional[float] = None
+    color_correction: Optional[float] = None
+    audio2_path: Optional[str] = None
+    speaker_boxes: Optional[list[list[float]]] = None
+
+
+@dataclass
+class JobRequest:
+    job_id: str
+    image_path: str
+    audio_path: str
+    output_path: str
+    params: JobParams = field(default_factory=JobParams)
+
+
+@dataclass
+class JobResult:
+    """What `done` reports. `output_path` is the final (renamed) file."""
+
+    output_path: str
+    frames: int
+    duration_seconds: float
+    fps: int
+    width: int
+    height: int
+    warnings: list[str] = field(default_factory=list)
+
+
+class JobContext(abc.ABC):
+    """Given to `Engine.run`: the only way an engine reports progress or learns of a cancel."""
+
+    @abc.abstractmethod
+    def stage(self, stage: str, message: str, clip: Optional[int] = None, clips: Optional[int] = None) -> None:
+        """Announce a stage: decoding_audio, audio_features, encoding_image, encoding_text, generating, encoding_video."""
+
+    @abc.abstractmethod
+    def progress(self, fraction: float, step: Optional[int] = None, steps: Optional[int] = None,
+                 clip: Optional[int] = None, clips: Optional[int] = None,
+                 eta_seconds: Optional[float] = None) -> None:
+        """Report overall progress in [0, 1] (the context keeps it monotonic and rate-limits it)."""
+
+    @abc.abstractmethod
+    def check_cancelled(self) -> None:
+        """Raise `JobCancelled` if the job was cancelled. Call it between steps, frame batches and clips."""
+
+
+class Engine(abc.ABC):
+    """A loaded model (or the preview animator) that turns one job into one MP4."""
+
+    name: str
+    version: str
+
+    @abc.abstractmethod
+    def capabilities(self) -> dict[str, Any]:
+        """The `capabilities` object of `hello` (resolutions, fps, max_concurrent_jobs, device, is_preview, ...)."""
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load models once; called before `ready`. Raise `EngineError("load_failed", ...)` naming the bad file."""
+
+    @abc.abstractmethod
+    def run(self, job: JobRequest, ctx: JobContext) -> JobResult:
+        """Generate the video for `job`, writing `job.output_path + '.part'` then renaming it to `output_path`.
+
+        Raise `EngineError` for failures with a code, `JobCancelled` (via `ctx.check_cancelled()`) on cancel.
+        """
