@@ -22,8 +22,19 @@ let package = Package(
     ],
     targets: [
         .target(
+            name: "Uploads",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .target(
             name: "JobService",
             dependencies: [
+                "Uploads",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -52,6 +63,11 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "UploadsTests",
+            dependencies: ["Uploads"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
