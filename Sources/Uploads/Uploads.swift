@@ -1,2 +1,0 @@
-/// Streaming multipart uploads, content sniffing and media header probing (see `UploadValidator`).
-public enum Uploads {}
