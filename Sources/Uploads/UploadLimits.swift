@@ -1,0 +1,64 @@
+/// Every limit applied to an upload, in one configurable value.
+///
+/// The defaults are the public contract's (`docs/api.md`, `GET /api/config`).
+public struct UploadLimits: Sendable, Equatable {
+    /// Largest accepted image file, in bytes (10 MiB).
+    public var maxImageBytes: Int
+    /// Largest accepted audio file, in bytes (50 MiB); applies to each audio field.
+    public var maxAudioBytes: Int
+    /// Widest accepted image, in pixels, read from the header.
+    public var maxImageWidth: Int
+    /// Tallest accepted image, in pixels, read from the header.
+    public var maxImageHeight: Int
+    /// Shortest accepted image side, in pixels.
+    public var minImageSide: Int
+    /// Shortest accepted audio duration, in seconds.
+    public var minAudioSeconds: Double
+    /// Longest accepted audio duration, in seconds.
+    public var maxAudioSeconds: Double
+    /// Largest accepted text field (e.g. `prompt`), in bytes.
+    public var maxFieldBytes: Int
+    /// Most text fields accepted in one request; unknown fields count too.
+    public var maxFieldCount: Int
+    /// Room for part headers and text fields on top of the file caps when bounding a whole request body.
+    public var requestOverheadBytes: Int
+
+    /// Creates limits; every argument defaults to the public contract's value.
+    public init(
+        maxImageBytes: Int = 10 * 1024 * 1024,
+        maxAudioBytes: Int = 50 * 1024 * 1024,
+        maxImageWidth: Int = 4096,
+        maxImageHeight: Int = 4096,
+        minImageSide: Int = 64,
+        minAudioSeconds: Double = 0.5,
+        maxAudioSeconds: Double = 600,
+        maxFieldBytes: Int = 64 * 1024,
+        maxFieldCount: Int = 64,
+        requestOverheadBytes: Int = 1024 * 1024
+    ) {
+        self.maxImageBytes = maxImageBytes
+        self.maxAudioBytes = maxAudioBytes
+        self.maxImageWidth = maxImageWidth
+        self.maxImageHeight = maxImageHeight
+        self.minImageSide = minImageSide
+        self.minAudioSeconds = minAudioSeconds
+        self.maxAudioSeconds = maxAudioSeconds
+        self.maxFieldBytes = maxFieldBytes
+        self.maxFieldCount = maxFieldCount
+        self.requestOverheadBytes = requestOverheadBytes
+    }
+
+    /// The byte cap for one file of `kind`.
+    public func maxBytes(for kind: MediaKind) -> Int {
+        switch kind {
+        case .image: maxImageBytes
+        case .audio: maxAudioBytes
+        }
+    }
+}
+
+/// The two kinds of media an upload carries; picks the limits and error codes that apply.
+public enum MediaKind: String, Sendable, Hashable {
+    case image
+    case audio
+}
