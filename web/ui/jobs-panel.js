@@ -1,0 +1,68 @@
+// The right-hand panel: queue counters and the list of jobs, newest first, kept in step with the JobStore.
+
+import { JobCard } from "./job-card.js";
+
+export class JobsPanel {
+  /**
+   * @param {import("../jobs-store.js").JobStore} store
+   * @param {{onCancel: (id: string) => Promise<void>, onLoadMore: () => Promise<void>}} actions
+   */
+  constructor(store, { onCancel, onLoadMore }) {
+    this.store = store;
+    this.onCancel = onCancel;
+    this.list = document.getElementById("jobs");
+    this.empty = document.getElementById("jobs-empty");
+    this.loadMore = document.getElementById("load-more");
+    this.waiting = document.getElementById("queue-waiting");
+    this.running = document.getElementById("queue-running");
+    /** @type {Map<string, JobCard>} */
+    this.cards = new Map();
+
+    store.addEventListener("job", (event) => this.showJob(event.detail.id));
+    store.addEventListener("queue", () => this.showQueue());
+    this.loadMore.addEventListener("click", async () => {
+      this.loadMore.disabled = true;
+      try {
+        await onLoadMore();
+      } finally {
+        this.loadMore.disabled = false;
+      }
+    });
+  }
+
+  showJob(id) {
+    const job = this.store.jobs.get(id);
+    let card = this.cards.get(id);
+    if (!card) {
+      card = new JobCard(id, this.onCancel);
+      this.cards.set(id, card);
+      this.insertInOrder(card);
+    }
+    card.update(job);
+    this.empty.hidden = this.cards.size > 0;
+  }
+
+  // Cards are only ever inserted, never moved: moving a <video> in the DOM would pause it.
+  insertInOrder(card) {
+    const sorted = this.store.sorted();
+    const index = sorted.findIndex((job) => job.request_id === card.id);
+    const next = sorted.slice(index + 1).find((job) => this.cards.get(job.request_id)?.element.isConnected);
+    this.list.insertBefore(card.element, next ? this.cards.get(next.request_id).element : null);
+  }
+
+  showQueue() {
+    const queue = this.store.queue;
+    this.waiting.textContent = `${queue.queue_size} of ${queue.max_queue_size}`;
+    this.running.textContent = `${queue.processing_count} of ${queue.max_concurrent}`;
+  }
+
+  /** Shows "Show older videos" while the server has more history than the page loaded. */
+  setHasMore(hasMore) {
+    this.loadMore.hidden = !hasMore;
+  }
+
+  /** Shows the empty-list text once the history is known to be empty. */
+  showLoaded() {
+    this.empty.hidden = this.cards.size > 0;
+  }
+}

@@ -1,0 +1,52 @@
+// The top bar and banners: which engine the server runs (a loud banner for the preview engine), whether the live
+// connection is up, and errors that stop the page from working.
+
+export class StatusBar {
+  constructor() {
+    this.badge = document.getElementById("engine-badge");
+    this.previewBanner = document.getElementById("preview-banner");
+    this.engineBanner = document.getElementById("engine-banner");
+    this.connection = document.getElementById("connection");
+    this.connectionText = document.getElementById("connection-text");
+    this.fatal = document.getElementById("fatal-banner");
+    this.countdown = null;
+  }
+
+  /** Shows `config.engine`: name, version, device, and whether it is the preview stand-in or still loading. */
+  showEngine(engine) {
+    if (!engine) return;
+    const name = engine.is_preview ? "Preview engine" : engine.name === "infinitetalk" ? "InfiniteTalk" : engine.name;
+    this.badge.textContent = [name, engine.version, engine.device].filter(Boolean).join(" · ");
+    this.badge.dataset.preview = String(Boolean(engine.is_preview));
+    this.badge.hidden = false;
+    this.previewBanner.hidden = !engine.is_preview;
+    this.engineBanner.hidden = engine.ready !== false;
+    this.engineBanner.textContent = "The engine is still loading. New videos wait in the queue until it is ready.";
+  }
+
+  /** @param {{name: "connecting"|"live"|"waiting", retryInMs?: number}} state  from LiveSocket */
+  showConnection(state) {
+    clearInterval(this.countdown);
+    this.connection.dataset.state = state.name;
+    if (state.name === "live") {
+      this.connectionText.textContent = "Live updates on";
+    } else if (state.name === "connecting") {
+      this.connectionText.textContent = "Connecting…";
+    } else {
+      const retryAt = Date.now() + state.retryInMs;
+      const tick = () => {
+        const seconds = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+        this.connectionText.textContent = `Offline · retrying in ${seconds} s`;
+      };
+      tick();
+      this.countdown = setInterval(tick, 1000);
+    }
+  }
+
+  /** Shows an error that keeps the page from working, with a retry button; `null` hides it. */
+  showFatal(message, onRetry) {
+    this.fatal.hidden = !message;
+    document.getElementById("fatal-text").textContent = message ?? "";
+    document.getElementById("fatal-retry").onclick = onRetry ?? null;
+  }
+}
