@@ -26,6 +26,20 @@ class EngineError(Exception):
 
 
 @dataclass
+class EngineOptions:
+    """Command-line options every engine receives (`python -m infinitetalk_engine --help`); `None` = engine default."""
+
+    weights: Optional[str] = None             # --weights: the seed's weights/ folder (infinitetalk)
+    device: Optional[str] = None              # --device: "cuda", "cuda:1", "cpu"
+    max_jobs: Optional[int] = None            # --max-jobs: the engine's max_concurrent_jobs (>= 1)
+    max_audio_seconds: float = 1200.0         # --max-audio-seconds: longer audio is refused with bad_audio
+    max_image_pixels: int = 40_000_000        # --max-image-pixels: larger images are refused with bad_image
+    video_crf: Optional[int] = None           # --video-crf: libx264 quality (lower = better, larger files)
+    video_preset: Optional[str] = None        # --video-preset: libx264 speed preset
+    extra: dict[str, str] = field(default_factory=dict)  # --engine-option KEY=VALUE, engine-specific
+
+
+@dataclass
 class JobParams:
     """The `params` object of a `job` message; `None` means the engine's default."""
 

@@ -1,0 +1,100 @@
+"""The preview engine: animates the uploaded face from the audio on CPU. Not the model.
+
+It exists so the product installs and runs end to end everywhere (laptops, CI, machines without a GPU): the
+person in the image "talks" in time with the audio (jaw follows speech energy, natural blinks, a small head sway),
+behind the same protocol and media pipeline as the InfiniteTalk engine. See docs/preview-engine.md.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..media.audio import load_speech
+from ..media.image import fit_to_bucket, load_image
+from ..media.video import FPS, Mp4Writer
+from .base import Engine, EngineOptions, JobContext, JobRequest, JobResult
+from .face_detection import centre_layout, find_face_layout
+from .preview_animator import FaceAnimator
+from .preview_motion import plan_motion
+
+DEFAULT_MAX_JOBS = 2
+DEFAULT_SEED = 42
+CLIP_FRAMES = 100         # frames per reported clip (4 s); the preview has no model clips, this paces the UI
+BATCH_FRAMES = 25         # frames between cancel checks and progress reports (1 s of video)
+DEFAULT_CRF = 20
+DEFAULT_PRESET = "superfast"   # speed first: the preview must run several times faster than real time on 2 cores
+NO_FACE_WARNING = "no face found; animated the image centre"
+
+
+class PreviewEngine(Engine):
+    """Face-warp animation on CPU; `capabilities()["is_preview"]` is true."""
+
+    name = "preview"
+    version = __version__
+
+    def __init__(self, options: EngineOptions):
+        self.options = options
+        self.max_jobs = options.max_jobs or DEFAULT_MAX_JOBS
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"resolutions": ["480p", "720p"], "fps": FPS, "max_concurrent_jobs": self.max_jobs, "device": "cpu",
+                "is_preview": True, "two_speakers": False, "default_steps": 1, "max_steps": 50}
+
+    def load(self) -> None:
+        # Nothing to load; warm OpenCV's cascades so the first job does not pay for it.
+        find_face_layout(np.full((64, 64, 3), 128, np.uint8))
+
+    def run(self, job: JobRequest, ctx: JobContext) -> JobResult:
+        seed = DEFAULT_SEED if job.params.seed is None else job.params.seed
+        warnings: list[str] = []
+
+        # 1. Audio: 16 kHz mono, -23 LUFS; the video gets int(seconds * 25) frames.
+        ctx.stage("decoding_audio", "Decoding audio")
+        samples, n_frames = load_speech(job.audio_path, self.options.max_audio_seconds)
+        ctx.check_cancelled()
+
+        # 2. Audio features: the motion of every frame (mouth from speech energy, blinks, sway).
+        ctx.stage("audio_features", "Measuring speech energy")
+        motion = plan_motion(samples, n_frames, seed)
+        ctx.progress(0.02)
+        ctx.check_cancelled()
+
+        # 3. Image: fit to the resolution bucket, find the face.
+        ctx.stage("encoding_image", "Finding the face")
+        pixels, _ = fit_to_bucket(load_image(job.image_path, self.options.max_image_pixels), job.params.resolution)
+        face = find_face_layout(pixels)
+        if face is None:
+            face = centre_layout(pixels)
+            warnings.append(NO_FACE_WARNING)
+        animator = FaceAnimator(pixels, face)
+        height, width = pixels.shape[:2]
+        ctx.progress(0.04)
+        ctx.check_cancelled()
+
+        # 4. Generate and encode clip by clip: memory stays flat however long the audio is.
+        clips = math.ceil(n_frames / CLIP_FRAMES)
+        with Mp4Writer(job.output_path, width, height, audio=samples, max_frames=n_frames,
+                       crf=self.options.video_crf or DEFAULT_CRF,
+                       preset=self.options.video_preset or DEFAULT_PRESET) as writer:
+            for clip in range(clips):
+                first, last = clip * CLIP_FRAMES, min((clip + 1) * CLIP_FRAMES, n_frames)
+                ctx.stage("generating", f"Animating clip {clip + 1} of {clips}", clip=clip + 1, clips=clips)
+                for batch in range(first, last, BATCH_FRAMES):
+                    ctx.check_cancelled()
+                    for i in range(batch, min(batch + BATCH_FRAMES, last)):
+                        writer.write(animator.render(motion.mouth[i], motion.blink[i], motion.shift_x[i],
+                                                     motion.shift_y[i], motion.angle[i]))
+                    done = min(batch + BATCH_FRAMES, last)
+                    ctx.progress(0.04 + 0.94 * done / n_frames, step=done - first, steps=last - first,
+                                 clip=clip + 1, clips=clips)
+            ctx.check_cancelled()
+            ctx.stage("encoding_video", "Finishing the MP4")
+        ctx.progress(1.0)
+
+        return JobResult(output_path=job.output_path, frames=writer.frames_written,
+                         duration_seconds=writer.frames_written / FPS, fps=FPS, width=width, height=height,
+                         warnings=warnings)
+

@@ -1,0 +1,73 @@
+"""`JobContext` for the protocol: stages and progress become events, cancel becomes `JobCancelled`.
+
+Progress is kept monotonic (a lower fraction than one already reported is raised to it) and rate-limited to one
+event per `min_interval` seconds, except the first and the final (fraction 1) ones. Without an engine estimate,
+the ETA is extrapolated from the time spent so far.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable, Optional
+
+from .engines.base import JobCancelled, JobContext
+from .protocol import Event, Progress, Stage, STAGES
+
+MIN_PROGRESS_INTERVAL = 0.1     # seconds: about 10 progress events a second at most
+ETA_MIN_FRACTION = 0.05         # too early to extrapolate below this
+ETA_MIN_SECONDS = 1.0
+
+
+class ProtocolJobContext(JobContext):
+    def __init__(self, job_id: str, send: Callable[[Event], None], cancelled: threading.Event,
+                 min_interval: float = MIN_PROGRESS_INTERVAL, clock: Callable[[], float] = time.monotonic):
+        self.job_id = job_id
+        self._send = send
+        self._cancelled = cancelled
+        self._min_interval = min_interval
+        self._clock = clock
+        self._started = clock()
+        self._fraction = 0.0
+        self._last_sent_at: Optional[float] = None
+        self._sent_final = False
+
+    @property
+    def fraction(self) -> float:
+        """The highest fraction reported so far."""
+        return self._fraction
+
+    def stage(self, stage: str, message: str, clip: Optional[int] = None, clips: Optional[int] = None) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+        self._send(Stage(self.job_id, stage, message, clip, clips))
+
+    def progress(self, fraction: float, step: Optional[int] = None, steps: Optional[int] = None,
+                 clip: Optional[int] = None, clips: Optional[int] = None,
+                 eta_seconds: Optional[float] = None) -> None:
+        if math.isfinite(fraction):
+            self._fraction = max(self._fraction, min(1.0, max(0.0, fraction)))
+        now = self._clock()
+        final = self._fraction >= 1.0
+        if final and self._sent_final:
+            return
+        if not final and self._last_sent_at is not None and now - self._last_sent_at < self._min_interval:
+            return
+        self._last_sent_at = now
+        self._sent_final = final
+        if eta_seconds is None or not math.isfinite(eta_seconds):
+            eta_seconds = self._estimate_eta(now)
+        self._send(Progress(self.job_id, round(self._fraction, 4), step, steps, clip, clips,
+                            None if eta_seconds is None else round(max(0.0, eta_seconds), 1)))
+
+    def check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise JobCancelled()
+
+    def _estimate_eta(self, now: float) -> Optional[float]:
+        elapsed = now - self._started
+        if self._fraction >= 1.0:
+            return 0.0
+        if self._fraction < ETA_MIN_FRACTION or elapsed < ETA_MIN_SECONDS:
+            return None
+        return elapsed * (1.0 - self._fraction) / self._fraction

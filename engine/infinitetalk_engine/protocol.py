@@ -1,0 +1,255 @@
+"""The JSON-lines protocol between the service and the engine (docs/engine-protocol.md, version 1).
+
+Inbound messages are parsed and checked by `parse_message`; outbound events are the small dataclasses below,
+grouped by direction. `MessageWriter` is the only code that writes to the protocol stream.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Optional, TextIO, Union
+
+from .engines.base import JobParams, JobRequest
+
+PROTOCOL_VERSION = 1
+STAGES = ("decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video")
+ERROR_CODES = ("bad_image", "bad_audio", "bad_params", "no_face", "out_of_memory", "cancelled", "not_ready", "busy",
+               "bad_message", "load_failed", "internal")
+RESOLUTIONS = ("480p", "720p")
+
+log = logging.getLogger(__name__)
+
+
+class BadMessage(Exception):
+    """An inbound line the engine cannot act on. Becomes an `error` event with `code` (and `job_id` if known)."""
+
+    def __init__(self, message: str, job_id: Optional[str] = None, code: str = "bad_message"):
+        super().__init__(message)
+        self.message, self.job_id, self.code = message, job_id, code
+
+
+# MARK: - Service -> engine
+
+@dataclass(frozen=True)
+class JobMessage:
+    request: JobRequest
+
+
+@dataclass(frozen=True)
+class CancelMessage:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class HeartbeatMessage:
+    seq: int
+
+
+@dataclass(frozen=True)
+class ShutdownMessage:
+    pass
+
+
+Incoming = Union[JobMessage, CancelMessage, HeartbeatMessage, ShutdownMessage]
+
+
+def parse_message(line: Union[str, bytes]) -> Incoming:
+    """One inbound line -> a message. Raises `BadMessage` for anything malformed; unknown keys are ignored."""
+    try:
+        data = json.loads(line)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadMessage(f"not a JSON line: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadMessage("a message must be a JSON object")
+    job_id = data.get("job_id") if isinstance(data.get("job_id"), str) and data.get("job_id") else None
+    kind = data.get("type")
+    if kind == "job":
+        return JobMessage(_parse_job(data, job_id))
+    if kind == "cancel":
+        return CancelMessage(_require_string(data, "job_id", job_id))
+    if kind == "heartbeat":
+        seq = data.get("seq")
+        if not _is_int(seq):
+            raise BadMessage("heartbeat needs an integer 'seq'")
+        return HeartbeatMessage(seq)
+    if kind == "shutdown":
+        return ShutdownMessage()
+    if kind is None:
+        raise BadMessage("message has no 'type'", job_id)
+    raise BadMessage(f"unknown message type {kind!r}", job_id)
+
+
+def _parse_job(data: dict[str, Any], job_id: Optional[str]) -> JobRequest:
+    request = JobRequest(job_id=_require_string(data, "job_id", job_id),
+                         image_path=_require_string(data, "image_path", job_id),
+                         audio_path=_require_string(data, "audio_path", job_id),
+                         output_path=_require_string(data, "output_path", job_id))
+    raw = data.get("params")
+    if raw is None:
+        return request
+    if not isinstance(raw, dict):
+        raise BadMessage("'params' must be an object", job_id, "bad_params")
+    request.params = _parse_params(raw, job_id)
+    return request
+
+
+def _parse_params(raw: dict[str, Any], job_id: str) -> JobParams:
+    """Check each known key's type and range (as the schema does); null or absent keeps the default."""
+    params = JobParams()
+
+    def bad(key: str, expected: str) -> BadMessage:
+        return BadMessage(f"params.{key} must be {expected}, got {raw[key]!r}", job_id, "bad_params")
+
+    for key, value in raw.items():
+        if value is None or key not in {f.name for f in fields(JobParams)}:
+            continue
+        if key == "resolution":
+            if value not in RESOLUTIONS:
+                raise bad(key, f"one of {', '.join(RESOLUTIONS)}")
+        elif key in ("steps", "seed"):
+            minimum = 1 if key == "steps" else 0
+            if not _is_int(value) or value < minimum:
+                raise bad(key, f"an integer >= {minimum}")
+        elif key in ("prompt", "negative_prompt", "audio2_path"):
+            if not isinstance(value, str):
+                raise bad(key, "a string")
+        elif key == "speaker_boxes":
+            if not isinstance(value, list) or not all(
+                    isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box) for box in value):
+                raise bad(key, "a list of [x_min, y_min, x_max, y_max] boxes")
+        elif not _is_number(value):  # shift, guidance scales, lora_scale, color_correction
+            raise bad(key, "a number")
+        setattr(params, key, value)
+    return params
+
+
+def _require_string(data: dict[str, Any], key: str, job_id: Optional[str]) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadMessage(f"{data.get('type')} message needs a non-empty string {key!r}", job_id)
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# MARK: - Engine -> service
+
+@dataclass
+class Event:
+    """Base of outbound events. `OMIT_IF_NONE` keys are left out when unset (the schema gives them no null)."""
+
+    type: ClassVar[str]
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ()
+
+    def to_json(self) -> str:
+        body: dict[str, Any] = {"type": self.type}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name in self.OMIT_IF_NONE:
+                continue
+            body[f.name] = value
+        return json.dumps(body, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass
+class Hello(Event):
+    type: ClassVar[str] = "hello"
+    engine: str
+    engine_version: str
+    capabilities: dict[str, Any]
+    protocol_version: int = PROTOCOL_VERSION
+
+
+@dataclass
+class Ready(Event):
+    type: ClassVar[str] = "ready"
+    load_seconds: float
+
+
+@dataclass
+class Stage(Event):
+    type: ClassVar[str] = "stage"
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("clip", "clips")
+    job_id: str
+    stage: str
+    message: str
+    clip: Optional[int] = None
+    clips: Optional[int] = None
+
+
+@dataclass
+class Progress(Event):
+    type: ClassVar[str] = "progress"
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("step", "steps", "clip", "clips")
+    job_id: str
+    fraction: float
+    step: Optional[int] = None
+    steps: Optional[int] = None
+    clip: Optional[int] = None
+    clips: Optional[int] = None
+    eta_seconds: Optional[float] = None
+
+
+@dataclass
+class Done(Event):
+    type: ClassVar[str] = "done"
+    job_id: str
+    output_path: str
+    frames: int
+    duration_seconds: float
+    fps: int
+    width: int
+    height: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Error(Event):
+    type: ClassVar[str] = "error"
+    job_id: Optional[str]
+    code: str
+    message: str
+    retryable: bool = False
+
+
+@dataclass
+class HeartbeatReply(Event):
+    type: ClassVar[str] = "heartbeat"
+    seq: int
+    active_jobs: list[str]
+
+
+@dataclass
+class Bye(Event):
+    type: ClassVar[str] = "bye"
+
+
+class MessageWriter:
+    """Writes events to the protocol stream: one line each, flushed at once, safe to call from any thread."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._broken = False
+
+    def send(self, event: Event) -> None:
+        line = event.to_json() + "\n"
+        with self._lock:
+            if self._broken:
+                return
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (BrokenPipeError, ValueError, OSError) as exc:  # the service went away; stdin EOF follows
+                self._broken = True
+                log.warning("protocol stream closed, dropping events: %s", exc)

@@ -1,0 +1,212 @@
+"""The engine worker: hello -> load -> ready -> jobs -> bye, over JSON lines.
+
+Threads: the main thread loads the engine and then waits for shutdown; an input thread reads stdin so that
+`cancel` and `heartbeat` are handled while jobs run; each job runs in its own thread, at most
+`max_concurrent_jobs` at once. Every job ends with exactly one `done` or `error`, sent from `finally`.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import BinaryIO, Optional, Union
+
+from .engines.base import Engine, EngineError, JobCancelled, JobRequest
+from .job_context import ProtocolJobContext
+from .media.video import remove_partial_output
+from .protocol import (BadMessage, Bye, CancelMessage, Done, Error, Event, Hello, HeartbeatMessage, HeartbeatReply,
+                       JobMessage, MessageWriter, Ready, ShutdownMessage, parse_message)
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_JOIN_SECONDS = 30.0   # how long shutdown waits for cancelled jobs to wind down
+
+
+class WorkerState(enum.Enum):
+    LOADING = "loading"     # hello sent; jobs are refused with not_ready
+    READY = "ready"         # accepting jobs
+    STOPPING = "stopping"   # shutdown or stdin closed: running jobs are cancelled, new ones refused
+    FAILED = "failed"       # loading failed
+
+
+@dataclass
+class RunningJob:
+    request: JobRequest
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    thread: Optional[threading.Thread] = None
+
+
+class Worker:
+    def __init__(self, engine: Engine, writer: MessageWriter):
+        self.engine = engine
+        self.writer = writer
+        self.capabilities = engine.capabilities()
+        self.max_jobs = int(self.capabilities["max_concurrent_jobs"])
+        self.state = WorkerState.LOADING
+        self._jobs: dict[str, RunningJob] = {}
+        self._lock = threading.Lock()          # guards state and _jobs
+        self._stop = threading.Event()
+
+    # MARK: - lifecycle
+
+    def serve(self, stdin: BinaryIO) -> int:
+        """Run until `shutdown` or end of input. Returns the process exit status (0, or 1 if loading failed)."""
+        self.writer.send(Hello(self.engine.name, self.engine.version, self.capabilities))
+        threading.Thread(target=self._read_input, args=(stdin,), name="stdin", daemon=True).start()
+
+        started = time.monotonic()
+        try:
+            self.engine.load()
+        except Exception as exc:  # any failure to load is load_failed; the message names the cause
+            log.error("loading the %s engine failed:\n%s", self.engine.name, traceback.format_exc())
+            with self._lock:
+                self.state = WorkerState.FAILED
+            message = exc.message if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            self.writer.send(Error(None, "load_failed", message, False))
+            return 1
+        with self._lock:
+            if self.state is WorkerState.LOADING:
+                self.state = WorkerState.READY
+        self.writer.send(Ready(round(time.monotonic() - started, 3)))
+        log.info("%s engine ready", self.engine.name)
+
+        self._stop.wait()
+        self._drain()
+        self.writer.send(Bye())
+        return 0
+
+    def stop(self) -> None:
+        """Stop taking jobs, cancel the running ones; `serve` then drains and returns."""
+        with self._lock:
+            if self.state is not WorkerState.FAILED:
+                self.state = WorkerState.STOPPING
+            for job in self._jobs.values():
+                job.cancelled.set()
+        self._stop.set()
+
+    def _drain(self) -> None:
+        with self._lock:
+            threads = [job.thread for job in self._jobs.values() if job.thread is not None]
+        deadline = time.monotonic() + SHUTDOWN_JOIN_SECONDS
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # MARK: - input
+
+    def _read_input(self, stdin: BinaryIO) -> None:
+        for line in stdin:
+            if line.strip():
+                self.handle_line(line)
+        log.info("stdin closed; shutting down")
+        self.stop()
+
+    def handle_line(self, line: Union[str, bytes]) -> None:
+        """Act on one inbound line. Never raises: bad input becomes an `error` event."""
+        try:
+            message = parse_message(line)
+        except BadMessage as exc:
+            self.writer.send(Error(exc.job_id, exc.code, exc.message, False))
+            return
+        try:
+            if isinstance(message, HeartbeatMessage):
+                with self._lock:
+                    active = list(self._jobs)
+                self.writer.send(HeartbeatReply(message.seq, active))
+            elif isinstance(message, CancelMessage):
+                self._cancel(message.job_id)
+            elif isinstance(message, JobMessage):
+                self._start(message.request)
+            elif isinstance(message, ShutdownMessage):
+                self.stop()
+        except Exception as exc:  # a bug in handling must not kill the input thread
+            log.error("handling %s failed:\n%s", type(message).__name__, traceback.format_exc())
+            self.writer.send(Error(getattr(message, "job_id", None), "internal", str(exc), False))
+
+    def _cancel(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is not None:
+            log.info("cancelling job %s", job_id)
+            job.cancelled.set()
+
+    def _start(self, request: JobRequest) -> None:
+        refusal = self._check_params(request)
+        with self._lock:
+            if refusal is None:
+                refusal = self._refusal(request.job_id)
+            if refusal is None:
+                job = RunningJob(request)
+                job.thread = threading.Thread(target=self._run, args=(job,), name=f"job-{request.job_id}",
+                                              daemon=True)
+                self._jobs[request.job_id] = job
+                job.thread.start()
+                return
+        self.writer.send(refusal)
+
+    def _refusal(self, job_id: str) -> Optional[Error]:
+        """Why a job cannot start now (called with the lock held), or None."""
+        if self.state is WorkerState.LOADING:
+            return Error(job_id, "not_ready", "the engine is still loading", True)
+        if self.state is not WorkerState.READY:
+            return Error(job_id, "not_ready", "the engine is shutting down", True)
+        if job_id in self._jobs:
+            return Error(job_id, "bad_message", f"job {job_id} is already running", False)
+        if len(self._jobs) >= self.max_jobs:
+            return Error(job_id, "busy", f"already running {len(self._jobs)} of {self.max_jobs} jobs", True)
+        return None
+
+    def _check_params(self, request: JobRequest) -> Optional[Error]:
+        """Params this engine cannot honour (its capabilities), as a bad_params error."""
+        params, caps = request.params, self.capabilities
+
+        def bad(message: str) -> Error:
+            return Error(request.job_id, "bad_params", message, False)
+
+        if params.resolution not in caps.get("resolutions", []):
+            return bad(f"resolution {params.resolution} is not supported; use one of {caps.get('resolutions')}")
+        if params.steps is not None and "max_steps" in caps and params.steps > caps["max_steps"]:
+            return bad(f"steps {params.steps} is more than this engine's maximum of {caps['max_steps']}")
+        if (params.audio2_path or params.speaker_boxes) and not caps.get("two_speakers", False):
+            return bad(f"the {self.engine.name} engine does not support two speakers (audio2_path, speaker_boxes)")
+        return None
+
+    # MARK: - jobs
+
+    def _run(self, job: RunningJob) -> None:
+        request = job.request
+        started = time.monotonic()
+        context = ProtocolJobContext(request.job_id, self.writer.send, job.cancelled)
+        outcome: Optional[Event] = None
+        try:
+            log.info("job %s started", request.job_id)
+            result = self.engine.run(request, context)
+            outcome = Done(request.job_id, result.output_path, result.frames, round(result.duration_seconds, 3),
+                           result.fps, result.width, result.height, round(time.monotonic() - started, 3),
+                           list(result.warnings))
+        except JobCancelled:
+            outcome = Error(request.job_id, "cancelled", "the job was cancelled", False)
+        except EngineError as exc:
+            outcome = Error(request.job_id, exc.code, exc.message, exc.retryable)
+        except Exception as exc:
+            outcome = _unexpected_failure(request.job_id, exc)
+        finally:
+            if not isinstance(outcome, Done):
+                remove_partial_output(request.output_path)
+            if outcome is None:  # a BaseException (e.g. SystemExit) is on its way out
+                outcome = Error(request.job_id, "internal", "the job was interrupted", False)
+            with self._lock:
+                self._jobs.pop(request.job_id, None)
+            self.writer.send(outcome)
+            log.info("job %s finished: %s", request.job_id,
+                     outcome.type if isinstance(outcome, Done) else getattr(outcome, "code", "?"))
+
+
+def _unexpected_failure(job_id: str, exc: Exception) -> Error:
+    """Map an exception the engine did not classify: out of memory is retryable, the rest is internal."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+        return Error(job_id, "out_of_memory", f"out of memory: {exc}", True)
+    log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+    return Error(job_id, "internal", f"{type(exc).__name__}: {exc}", False)
