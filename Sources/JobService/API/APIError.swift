@@ -1,10 +1,10 @@
+import Foundation
 import Hummingbird
 
-/// An error answered to API clients as `{"error": {"code": "...", "message": "..."}}`.
+/// An error answered to API clients as `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 ///
 /// `code` is stable (clients switch on it); `message` is for people. `field` names the form field at fault,
-/// when there is one. Throw it from any handler: `ErrorMiddleware`-free, Hummingbird renders it through
-/// `HTTPResponseError`.
+/// when there is one. Throw it from any handler: Hummingbird renders it through `HTTPResponseError`.
 public struct APIError: Error, Sendable, Equatable {
     public var status: HTTPResponse.Status
     public var code: String
@@ -22,15 +22,36 @@ public struct APIError: Error, Sendable, Equatable {
     }
 }
 
+/// The JSON shape of every error response.
+struct ErrorBody: Codable, Sendable {
+    struct Detail: Codable, Sendable {
+        let code: String
+        let message: String
+        let field: String?
+    }
+    let error: Detail
+}
+
 extension APIError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        struct Body: Encodable {
-            struct Detail: Encodable { let code: String; let message: String; let field: String? }
-            let error: Detail
-        }
-        let body = try JSONEncoder().encode(Body(error: .init(code: code, message: message, field: field)))
+        let body = try JSONEncoder().encode(ErrorBody(error: .init(code: code, message: message, field: field)))
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
+}
+
+// MARK: - Common errors
+
+extension APIError {
+    static func notFound(_ id: String) -> APIError {
+        APIError(.notFound, code: "not_found", message: "No request with id \(id).")
+    }
+
+    static func invalidParameter(_ field: String, _ message: String) -> APIError {
+        APIError(.unprocessableContent, code: "invalid_parameter", message: message, field: field)
+    }
+
+    static let shuttingDown = APIError(.serviceUnavailable, code: "shutting_down",
+                                       message: "The server is shutting down; try again shortly.")
 }

@@ -1,0 +1,137 @@
+import Foundation
+
+/// A job as the API shows it: the seed's fields (`request_id`, `status`, `message`, `timestamp`,
+/// `position_in_queue`, `estimated_time`, `result_url`) plus extensions. Nil values are written as `null`.
+public struct JobStatusResponse: Encodable, Sendable, Equatable {
+    public var requestId: String
+    public var status: JobStatus
+    public var message: String
+    /// When the request was created (as in the seed).
+    public var timestamp: Date
+    public var positionInQueue: Int?
+    public var estimatedTime: String?
+    public var estimatedSeconds: Double?
+    public var resultUrl: String?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var progress: JobProgress?
+    public var params: JobParameters
+    public var error: JobFailure?
+    public var attempts: Int
+    public var result: JobOutput?
+
+    enum CodingKeys: String, CodingKey {
+        case requestId, status, message, timestamp, positionInQueue, estimatedTime, estimatedSeconds, resultUrl
+        case createdAt, startedAt, finishedAt, progress, params, error, attempts, result
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(requestId, forKey: .requestId)
+        try container.encode(status, forKey: .status)
+        try container.encode(message, forKey: .message)
+        try container.encode(timestamp, forKey: .timestamp)
+        try container.encode(positionInQueue, forKey: .positionInQueue)
+        try container.encode(estimatedTime, forKey: .estimatedTime)
+        try container.encode(estimatedSeconds, forKey: .estimatedSeconds)
+        try container.encode(resultUrl, forKey: .resultUrl)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(finishedAt, forKey: .finishedAt)
+        try container.encode(progress, forKey: .progress)
+        try container.encode(params, forKey: .params)
+        try container.encode(error, forKey: .error)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encode(result, forKey: .result)
+    }
+}
+
+/// `POST /api/generate`'s answer: the seed's shape plus `params`.
+struct SubmitResponse: Encodable, Sendable {
+    var requestId: String
+    var status: JobStatus
+    var message: String
+    var timestamp: Date
+    var positionInQueue: Int?
+    var params: JobParameters
+}
+
+/// `GET /api/queue`.
+struct QueueResponse: Encodable, Sendable {
+    var queueSize: Int
+    var processingCount: Int
+    var maxQueueSize: Int
+    var maxConcurrent: Int
+    /// The processing jobs, then the queued ones in queue order.
+    var requests: [JobStatusResponse]
+}
+
+/// `GET /api/requests`.
+struct RequestListResponse: Encodable, Sendable {
+    var requests: [JobStatusResponse]
+    var total: Int
+    var limit: Int
+    var offset: Int
+}
+
+// MARK: - WebSocket messages
+
+/// `queue_update`: the queue changed.
+public struct QueueUpdateMessage: Encodable, Sendable {
+    public var type = "queue_update"
+    public var timestamp: Date
+    public var queueSize: Int
+    public var processingCount: Int
+    public var maxQueueSize: Int
+    public var maxConcurrent: Int
+    public var queuedIds: [String]
+    public var processingIds: [String]
+}
+
+/// `status_update`: a job's status or message changed; the whole status object plus `type`.
+public struct StatusUpdateMessage: Encodable, Sendable {
+    public var status: JobStatusResponse
+
+    enum CodingKeys: String, CodingKey { case type }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode("status_update", forKey: .type)
+        try status.encode(to: encoder)
+    }
+}
+
+/// `progress_update`: a running job advanced.
+public struct ProgressUpdateMessage: Encodable, Sendable {
+    public var type = "progress_update"
+    public var requestId: String
+    public var stage: String
+    public var message: String
+    public var step: Int?
+    public var steps: Int?
+    public var clip: Int?
+    public var clips: Int?
+    public var progress: Double
+    public var etaSeconds: Double?
+    public var timestamp: Date
+
+    enum CodingKeys: String, CodingKey {
+        case type, requestId, stage, message, step, steps, clip, clips, progress, etaSeconds, timestamp
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(type, forKey: .type)
+        try container.encode(requestId, forKey: .requestId)
+        try container.encode(stage, forKey: .stage)
+        try container.encode(message, forKey: .message)
+        try container.encode(step, forKey: .step)
+        try container.encode(steps, forKey: .steps)
+        try container.encode(clip, forKey: .clip)
+        try container.encode(clips, forKey: .clips)
+        try container.encode(progress, forKey: .progress)
+        try container.encode(etaSeconds, forKey: .etaSeconds)
+        try container.encode(timestamp, forKey: .timestamp)
+    }
+}

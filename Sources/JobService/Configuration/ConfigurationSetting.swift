@@ -1,0 +1,222 @@
+import Foundation
+
+/// One configurable setting: its command-line flag, its environment variable and how a text value sets it.
+///
+/// Every setting is declared once, in `ConfigurationSetting.all`; the `Server` target turns each into a flag and
+/// `docs/configuration.md` lists each (a test checks that). Flags win over environment variables, which win over
+/// the defaults of `ServiceConfiguration`.
+public struct ConfigurationSetting: Sendable {
+    /// The flag without dashes, e.g. `port` for `--port`.
+    public let flag: String
+    /// The environment variable, e.g. `INFINITETALK_PORT`.
+    public let environmentVariable: String
+    /// One line for `--help` and the docs.
+    public let help: String
+    let apply: @Sendable (inout ServiceConfiguration, String) throws -> Void
+
+    init(_ flag: String, _ help: String, apply: @escaping @Sendable (inout ServiceConfiguration, String) throws -> Void) {
+        self.flag = flag
+        self.environmentVariable = "INFINITETALK_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
+        self.help = help
+        self.apply = apply
+    }
+}
+
+/// A setting's value could not be read.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+}
+
+extension ServiceConfiguration {
+    /// Builds a configuration from the defaults, then `environment`, then `flags` (keyed by `flag`).
+    public static func resolve(environment: [String: String], flags: [String: String] = [:]) throws -> ServiceConfiguration {
+        var configuration = ServiceConfiguration()
+        for setting in ConfigurationSetting.all {
+            if let value = environment[setting.environmentVariable], !value.isEmpty {
+                try configuration.apply(setting, value, source: setting.environmentVariable)
+            }
+        }
+        for setting in ConfigurationSetting.all {
+            if let value = flags[setting.flag] {
+                try configuration.apply(setting, value, source: "--" + setting.flag)
+            }
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    mutating func apply(_ setting: ConfigurationSetting, _ value: String, source: String) throws {
+        do {
+            try setting.apply(&self, value.trimmingCharacters(in: .whitespaces))
+        } catch let error as ConfigurationError {
+            throw ConfigurationError(description: "\(source)=\(value): \(error.description)")
+        }
+    }
+
+    /// Rejects combinations that cannot work.
+    public func validate() throws {
+        func fail(_ message: String) -> ConfigurationError { ConfigurationError(description: message) }
+        if !(0...65535).contains(port) { throw fail("port must be 0...65535") }
+        if maxQueueSize < 1 { throw fail("max-queue-size must be at least 1") }
+        if let concurrent = maxConcurrentJobs, concurrent < 1 { throw fail("max-concurrent must be at least 1") }
+        if maxAttempts < 1 { throw fail("max-attempts must be at least 1") }
+        if uploadLimits.minAudioSeconds > uploadLimits.maxAudioSeconds {
+            throw fail("min-audio-seconds is above max-audio-seconds")
+        }
+        if engine.heartbeatTimeout <= engine.heartbeatInterval {
+            throw fail("heartbeat-timeout must be longer than heartbeat-interval")
+        }
+    }
+}
+
+// MARK: - The settings
+
+extension ConfigurationSetting {
+    /// Every setting, in the order `--help` and the docs show them.
+    public static let all: [ConfigurationSetting] = [
+        .init("host", "Address to bind (default 127.0.0.1; 0.0.0.0 for every interface).") { $0.host = $1 },
+        .init("port", "TCP port (default 8000; 0 picks a free one).") { $0.port = try parseInt($1) },
+        .init("data-dir", "Folder for the SQLite database, uploads and results (default data).") { $0.dataDirectory = $1 },
+        .init("web-dir", "Folder served at / (default <repo>/web when found).") { $0.webDirectory = $1 },
+        .init("engine", "Engine name passed as --engine: preview or infinitetalk (default preview).") { $0.engine.name = $1 },
+        .init("weights", "Model weights folder passed to the engine as --weights.") { $0.engine.weights = $1 },
+        .init("device", "Device passed to the engine as --device (cuda, cpu).") { $0.engine.device = $1 },
+        .init("engine-python", "Python running `-m infinitetalk_engine` (default <repo>/.venv/bin/python).") {
+            $0.engine.python = $1
+        },
+        .init("engine-command", "Whole engine command line, replacing the python one (split on spaces; quotes group).") {
+            $0.engine.command = try splitCommandLine($1)
+        },
+        .init("max-queue-size", "Most queued jobs; one more gets 429 queue_full (default 20).") {
+            $0.maxQueueSize = try parseInt($1)
+        },
+        .init("max-concurrent", "Jobs run at once (default: the engine's max_concurrent_jobs).") {
+            $0.maxConcurrentJobs = try parseInt($1)
+        },
+        .init("max-attempts", "Starts per job before an interrupted job fails with `interrupted` (default 2).") {
+            $0.maxAttempts = try parseInt($1)
+        },
+        .init("shutdown-grace", "On SIGTERM, how long running jobs may finish before being re-queued (default 30s).") {
+            $0.shutdownGracePeriod = try parseDuration($1)
+        },
+        .init("max-image-bytes", "Largest image upload (default 10M = 10485760 bytes).") {
+            $0.uploadLimits.maxImageBytes = try parseBytes($1)
+        },
+        .init("max-audio-bytes", "Largest audio upload (default 50M = 52428800 bytes).") {
+            $0.uploadLimits.maxAudioBytes = try parseBytes($1)
+        },
+        .init("max-image-width", "Widest image in pixels (default 4096).") { $0.uploadLimits.maxImageWidth = try parseInt($1) },
+        .init("max-image-height", "Tallest image in pixels (default 4096).") { $0.uploadLimits.maxImageHeight = try parseInt($1) },
+        .init("min-image-side", "Shortest image side in pixels (default 64).") { $0.uploadLimits.minImageSide = try parseInt($1) },
+        .init("min-audio-seconds", "Shortest audio in seconds (default 0.5).") {
+            $0.uploadLimits.minAudioSeconds = try parseDouble($1)
+        },
+        .init("max-audio-seconds", "Longest audio in seconds (default 600).") {
+            $0.uploadLimits.maxAudioSeconds = try parseDouble($1)
+        },
+        .init("max-prompt-length", "Longest prompt / negative_prompt in characters (default 2000).") {
+            $0.maxPromptLength = try parseInt($1)
+        },
+        .init("max-steps", "Largest `steps` a client may ask for (default 50).") { $0.maxSteps = try parseInt($1) },
+        .init("ffprobe", "ffprobe used to measure audio (default ffprobe from PATH).") { $0.ffprobePath = $1 },
+        .init("retention", "Delete results older than this; `off` keeps them (default 7d).") {
+            $0.retention = try parseOptionalDuration($1)
+        },
+        .init("retention-sweep", "How often the retention sweep runs (default 10m).") {
+            $0.retentionSweepInterval = try parseDuration($1)
+        },
+        .init("heartbeat-interval", "How often the service pings the engine (default 5s).") {
+            $0.engine.heartbeatInterval = try parseDuration($1)
+        },
+        .init("heartbeat-timeout", "No heartbeat answer this long means a hung engine: engine_timeout (default 30s).") {
+            $0.engine.heartbeatTimeout = try parseDuration($1)
+        },
+        .init("engine-startup-timeout", "Longest wait for the engine's hello + ready (default 15m).") {
+            $0.engine.startupTimeout = try parseDuration($1)
+        },
+        .init("cancel-timeout", "A cancelled job still running after this long counts as a hang (default 5s).") {
+            $0.engine.cancelTimeout = try parseDuration($1)
+        },
+        .init("restart-backoff", "First wait before restarting a dead engine, doubled per failure (default 500ms).") {
+            $0.engine.restartBackoff = try parseDuration($1)
+        },
+        .init("max-restart-backoff", "Longest wait between engine restarts (default 30s).") {
+            $0.engine.maxRestartBackoff = try parseDuration($1)
+        },
+    ]
+}
+
+// MARK: - Value parsing
+
+func parseInt(_ text: String) throws -> Int {
+    guard let value = Int(text) else { throw ConfigurationError(description: "not an integer") }
+    return value
+}
+
+func parseDouble(_ text: String) throws -> Double {
+    guard let value = Double(text), value.isFinite else { throw ConfigurationError(description: "not a number") }
+    return value
+}
+
+/// `10485760`, `512K`, `10M`, `10MB`, `10MiB`, `1G`: suffixes are powers of 1024.
+func parseBytes(_ text: String) throws -> Int {
+    let units: [(String, Int)] = [("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20),
+                                  ("GB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1)]
+    let upper = text.uppercased()
+    for (suffix, factor) in units where upper.hasSuffix(suffix) {
+        let number = upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+        guard let value = Int(number), value >= 0 else { break }
+        return value * factor
+    }
+    guard let value = Int(text), value >= 0 else { throw ConfigurationError(description: "not a byte count (e.g. 10M)") }
+    return value
+}
+
+/// `30` (seconds), `500ms`, `30s`, `5m`, `2h`, `7d`, `1.5s`.
+func parseDuration(_ text: String) throws -> Duration {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+    var number = text
+    var factor = 1.0
+    for (suffix, unitFactor) in units where text.hasSuffix(suffix) {
+        number = String(text.dropLast(suffix.count))
+        factor = unitFactor
+        break
+    }
+    guard let value = Double(number.trimmingCharacters(in: .whitespaces)), value >= 0, value.isFinite else {
+        throw ConfigurationError(description: "not a duration (e.g. 30s, 500ms, 5m, 7d)")
+    }
+    return .milliseconds(Int64((value * factor * 1000).rounded()))
+}
+
+/// A duration, or `nil` for `off` / `never` / `0`.
+func parseOptionalDuration(_ text: String) throws -> Duration? {
+    if ["off", "never", "none", "0"].contains(text.lowercased()) { return nil }
+    return try parseDuration(text)
+}
+
+/// Splits a command line on spaces; single or double quotes keep spaces inside one argument.
+func splitCommandLine(_ text: String) throws -> [String] {
+    var arguments: [String] = []
+    var current = ""
+    var quote: Character?
+    var inArgument = false
+    for character in text {
+        if let open = quote {
+            if character == open { quote = nil } else { current.append(character) }
+        } else if character == "\"" || character == "'" {
+            quote = character
+            inArgument = true
+        } else if character == " " || character == "\t" {
+            if inArgument { arguments.append(current) }
+            current = ""
+            inArgument = false
+        } else {
+            current.append(character)
+            inArgument = true
+        }
+    }
+    guard quote == nil else { throw ConfigurationError(description: "unbalanced quote") }
+    if inArgument { arguments.append(current) }
+    guard !arguments.isEmpty else { throw ConfigurationError(description: "empty command") }
+    return arguments
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Uploads
+
+/// Everything the service can be told at start-up: where it listens, where it keeps data, how it runs the engine,
+/// and every limit. Filled from environment variables (`ServiceConfiguration+Environment.swift`), then from
+/// command-line flags (the `Server` target); the defaults here are the public contract's (`docs/api.md`).
+public struct ServiceConfiguration: Sendable {
+    // MARK: - HTTP
+
+    /// Address to bind (`127.0.0.1`, `0.0.0.0`).
+    public var host: String = "127.0.0.1"
+    /// TCP port; 0 picks a free one.
+    public var port: Int = 8000
+    /// Folder served at `/` (the web page); `nil` or missing serves nothing there.
+    public var webDirectory: String?
+
+    // MARK: - Storage
+
+    /// Folder holding the SQLite database, uploads and results.
+    public var dataDirectory: String = "data"
+    /// Keep the database in memory (tests only: nothing survives the process).
+    public var inMemoryDatabase: Bool = false
+
+    // MARK: - Engine
+
+    /// How to start the engine process.
+    public var engine: EngineConfiguration = EngineConfiguration()
+
+    // MARK: - Queue
+
+    /// Most jobs waiting in the queue; one more gets 429 `queue_full`.
+    public var maxQueueSize: Int = 20
+    /// Jobs run at once; `nil` takes the engine's `hello.capabilities.max_concurrent_jobs`.
+    public var maxConcurrentJobs: Int?
+    /// How many times a job may be started; a job interrupted (crash of the service, retryable engine error) more
+    /// often than this fails with `interrupted`.
+    public var maxAttempts: Int = 2
+    /// How long a graceful shutdown (SIGTERM) waits for running jobs before re-queueing them.
+    public var shutdownGracePeriod: Duration = .seconds(30)
+
+    // MARK: - Limits
+
+    /// Upload byte, pixel and duration caps.
+    public var uploadLimits: UploadLimits = UploadLimits()
+    /// Longest accepted `prompt` / `negative_prompt`, in characters.
+    public var maxPromptLength: Int = 2000
+    /// Largest accepted `steps`.
+    public var maxSteps: Int = 50
+    /// `ffprobe` used to measure audio durations.
+    public var ffprobePath: String = "ffprobe"
+
+    // MARK: - Retention
+
+    /// Results (and leftover uploads) older than this are deleted; their downloads answer 410 `result_expired`.
+    /// `nil` keeps everything.
+    public var retention: Duration? = .seconds(7 * 24 * 3600)
+    /// How often the retention sweep runs.
+    public var retentionSweepInterval: Duration = .seconds(600)
+
+    /// Creates the default configuration.
+    public init() {}
+
+    /// The folder for uploaded files, one sub-folder per job.
+    public var uploadsDirectory: String { (dataDirectory as NSString).appendingPathComponent("uploads") }
+    /// The folder for finished videos.
+    public var resultsDirectory: String { (dataDirectory as NSString).appendingPathComponent("results") }
+    /// The SQLite database file.
+    public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("infinitetalk.sqlite") }
+}
+
+/// How the engine process is started and watched.
+public struct EngineConfiguration: Sendable {
+    /// Engine name passed as `--engine` (`preview`, `infinitetalk`).
+    public var name: String = "preview"
+    /// Model weights folder passed as `--weights`, if any.
+    public var weights: String?
+    /// Device passed as `--device` (`cuda`, `cpu`), if any.
+    public var device: String?
+    /// Python interpreter running `-m infinitetalk_engine`; `nil` finds `<repo>/.venv/bin/python`.
+    public var python: String?
+    /// The whole command line, replacing the python one (tests, custom engines).
+    public var command: [String]?
+    /// Folder `python -m infinitetalk_engine` runs in (the repository root when found).
+    public var workingDirectory: String?
+    /// How often the service sends `heartbeat`.
+    public var heartbeatInterval: Duration = .seconds(5)
+    /// No heartbeat answer for this long: the engine is hung; its jobs fail with `engine_timeout`.
+    public var heartbeatTimeout: Duration = .seconds(30)
+    /// Longest wait for `hello` + `ready` after start (model loading).
+    public var startupTimeout: Duration = .seconds(900)
+    /// A cancelled job the engine has not ended after this long counts as a hang.
+    public var cancelTimeout: Duration = .seconds(5)
+    /// First wait before restarting a dead engine; doubles up to `maxRestartBackoff`.
+    public var restartBackoff: Duration = .milliseconds(500)
+    /// Longest wait between restarts.
+    public var maxRestartBackoff: Duration = .seconds(30)
+
+    /// Creates the default engine configuration.
+    public init() {}
+}

@@ -1,0 +1,76 @@
+import Foundation
+import GRDB
+
+/// One generation request: its inputs, options, status and outcome. One row of the `job` table.
+public struct Job: Codable, Sendable, Equatable, Identifiable {
+    /// Lowercase UUID, the public `request_id`.
+    public var id: String
+    /// Queue order: jobs are started in increasing `sequence` (FIFO); a re-queued job keeps its place.
+    public var sequence: Int64
+    public var status: JobStatus
+    /// The latest human-readable message (`Request added to queue`, `Generating clip 2 of 3`, ...).
+    public var message: String
+    public var parameters: JobParameters
+    public var imagePath: String
+    public var audioPath: String
+    /// Measured at upload; drives time estimates.
+    public var audioSeconds: Double
+    /// Where the engine writes the video.
+    public var resultPath: String
+    public var output: JobOutput?
+    public var errorCode: String?
+    public var errorMessage: String?
+    /// How many times the job was started.
+    public var attempts: Int
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// When retention deleted the result (downloads then answer 410 `result_expired`).
+    public var expiredAt: Date?
+
+    public init(id: String, sequence: Int64 = 0, status: JobStatus = .queued, message: String = "Request added to queue",
+                parameters: JobParameters, imagePath: String, audioPath: String, audioSeconds: Double,
+                resultPath: String, output: JobOutput? = nil, errorCode: String? = nil, errorMessage: String? = nil,
+                attempts: Int = 0, createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil,
+                expiredAt: Date? = nil) {
+        self.id = id
+        self.sequence = sequence
+        self.status = status
+        self.message = message
+        self.parameters = parameters
+        self.imagePath = imagePath
+        self.audioPath = audioPath
+        self.audioSeconds = audioSeconds
+        self.resultPath = resultPath
+        self.output = output
+        self.errorCode = errorCode
+        self.errorMessage = errorMessage
+        self.attempts = attempts
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.expiredAt = expiredAt
+    }
+
+    /// The failure, when the job failed or was cancelled.
+    public var failure: JobFailure? {
+        guard let errorCode else { return nil }
+        return JobFailure(code: errorCode, message: errorMessage ?? "")
+    }
+}
+
+extension JobStatus: DatabaseValueConvertible {}
+
+extension Job: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "job"
+
+    public enum Columns {
+        static let id = Column(CodingKeys.id)
+        static let sequence = Column(CodingKeys.sequence)
+        static let status = Column(CodingKeys.status)
+        static let attempts = Column(CodingKeys.attempts)
+        static let createdAt = Column(CodingKeys.createdAt)
+        static let finishedAt = Column(CodingKeys.finishedAt)
+        static let expiredAt = Column(CodingKeys.expiredAt)
+    }
+}

@@ -1,0 +1,52 @@
+import Prometheus
+
+/// The service's Prometheus metrics, in their own registry (no global bootstrap, so tests can build many apps).
+public final class ServiceMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let queueDepth: Gauge
+    let jobsProcessing: Gauge
+    let engineRestarts: Counter
+    let jobSeconds: ValueHistogram
+    private let jobsByStatus: [JobStatus: Counter]
+    private let uploadBytesByKind: [String: Counter]
+
+    public init() {
+        func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "infinitetalk", metricName: metric, unitName: unit, helpText: help)
+        }
+        queueDepth = registry.makeGauge(descriptor: name("queue", "depth", "Jobs waiting in the queue."))
+        jobsProcessing = registry.makeGauge(descriptor: name("jobs", "processing", "Jobs running now."))
+        engineRestarts = registry.makeCounter(
+            descriptor: name("engine_restarts", "total", "Times a dead or hung engine was started again."))
+        jobSeconds = registry.makeValueHistogram(
+            descriptor: name("job", "seconds", "Compute time of finished jobs, from start to end."),
+            buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1200, 3600])
+        var jobs: [JobStatus: Counter] = [:]
+        for status in JobStatus.allCases {
+            jobs[status] = registry.makeCounter(
+                descriptor: name("jobs", "total", "Jobs that reached a status (queued counts submissions)."),
+                labels: [("status", status.rawValue)])
+        }
+        jobsByStatus = jobs
+        var uploads: [String: Counter] = [:]
+        for kind in ["image", "audio"] {
+            uploads[kind] = registry.makeCounter(
+                descriptor: name("upload_bytes", "total", "Bytes of accepted uploads."), labels: [("kind", kind)])
+        }
+        uploadBytesByKind = uploads
+    }
+
+    /// Counts a job reaching `status`.
+    func countJob(_ status: JobStatus) {
+        jobsByStatus[status]?.increment()
+    }
+
+    func countUpload(kind: String, bytes: Int) {
+        uploadBytesByKind[kind]?.increment(by: Int64(bytes))
+    }
+
+    /// The text exposition.
+    public func render() -> String {
+        registry.emitToString()
+    }
+}

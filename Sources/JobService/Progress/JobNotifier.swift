@@ -1,0 +1,29 @@
+import Foundation
+import Logging
+
+/// Tells WebSocket clients about job changes: `status_update` for the job, then `queue_update` when the queue
+/// changed.
+public struct JobNotifier: Sendable {
+    let broadcaster: ProgressBroadcaster
+    let reporter: StatusReporter
+    let logger: Logger
+
+    /// A job's status or message changed.
+    func statusChanged(_ job: Job, queueChanged: Bool = true) async {
+        do {
+            broadcaster.broadcast(StatusUpdateMessage(status: try await reporter.status(of: job)))
+            if queueChanged { broadcaster.broadcast(try await reporter.queueUpdate()) }
+        } catch {
+            logger.warning("could not publish the status of \(job.id): \(error)")
+        }
+    }
+
+    /// A running job advanced; rate-limited per job unless `force` (stage changes).
+    func progressed(_ jobID: String, progress: JobProgress, message: String, force: Bool = false) {
+        guard broadcaster.admitProgress(for: jobID, force: force) else { return }
+        broadcaster.broadcast(ProgressUpdateMessage(
+            requestId: jobID, stage: progress.stage, message: message, step: progress.step, steps: progress.steps,
+            clip: progress.clip, clips: progress.clips, progress: progress.progress, etaSeconds: progress.etaSeconds,
+            timestamp: Date()))
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+
+/// Messages of the engine protocol (`docs/engine-protocol.md`), one JSON object per line, grouped by direction.
+
+// MARK: - Engine → service
+
+/// What the engine says about itself in `hello`.
+public struct EngineHello: Codable, Sendable, Equatable {
+    public struct Capabilities: Codable, Sendable, Equatable {
+        public var resolutions: [String]
+        public var fps: Int
+        public var maxConcurrentJobs: Int
+        public var device: String
+        public var isPreview: Bool
+        public var twoSpeakers: Bool?
+        public var defaultSteps: Int?
+        public var maxSteps: Int?
+    }
+
+    public var protocolVersion: Int
+    public var engine: String
+    public var engineVersion: String
+    public var capabilities: Capabilities
+}
+
+public struct EngineStage: Codable, Sendable, Equatable {
+    public var jobId: String
+    public var stage: String
+    public var message: String
+    public var clip: Int?
+    public var clips: Int?
+}
+
+public struct EngineProgress: Codable, Sendable, Equatable {
+    public var jobId: String
+    public var step: Int?
+    public var steps: Int?
+    public var clip: Int?
+    public var clips: Int?
+    public var fraction: Double
+    public var etaSeconds: Double?
+}
+
+public struct EngineDone: Codable, Sendable, Equatable {
+    public var jobId: String
+    public var outputPath: String
+    public var frames: Int
+    public var durationSeconds: Double
+    public var fps: Int
+    public var width: Int
+    public var height: Int
+    public var seconds: Double?
+    public var warnings: [String]?
+}
+
+public struct EngineError: Codable, Sendable, Equatable {
+    public var jobId: String?
+    public var code: String
+    public var message: String
+    public var retryable: Bool?
+}
+
+/// One line read from the engine.
+public enum EngineEvent: Sendable, Equatable {
+    case hello(EngineHello)
+    case ready(loadSeconds: Double)
+    case stage(EngineStage)
+    case progress(EngineProgress)
+    case done(EngineDone)
+    case error(EngineError)
+    case heartbeat(seq: Int)
+    case bye
+    /// A line that is not a protocol message we know (kept for the log).
+    case unreadable(line: String, reason: String)
+
+    /// The protocol version this service speaks.
+    public static let protocolVersion = 1
+
+    /// Parses one line. Never throws: anything unusable becomes `.unreadable`.
+    public static func parse(_ line: String) -> EngineEvent {
+        let data = Data(line.utf8)
+        struct Envelope: Decodable { let type: String }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        guard let envelope = try? decoder.decode(Envelope.self, from: data) else {
+            return .unreadable(line: line, reason: "not a JSON object with a `type`")
+        }
+        do {
+            switch envelope.type {
+            case "hello": return .hello(try decoder.decode(EngineHello.self, from: data))
+            case "ready":
+                struct Ready: Decodable { let loadSeconds: Double? }
+                return .ready(loadSeconds: try decoder.decode(Ready.self, from: data).loadSeconds ?? 0)
+            case "stage": return .stage(try decoder.decode(EngineStage.self, from: data))
+            case "progress": return .progress(try decoder.decode(EngineProgress.self, from: data))
+            case "done": return .done(try decoder.decode(EngineDone.self, from: data))
+            case "error": return .error(try decoder.decode(EngineError.self, from: data))
+            case "heartbeat":
+                struct Beat: Decodable { let seq: Int }
+                return .heartbeat(seq: try decoder.decode(Beat.self, from: data).seq)
+            case "bye": return .bye
+            default: return .unreadable(line: line, reason: "unknown type `\(envelope.type)`")
+            }
+        } catch {
+            return .unreadable(line: line, reason: "bad `\(envelope.type)` message: \(error)")
+        }
+    }
+
+    /// The job this event is about, if any.
+    public var jobID: String? {
+        switch self {
+        case .stage(let stage): stage.jobId
+        case .progress(let progress): progress.jobId
+        case .done(let done): done.jobId
+        case .error(let error): error.jobId
+        default: nil
+        }
+    }
+}
+
+// MARK: - Service → engine
+
+/// One line written to the engine.
+public enum EngineCommand: Sendable, Equatable {
+    case job(EngineJobRequest)
+    case cancel(jobID: String)
+    case heartbeat(seq: Int)
+    case shutdown
+
+    /// The JSON line, without the newline.
+    public func encoded() -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data: Data?
+        switch self {
+        case .job(let request):
+            data = try? encoder.encode(request)
+        case .cancel(let jobID):
+            data = try? encoder.encode(["type": "cancel", "job_id": jobID])
+        case .heartbeat(let seq):
+            struct Beat: Encodable { let type = "heartbeat"; let seq: Int }
+            data = try? encoder.encode(Beat(seq: seq))
+        case .shutdown:
+            data = try? encoder.encode(["type": "shutdown"])
+        }
+        return String(decoding: data ?? Data(), as: UTF8.self)
+    }
+}
+
+/// The `job` message: files and options of one job.
+public struct EngineJobRequest: Encodable, Sendable, Equatable {
+    public struct Params: Encodable, Sendable, Equatable {
+        public var resolution: String?
+        public var steps: Int?
+        public var seed: Int?
+        public var prompt: String?
+        public var negativePrompt: String?
+        public var shift: Double?
+        public var textGuidanceScale: Double?
+        public var audioGuidanceScale: Double?
+        public var colorCorrection: Double?
+    }
+
+    public let type = "job"
+    public var jobId: String
+    public var imagePath: String
+    public var audioPath: String
+    public var outputPath: String
+    public var params: Params
+
+    public init(jobID: String, imagePath: String, audioPath: String, outputPath: String, parameters: JobParameters) {
+        self.jobId = jobID
+        self.imagePath = imagePath
+        self.audioPath = audioPath
+        self.outputPath = outputPath
+        self.params = Params(resolution: parameters.resolution, steps: parameters.steps, seed: parameters.seed,
+                             prompt: parameters.prompt, negativePrompt: parameters.negativePrompt,
+                             shift: parameters.shift, textGuidanceScale: parameters.textGuidanceScale,
+                             audioGuidanceScale: parameters.audioGuidanceScale,
+                             colorCorrection: parameters.colorCorrection)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case type, jobId, imagePath, audioPath, outputPath, params
+    }
+}

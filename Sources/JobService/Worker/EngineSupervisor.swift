@@ -1,0 +1,281 @@
+import Foundation
+import Logging
+
+/// Keeps one engine process alive and speaks the engine protocol with it.
+///
+/// `run()` starts the engine, waits for `hello` + `ready`, sends `heartbeat`s, and routes each job's events to the
+/// job's stream. When the engine dies (`engine_crashed`) or stops answering (`engine_timeout`: no heartbeat answer,
+/// no `ready` in time, a cancelled job that does not stop), the jobs it was running end with `lost`, and the engine
+/// is started again after a pause that doubles per failure (reset once an engine stays up for a minute).
+public actor EngineSupervisor {
+    public private(set) var state: EngineState = .starting
+    /// The last `hello` seen, kept while the engine restarts.
+    public private(set) var lastHello: EngineHello?
+    public private(set) var restartCount = 0
+
+    private let configuration: EngineConfiguration
+    private let logger: Logger
+    private let onStateChange: @Sendable (EngineState) -> Void
+    private let onRestart: @Sendable () -> Void
+
+    private var process: EngineProcess?
+    private var processStartedAt = ContinuousClock.now
+    private var lastSignOfLife = ContinuousClock.now
+    private var nextHeartbeat = ContinuousClock.now
+    private var heartbeatSequence = 0
+    /// Why the current process is being killed, set just before killing it.
+    private var killReason: JobFailure?
+    private var loadFailure: String?
+    private var activeJobs: [String: AsyncStream<EngineJobEvent>.Continuation] = [:]
+    private var cancelDeadlines: [String: ContinuousClock.Instant] = [:]
+    private var isStopping = false
+    private var stopDeadline: ContinuousClock.Instant?
+
+    /// - Parameters:
+    ///   - onStateChange: called on every state change (wakes the job worker).
+    ///   - onRestart: called each time a dead engine is started again (metrics).
+    public init(configuration: EngineConfiguration, logger: Logger,
+                onStateChange: @escaping @Sendable (EngineState) -> Void = { _ in },
+                onRestart: @escaping @Sendable () -> Void = {}) {
+        self.configuration = configuration
+        self.logger = logger
+        self.onStateChange = onStateChange
+        self.onRestart = onRestart
+    }
+
+    // MARK: - Jobs
+
+    /// How many jobs the engine says it can run at once (1 until it said).
+    public var engineConcurrency: Int { lastHello?.capabilities.maxConcurrentJobs ?? 1 }
+
+    /// Sends a job to the ready engine.
+    /// - Returns: the job's events, or `nil` when the engine is not ready (the job was not sent).
+    public func submit(_ request: EngineJobRequest) -> AsyncStream<EngineJobEvent>? {
+        guard case .ready = state, let process, !isStopping else { return nil }
+        let (events, sink) = AsyncStream.makeStream(of: EngineJobEvent.self)
+        activeJobs[request.jobId] = sink
+        process.send(.job(request))
+        return events
+    }
+
+    /// Asks the engine to stop a job. If it has not ended the job within `cancelTimeout`, the engine counts as hung.
+    public func cancel(jobID: String) {
+        guard activeJobs[jobID] != nil, let process else { return }
+        process.send(.cancel(jobID: jobID))
+        cancelDeadlines[jobID] = .now + configuration.cancelTimeout
+    }
+
+    /// Whether the engine is running `jobID` now.
+    public func isRunning(jobID: String) -> Bool { activeJobs[jobID] != nil }
+
+    // MARK: - Life cycle
+
+    /// Waits until the engine is ready (or stopped).
+    /// - Returns: the engine's `hello`, or `nil` when the supervisor stopped first.
+    public func waitUntilReady(polling interval: Duration = .milliseconds(50)) async -> EngineHello? {
+        while !Task.isCancelled {
+            switch state {
+            case .ready(let hello): return hello
+            case .stopped: return nil
+            case .starting, .unavailable: try? await Task.sleep(for: interval)
+            }
+        }
+        return nil
+    }
+
+    /// Asks the engine to shut down (`shutdown`: it cancels running jobs and exits); kills it if it is still
+    /// running after `timeout`. `run()` returns once it is gone.
+    public func stop(timeout: Duration = .seconds(5)) {
+        guard !isStopping else { return }
+        isStopping = true
+        stopDeadline = .now + timeout
+        process?.send(.shutdown)
+        if process == nil { setState(.stopped) }
+    }
+
+    /// Runs engines, one after another, until `stop()` or cancellation.
+    public func run() async {
+        var backoff = configuration.restartBackoff
+        while !isStopping && !Task.isCancelled {
+            let startedAt = ContinuousClock.now
+            let failure = await runOneProcess()
+            endActiveJobs(with: failure)
+            if isStopping || Task.isCancelled { break }
+            restartCount += 1
+            onRestart()
+            setState(.unavailable(reason: failure.message))
+            if ContinuousClock.now - startedAt > .seconds(60) { backoff = configuration.restartBackoff }
+            logger.warning("engine stopped (\(failure.message)); restarting in \(backoff)")
+            await pause(for: backoff)
+            backoff = min(backoff * 2, configuration.maxRestartBackoff)
+        }
+        setState(.stopped)
+    }
+
+    /// Sleeps, waking early for `stop()` or cancellation.
+    private func pause(for duration: Duration) async {
+        let end = ContinuousClock.now + duration
+        while !isStopping, !Task.isCancelled, ContinuousClock.now < end {
+            try? await Task.sleep(for: min(.milliseconds(100), end - ContinuousClock.now))
+        }
+    }
+
+    /// Starts one engine process and serves it until it exits.
+    /// - Returns: what the jobs still running on it should be told.
+    private func runOneProcess() async -> JobFailure {
+        let process = EngineProcess(commandLine: configuration.commandLine, environment: configuration.extraEnvironment,
+                                    workingDirectory: configuration.workingDirectory, logger: logger)
+        self.process = process
+        killReason = nil
+        loadFailure = nil
+        processStartedAt = .now
+        lastSignOfLife = .now
+        setState(.starting)
+        logger.info("starting engine: \(process.commandLine.joined(separator: " "))")
+
+        let exit = await withTaskGroup(of: EngineExit?.self) { group in
+            group.addTask { await process.run() }
+            group.addTask { await self.watch(process); return nil }
+            for await event in process.events {
+                handle(event, from: process)
+            }
+            // The event stream ends when the process has exited; `run()` returns at the same time.
+            var exit: EngineExit?
+            while let result = await group.next() {
+                if let result {
+                    exit = result
+                    group.cancelAll()
+                }
+            }
+            return exit ?? .exited(code: -1)
+        }
+        self.process = nil
+        if let killReason { return killReason }
+        var message = "The engine \(exit)"
+        if let loadFailure { message += ": \(loadFailure)" }
+        let tail = process.lastErrorLines().suffix(3).joined(separator: " | ")
+        if !tail.isEmpty, loadFailure == nil { message += " (last output: \(tail))" }
+        if isStopping, case .exited(code: 0) = exit {
+            return JobFailure(code: "interrupted", message: "The engine was shut down")
+        }
+        return JobFailure(code: "engine_crashed", message: message)
+    }
+
+    /// Enforces the time limits while `process` runs: start-up, heartbeats, cancels, shutdown.
+    private func watch(_ process: EngineProcess) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            let now = ContinuousClock.now
+            if let stopDeadline, now >= stopDeadline {
+                kill(process, JobFailure(code: "interrupted", message: "The engine did not shut down in time"))
+                return
+            }
+            switch state {
+            case .starting:
+                if now - processStartedAt > configuration.startupTimeout {
+                    kill(process, JobFailure(code: "engine_timeout",
+                                             message: "The engine was not ready after \(configuration.startupTimeout)"))
+                    return
+                }
+            case .ready:
+                if now >= nextHeartbeat {
+                    heartbeatSequence += 1
+                    process.send(.heartbeat(seq: heartbeatSequence))
+                    nextHeartbeat = now + configuration.heartbeatInterval
+                }
+                if now - lastSignOfLife > configuration.heartbeatTimeout {
+                    kill(process, JobFailure(code: "engine_timeout",
+                                             message: "The engine stopped answering (no heartbeat for \(configuration.heartbeatTimeout))"))
+                    return
+                }
+                if let late = cancelDeadlines.first(where: { now >= $0.value }) {
+                    kill(process, JobFailure(code: "engine_timeout",
+                                             message: "The engine did not stop cancelled job \(late.key) within \(configuration.cancelTimeout)"))
+                    return
+                }
+            case .unavailable, .stopped:
+                break
+            }
+        }
+    }
+
+    private func kill(_ process: EngineProcess, _ reason: JobFailure) {
+        guard killReason == nil else { return }
+        logger.error("killing engine: \(reason.message)")
+        killReason = reason
+        process.kill()
+    }
+
+    // MARK: - Events
+
+    private func handle(_ event: EngineEvent, from process: EngineProcess) {
+        lastSignOfLife = .now
+        switch event {
+        case .hello(let hello):
+            guard hello.protocolVersion == EngineEvent.protocolVersion else {
+                kill(process, JobFailure(code: "engine_crashed",
+                                         message: "The engine speaks protocol \(hello.protocolVersion); this service speaks \(EngineEvent.protocolVersion)"))
+                return
+            }
+            lastHello = hello
+            logger.info("engine hello: \(hello.engine) \(hello.engineVersion) on \(hello.capabilities.device)")
+        case .ready(let loadSeconds):
+            guard lastHello != nil, let hello = lastHello, case .starting = state else {
+                logger.warning("engine sent `ready` out of order; ignored")
+                return
+            }
+            logger.info("engine ready after \(loadSeconds) s of loading")
+            nextHeartbeat = .now + configuration.heartbeatInterval
+            setState(.ready(hello))
+        case .stage, .progress, .done, .error:
+            if let jobID = event.jobID {
+                deliver(event, to: jobID)
+            } else if case .error(let error) = event {
+                logger.error("engine error: \(error.code): \(error.message)")
+                if error.code == "load_failed" { loadFailure = error.message }
+            }
+        case .heartbeat:
+            break
+        case .bye:
+            logger.info("engine said bye")
+        case .unreadable(let line, let reason):
+            logger.warning("ignoring engine output (\(reason)): \(line.prefix(200))")
+        }
+    }
+
+    private func deliver(_ event: EngineEvent, to jobID: String) {
+        guard let sink = activeJobs[jobID] else {
+            logger.debug("event for a job the engine is not running: \(jobID)")
+            return
+        }
+        let jobEvent: EngineJobEvent
+        switch event {
+        case .stage(let stage): jobEvent = .stage(stage)
+        case .progress(let progress): jobEvent = .progress(progress)
+        case .done(let done): jobEvent = .done(done)
+        case .error(let error): jobEvent = .failed(error)
+        default: return
+        }
+        sink.yield(jobEvent)
+        if jobEvent.isTerminal {
+            sink.finish()
+            activeJobs[jobID] = nil
+            cancelDeadlines[jobID] = nil
+        }
+    }
+
+    private func endActiveJobs(with failure: JobFailure) {
+        for (_, sink) in activeJobs {
+            sink.yield(.lost(failure))
+            sink.finish()
+        }
+        activeJobs.removeAll()
+        cancelDeadlines.removeAll()
+    }
+
+    private func setState(_ newState: EngineState) {
+        guard newState != state else { return }
+        state = newState
+        onStateChange(newState)
+    }
+}

@@ -1,0 +1,300 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Runs queued jobs on the engine, as many at once as there are slots, in queue order.
+///
+/// The worker is a `Service`: `run()` keeps the engine alive (through `EngineSupervisor`), claims jobs while the
+/// engine is ready and a slot is free, and records every job's end. On graceful shutdown it stops claiming, lets
+/// running jobs finish within the grace period, re-queues the rest, and stops the engine.
+public actor JobWorker: Service {
+    let repository: JobRepository
+    let supervisor: EngineSupervisor
+    let files: JobFiles
+    let liveProgress: LiveProgressStore
+    let notifier: JobNotifier
+    let estimator: ThroughputEstimator
+    let metrics: ServiceMetrics
+    let shutdownState: ShutdownState
+    let wakeUp: WakeUpSignal
+    let logger: Logger
+    let maxConcurrentOverride: Int?
+    let maxAttempts: Int
+    let gracePeriod: Duration
+
+    private var running: Set<String> = []
+    private var cancelRequested: Set<String> = []
+    private var isDrained = false
+    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+
+    init(repository: JobRepository, supervisor: EngineSupervisor, files: JobFiles, liveProgress: LiveProgressStore,
+         notifier: JobNotifier, estimator: ThroughputEstimator, metrics: ServiceMetrics, shutdownState: ShutdownState,
+         wakeUp: WakeUpSignal, logger: Logger, maxConcurrentOverride: Int?, maxAttempts: Int, gracePeriod: Duration) {
+        self.repository = repository
+        self.supervisor = supervisor
+        self.files = files
+        self.liveProgress = liveProgress
+        self.notifier = notifier
+        self.estimator = estimator
+        self.metrics = metrics
+        self.shutdownState = shutdownState
+        self.wakeUp = wakeUp
+        self.logger = logger
+        self.maxConcurrentOverride = maxConcurrentOverride
+        self.maxAttempts = maxAttempts
+        self.gracePeriod = gracePeriod
+    }
+
+    /// Jobs run at once: the configured override, else what the engine said it can do.
+    public func capacity() async -> Int {
+        if let maxConcurrentOverride { return maxConcurrentOverride }
+        return await supervisor.engineConcurrency
+    }
+
+    /// How many jobs run now.
+    public var runningCount: Int { running.count }
+
+    // MARK: - Service
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.supervisor.run() }
+                group.addTask { await self.tickWhileServing() }
+                for await _ in wakeUp.signals {
+                    if shutdownState.isDraining { break }
+                    await startJobs(in: &group)
+                }
+                await drainRunningJobs()
+                await supervisor.stop()
+                await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            self.shutdownState.beginDraining()
+            self.wakeUp.signal()
+        }
+        markDrained()
+        // Returning early would make the service group cancel its other services; wait for the shutdown.
+        try? await gracefulShutdown()
+    }
+
+    /// Stops taking jobs and waits until the running ones finished (or were re-queued) and the engine stopped.
+    /// Used by the server before it stops listening, so clients get 503 `shutting_down` meanwhile.
+    public func drain() async {
+        shutdownState.beginDraining()
+        wakeUp.signal()
+        guard !isDrained else { return }
+        await withCheckedContinuation { drainWaiters.append($0) }
+    }
+
+    private func markDrained() {
+        isDrained = true
+        for waiter in drainWaiters { waiter.resume() }
+        drainWaiters.removeAll()
+    }
+
+    /// Wakes the dispatch loop every second, in case a signal was missed.
+    private nonisolated func tickWhileServing() async {
+        while !shutdownState.isDraining, !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            wakeUp.signal()
+        }
+    }
+
+    // MARK: - Dispatch
+
+    private func startJobs(in group: inout TaskGroup<Void>) async {
+        guard case .ready = await supervisor.state else { return }
+        let slots = await capacity()
+        while running.count < slots, !shutdownState.isDraining {
+            let job: Job
+            do {
+                guard let next = try await repository.claimNextJob() else { return }
+                job = next
+            } catch {
+                logger.error("could not claim a job: \(error)")
+                return
+            }
+            running.insert(job.id)
+            metrics.countJob(.processing)
+            logger.info("starting job \(job.id) (attempt \(job.attempts))")
+            await notifier.statusChanged(job)
+            group.addTask { await self.process(job) }
+        }
+    }
+
+    /// What ended a job's run on the engine.
+    enum Outcome {
+        case done(EngineDone)
+        case failed(EngineError)
+        case lost(JobFailure)
+        /// The engine was not ready; the job never started.
+        case notSent
+        /// The client cancelled before the job reached the engine.
+        case cancelledBeforeStart
+    }
+
+    private func process(_ job: Job) async {
+        let outcome = await runOnEngine(job)
+        // Record the end outside this task: if it was cancelled, GRDB would refuse the write.
+        await Task { await self.finish(job, outcome) }.value
+        running.remove(job.id)
+        cancelRequested.remove(job.id)
+        wakeUp.signal()
+    }
+
+    private func runOnEngine(_ job: Job) async -> Outcome {
+        if cancelRequested.contains(job.id) { return .cancelledBeforeStart }
+        let request = EngineJobRequest(jobID: job.id, imagePath: job.imagePath, audioPath: job.audioPath,
+                                       outputPath: job.resultPath, parameters: job.parameters)
+        guard let events = await supervisor.submit(request) else { return .notSent }
+        if cancelRequested.contains(job.id) { await supervisor.cancel(jobID: job.id) }
+        var outcome = Outcome.lost(JobFailure(code: "internal", message: "The engine ended the job without a result"))
+        for await event in events {
+            switch event {
+            case .stage(let stage):
+                let progress = liveProgress.record(stage)
+                notifier.progressed(job.id, progress: progress, message: stage.message, force: true)
+                if let updated = try? await repository.updateMessage(job.id, message: stage.message) {
+                    await notifier.statusChanged(updated, queueChanged: false)
+                }
+            case .progress(let report):
+                let progress = liveProgress.record(report)
+                notifier.progressed(job.id, progress: progress, message: progress.summary)
+            case .done(let done): outcome = .done(done)
+            case .failed(let error): outcome = .failed(error)
+            case .lost(let failure): outcome = .lost(failure)
+            }
+        }
+        return outcome
+    }
+
+    // MARK: - Recording the end
+
+    private func finish(_ job: Job, _ outcome: Outcome) async {
+        defer {
+            liveProgress.remove(job.id)
+            notifier.broadcaster.forget(job.id)
+        }
+        do {
+            let updated: Job?
+            switch outcome {
+            case .done(let done):
+                updated = try await complete(job, done)
+            case .failed(let error) where error.code == "cancelled":
+                // Cancelled by the client (already recorded), or by the engine shutting down.
+                updated = try await requeueOrFail(job, JobFailure(code: "cancelled", message: error.message),
+                                                  retry: shutdownState.isDraining, countsAsAttempt: false)
+            case .failed(let error):
+                let retry = (error.retryable ?? false) && job.attempts < maxAttempts
+                updated = try await requeueOrFail(job, JobFailure(code: error.code, message: error.message),
+                                                  retry: retry, countsAsAttempt: true)
+            case .lost(let failure):
+                updated = try await requeueOrFail(job, failure, retry: shutdownState.isDraining, countsAsAttempt: false)
+            case .notSent:
+                updated = try await repository.requeue(job.id, message: "Waiting for the engine", countsAsAttempt: false)
+            case .cancelledBeforeStart:
+                updated = nil
+            }
+            let current = try await repository.job(id: job.id)
+            if let current, current.status.isTerminal {
+                files.removeUploads(of: job.id)
+                if current.status != .completed { files.removeResult(of: job.id) }
+            }
+            // `nil`: nothing changed (e.g. the client cancelled first, and that was announced then).
+            if let updated {
+                logger.info("job \(job.id): \(updated.status.rawValue) (\(updated.message))")
+                await notifier.statusChanged(updated)
+            }
+        } catch {
+            logger.error("could not record the end of job \(job.id): \(error)")
+        }
+    }
+
+    private func complete(_ job: Job, _ done: EngineDone) async throws -> Job? {
+        guard let bytes = files.resultSize(of: job.id), bytes > 0 else {
+            return try await fail(job, JobFailure(code: "internal",
+                                                  message: "The engine reported success but wrote no video"))
+        }
+        let output = JobOutput(durationSeconds: done.durationSeconds, frames: done.frames, width: done.width,
+                               height: done.height, fps: done.fps, bytes: bytes, warnings: done.warnings ?? [])
+        guard let completed = try await repository.complete(job.id, output: output) else {
+            return nil // cancelled meanwhile: `finish` deletes the result
+        }
+        metrics.countJob(.completed)
+        estimator.record(completed)
+        if let startedAt = completed.startedAt, let finishedAt = completed.finishedAt {
+            metrics.jobSeconds.record(finishedAt.timeIntervalSince(startedAt))
+        }
+        return completed
+    }
+
+    private func requeueOrFail(_ job: Job, _ failure: JobFailure, retry: Bool, countsAsAttempt: Bool) async throws -> Job? {
+        if retry, let requeued = try await repository.requeue(
+            job.id, message: "Re-queued (\(failure.message))", countsAsAttempt: countsAsAttempt) {
+            return requeued
+        }
+        return try await fail(job, failure)
+    }
+
+    private func fail(_ job: Job, _ failure: JobFailure) async throws -> Job? {
+        guard let failed = try await repository.fail(job.id, failure: failure) else { return nil }
+        metrics.countJob(.failed)
+        return failed
+    }
+
+    // MARK: - Cancelling
+
+    /// The outcome of a cancel request.
+    public enum CancelResult: Sendable {
+        case cancelled(Job)
+        case alreadyFinished(Job)
+        case notFound
+    }
+
+    /// Cancels a queued or running job. A running job is stopped by the engine (within `cancelTimeout`, else the
+    /// engine counts as hung); its slot frees once it stopped.
+    public func cancel(_ id: String) async throws -> CancelResult {
+        guard let job = try await repository.job(id: id) else { return .notFound }
+        if job.status.isTerminal { return .alreadyFinished(job) }
+        cancelRequested.insert(id)
+        guard let cancelled = try await repository.cancel(id) else {
+            cancelRequested.remove(id)
+            guard let current = try await repository.job(id: id) else { return .notFound }
+            return .alreadyFinished(current)
+        }
+        metrics.countJob(.cancelled)
+        if running.contains(id) {
+            await supervisor.cancel(jobID: id)
+        } else {
+            cancelRequested.remove(id)
+            files.removeUploads(of: id)
+        }
+        logger.info("job \(id) cancelled (was \(job.status.rawValue))")
+        await notifier.statusChanged(cancelled)
+        return .cancelled(cancelled)
+    }
+
+    // MARK: - Draining
+
+    /// Waits up to the grace period for running jobs, then puts the rest back in the queue (without counting the
+    /// attempt) so the next start runs them.
+    private func drainRunningJobs() async {
+        let deadline = ContinuousClock.now + gracePeriod
+        if !running.isEmpty {
+            logger.info("draining: waiting up to \(gracePeriod) for \(running.count) running job(s)")
+        }
+        while !running.isEmpty, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        for id in running {
+            let requeued = try? await Task {
+                try await self.repository.requeue(id, message: "Re-queued: the server restarted", countsAsAttempt: false)
+            }.value
+            if let requeued {
+                logger.info("job \(id) re-queued for the next start")
+                await notifier.statusChanged(requeued)
+            }
+        }
+    }
+}
