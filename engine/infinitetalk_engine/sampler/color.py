@@ -7,6 +7,8 @@ Reference: ../shared/parity/README.md §2 "Colour matching".
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from skimage import color
@@ -30,7 +32,9 @@ def match_colors(video: torch.Tensor, reference: torch.Tensor, strength: float =
     scale = np.where(flat, 0.0, std_ref / np.where(flat, 1.0, std_src))
     matched_lab = (src_lab - mean_src) * scale + mean_ref  # a flat channel becomes mean_ref
 
-    matched = np.clip(color.lab2rgb(matched_lab), 0.0, 1.0)
+    with warnings.catch_warnings():  # out-of-gamut Lab values are expected here; they are clipped just below
+        warnings.filterwarnings("ignore", message=".*negative Z values.*")
+        matched = np.clip(color.lab2rgb(matched_lab), 0.0, 1.0)
     blended = (1 - strength) * src + strength * matched
     out = torch.from_numpy(np.ascontiguousarray(blended * 2.0 - 1.0)).permute(3, 0, 1, 2)
     return out.to(device=video.device, dtype=video.dtype)

@@ -1,0 +1,63 @@
+"""Parity: the wav2vec2 feature pipeline (`audio/`, README §3) and the clip-0 audio windows.
+
+The loudness row uses the media pipeline's `normalize_loudness`; every later row starts from the fixture's
+normalised waveform so that each stage is checked on its own.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from . import Check
+from ._compare import max_abs_error
+from ..models.audio_encoder import (conv_features, load_wav2vec2, normalize_waveform, project_features,
+                                    resample_frames, video_frame_count)
+from ..sampler.audio_windows import clip_windows, window_indices
+
+TOLERANCE = 1e-4  # README table: wav2vec2 in fp32
+
+
+@functools.lru_cache(maxsize=2)
+def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    folder = root / "audio"
+    encoder = load_wav2vec2(folder / "tiny_wav2vec2")
+    fixture = load_file(folder / "tensors.safetensors")
+    waveform = fixture["waveform_loudnorm"]
+    n_frames = video_frame_count(waveform.numel())
+    frame_num = fixture["clip0_window"].shape[0]
+    with torch.no_grad():
+        conv = conv_features(encoder.model, fixture["input_values"])
+        projected = project_features(encoder.model, resample_frames(conv, n_frames))
+    embedding = encoder(waveform.numpy())
+    ours = {
+        "input_values": normalize_waveform(waveform),
+        "conv_features": conv,
+        "feature_projection_out": projected,
+        "audio_emb": embedding,
+        "clip0_window": clip_windows(embedding, 0, frame_num),
+        "clip0_window_indices": window_indices(0, frame_num, embedding.shape[0]),
+    }
+    return ours, fixture
+
+
+def _error(root: Path, name: str) -> float:
+    ours, fixture = _run(root)
+    return max_abs_error(ours[name], fixture[name])
+
+
+def _loudness_error(root: Path) -> float:
+    from ..media.audio import normalize_loudness  # the media pipeline's function, the one production calls
+
+    fixture = load_file(root / "audio" / "tensors.safetensors")
+    ours = torch.from_numpy(normalize_loudness(fixture["waveform"].numpy()))
+    return max_abs_error(ours, fixture["waveform_loudnorm"])
+
+
+CHECKS = [Check("audio waveform_loudnorm", TOLERANCE, _loudness_error)] + [
+    Check(f"audio {name}", 0.0 if name == "clip0_window_indices" else TOLERANCE, lambda root, n=name: _error(root, n))
+    for name in ("input_values", "conv_features", "feature_projection_out", "audio_emb", "clip0_window",
+                 "clip0_window_indices")
+]
