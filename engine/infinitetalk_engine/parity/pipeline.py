@@ -1,0 +1,112 @@
+"""Parity: the whole streaming sampler against upstream's `generate_infinitetalk` run (`pipeline/`, README §8).
+
+Runs OUR `pipeline.generate_clips` (the production loop) with the fixture's tiny DiT (`dit/`) and VAE (`vae/`),
+its text contexts (`t5/`), CLIP features (`dit/single`), audio embedding (`audio/`), conditioning image and
+parameters (`pipeline/meta.json`), then compares every recorded tensor: the conditioning, per-step latents,
+timesteps and guidance-branch predictions, the noise draws in upstream's RNG order, final latents, decoded clips,
+the final video and its uint8 frames.
+The run happens once per fixture root; each group of tensors is one check.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from . import Check
+from ._compare import max_abs_error
+from ..models.transformer import InfiniteTalkTransformer
+from ..models.transformer_config import TransformerConfig
+from ..models.transformer_weights import load_state_dict_wan
+from ..models.vae import VaeArgs, load_vae
+from ..pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
+
+TOLERANCE = 1e-3          # README table: pipeline per-step latents, decoded frames (errors compound)
+UINT8_TOLERANCE = 1.0     # uint8 frames: off-by-one allowed
+EXTRA_DIT_CONFIG_KEYS = ("audio_proj_blocks", "audio_proj_channels", "clip_feature_dim")
+
+
+def settings_from_meta(params: dict) -> SamplerSettings:
+    return SamplerSettings(frame_num=params["frame_num"], motion_frames=params["motion_frame"],
+                           steps=params["sampling_steps"], shift=params["shift"],
+                           text_scale=params["text_guide_scale"], audio_scale=params["audio_guide_scale"],
+                           color_correction=params["color_correction_strength"], seed=params["seed"],
+                           max_frames=params["max_frames_num"])
+
+
+def _dit(root: Path) -> InfiniteTalkTransformer:
+    raw = json.loads((root / "dit" / "config.json").read_text())
+    config = TransformerConfig.from_wan_config({**raw["wan_model_kwargs"],
+                                                **{k: raw[k] for k in EXTRA_DIT_CONFIG_KEYS}})
+    with torch.device("meta"):
+        model = InfiniteTalkTransformer(config)
+    load_state_dict_wan(model, load_file(root / "dit" / "weights.safetensors"), device="cpu")
+    return model
+
+
+@functools.lru_cache(maxsize=2)
+def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    folder = root / "pipeline"
+    meta = json.loads((folder / "meta.json").read_text())
+    fixture = load_file(folder / "tensors.safetensors")
+    settings = settings_from_meta(meta["params"])
+    (bucket_h, bucket_w), _ = next(iter(meta["bucket_table_used"].values()))
+
+    # The conditioning image (a still, already bucket-sized) as the pipeline sees it: (p/255 - 0.5) * 2.
+    pixels = fixture["cond_image_hwc_uint8"].permute(2, 0, 1)                    # (3, H, W), values 0..255
+    assert tuple(pixels.shape[1:]) == (bucket_h, bucket_w), "the fixture image is already bucket-sized"
+    image = (pixels / 255 - 0.5) * 2
+    texts = load_file(root / "t5" / "tensors.safetensors")
+    clip_features = load_file(root / "dit" / "single" / "inputs.safetensors")["clip_fea"]
+    audio = load_file(root / "audio" / "tensors.safetensors")["audio_emb"]       # (n, layers, width)
+    lat_h, lat_w = bucket_h // 8, bucket_w // 8
+    cond = Conditioning(image=image, context=texts["context_prompt"], context_negative=texts["context_negative"],
+                        clip_features=clip_features, audio=[audio],
+                        ref_target_masks=torch.ones(3, lat_h, lat_w))   # one speaker: three all-ones masks
+
+    dit = _dit(root)
+    vae = load_vae(root / "vae" / "weights.safetensors", VaeArgs.from_fixture_config(root / "vae" / "config.json"))
+    ours: dict[str, torch.Tensor] = {}
+    clips = list(generate_clips(dit, vae, cond, settings, Hooks(trace=ours.__setitem__)))
+    ours["clip_in"] = image[None, :, None]
+    ours["clip0_ref_target_masks"] = ours["clip1_ref_target_masks"] = cond.ref_target_masks
+    ours["final_video"] = torch.cat([c.frames for c in clips], dim=1)
+    ours["final_video_thwc_uint8"] = torch.from_numpy(to_uint8_frames(ours["final_video"]))
+    return ours, fixture
+
+
+def _names(fixture: dict, kind: str) -> list[str]:
+    groups = {
+        "noise draws": lambda k: k.startswith("randn_"),
+        "conditioning": lambda k: k.endswith(("_y", "_audio", "_ref_target_masks")) or k == "clip_in",
+        "timesteps": lambda k: "_step" in k and k.endswith("_t"),
+        "latents": lambda k: k.endswith(("_latent_in", "_final_latent")),
+        "predictions": lambda k: "_pred_" in k,
+        "decoded clips": lambda k: k.endswith("_decoded"),
+        "final video": lambda k: k == "final_video",
+    }
+    return sorted(k for k in fixture if groups[kind](k))
+
+
+def _error(root: Path, kind: str) -> float:
+    ours, fixture = _run(root)
+    names = _names(fixture, kind)
+    if not names:
+        raise ValueError(f"no fixture tensors for {kind}")
+    missing = [n for n in names if n not in ours]
+    if missing:
+        raise ValueError(f"our pipeline produced no {', '.join(missing)}")
+    return max(max_abs_error(ours[n], fixture[n]) for n in names)
+
+
+def _uint8_error(root: Path) -> float:
+    ours, fixture = _run(root)
+    return max_abs_error(ours["final_video_thwc_uint8"].int(), fixture["final_video_thwc_uint8"].int())
+
+
+GROUPS = ("noise draws", "conditioning", "timesteps", "latents", "predictions", "decoded clips", "final video")
+CHECKS = [Check(f"pipeline {kind}", TOLERANCE, lambda root, k=kind: _error(root, k)) for kind in GROUPS]
+CHECKS.append(Check("pipeline uint8 frames", UINT8_TOLERANCE, _uint8_error))
