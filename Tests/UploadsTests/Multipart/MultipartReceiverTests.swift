@@ -222,6 +222,28 @@ struct MultipartReceiverTests {
         #expect(error?.code == "invalid_multipart")
     }
 
+    @Test("a client that disconnects mid-file (task cancelled) leaves no file behind")
+    func cancelledMidFile() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var body = MultipartBody()
+        body.addFile("image", bytes: [1, 2, 3])
+        body.append("--\(MultipartBody.boundary)\r\nContent-Disposition: form-data; name=\"audio\"\r\n\r\n")
+        body.bytes += Array(repeating: 0x42, count: 5000)
+        let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
+        continuation.yield(ByteBuffer(bytes: body.bytes))  // and then nothing more: the client stalls
+        let receiver = MultipartReceiver(boundary: MultipartBody.boundary, directory: directory.path,
+                                         limits: Self.smallLimits)
+
+        let upload = Task { try await receiver.receive(stream) }
+        try await Task.sleep(for: .milliseconds(200))
+        upload.cancel()
+        let result = await upload.result
+
+        #expect(throws: (any Error).self) { try result.get() }
+        #expect(try directory.contents() == [])
+    }
+
     // MARK: - Missing parts
 
     @Test("a required file that is absent is 422 missing_<kind>", arguments: [
