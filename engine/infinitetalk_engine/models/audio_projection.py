@@ -24,6 +24,7 @@ class AudioProjection(nn.Module):
         self.vae_scale = config.vae_scale
         self.tokens = config.audio_tokens
         self.audio_dim = config.audio_dim
+        self.layers, self.channels = config.audio_layers, config.audio_channels
         per_frame = config.audio_layers * config.audio_channels
         slots_later = config.audio_window + config.vae_scale - 1
         # 1. First latent frame / later latent frames.
@@ -35,9 +36,10 @@ class AudioProjection(nn.Module):
         self.norm = nn.LayerNorm(config.audio_dim)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        if windows.ndim != 5 or windows.shape[2] != self.window or (windows.shape[1] - 1) % self.vae_scale:
-            raise ValueError(f"audio windows must be (speakers, 1 + {self.vae_scale}*n, {self.window}, layers, "
-                             f"channels); got {tuple(windows.shape)}")
+        if (windows.ndim != 5 or windows.shape[2:] != (self.window, self.layers, self.channels)
+                or (windows.shape[1] - 1) % self.vae_scale):
+            raise ValueError(f"audio windows must be (speakers, 1 + {self.vae_scale}*n, {self.window}, "
+                             f"{self.layers}, {self.channels}); got {tuple(windows.shape)}")
         windows = windows.to(self.proj1.weight.dtype)
         centre = self.window // 2
 

@@ -21,6 +21,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.attention_dispatch import AttentionBackendName
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTransformerBlock
 
@@ -34,6 +35,8 @@ class InfiniteTalkBlock(WanTransformerBlock):
     def __init__(self, config: TransformerConfig):
         super().__init__(config.dim, config.ffn_dim, config.num_heads, qk_norm="rms_norm_across_heads",
                          cross_attn_norm=True, eps=config.eps, added_kv_proj_dim=config.dim)
+        # Every attention here is torch SDPA; pin diffusers' cross-attention to it whatever DIFFUSERS_ATTN_BACKEND says.
+        self.attn2.processor._attention_backend = AttentionBackendName.NATIVE
         # 3. Audio cross-attention (Wan checkpoint names: blocks.N.norm_x, blocks.N.audio_cross_attn).
         self.norm_x = FP32LayerNorm(config.dim, config.eps, elementwise_affine=True)
         self.audio_cross_attn = AudioCrossAttention(config.dim, config.audio_dim, config.num_heads)
