@@ -1,0 +1,228 @@
+"""Fixtures for the browser tests: the real service binary with the preview engine, and headless Chromium.
+
+The service runs from `<repo>/.build/debug/infinitetalk` (built by `make test-web` through `make build`) on a free
+port with a temporary data folder. Chromium is Debian's `chromium` driven by `chromium-driver` through selenium.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as ChromeService
+from selenium.webdriver.support.ui import WebDriverWait
+
+REPO = Path(__file__).resolve().parents[2]
+# INFINITETALK_BINARY tests another build of the service, e.g. .build/release/infinitetalk.
+BINARY = Path(os.environ.get("INFINITETALK_BINARY", REPO / ".build" / "debug" / "infinitetalk"))
+MEDIA = REPO.parent / "shared" / "media"
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+READY_TIMEOUT_S = 180  # the engine imports its libraries on a shared 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServiceProcess:
+    """The service binary, started and restarted on one port and one data folder."""
+
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [
+            str(BINARY), "serve",
+            "--port", str(self.port),
+            "--data-dir", str(self.data_dir),
+            "--engine", "preview",
+            "--web-dir", str(REPO / "web"),
+            # One job at a time, so that a second job waits in the queue (the cancel test relies on it).
+            "--max-concurrent", "1",
+        ]
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        log.close()
+        self.wait_until_ready()
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "readyz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the service was not ready within {READY_TIMEOUT_S} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # MARK: - The HTTP API, for setting up and checking what the page shows
+
+    def get_json(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + path.lstrip("/"), timeout=10) as answer:
+            return json.load(answer)
+
+    def post(self, path: str, fields: dict[str, str] | None = None,
+             files: dict[str, Path] | None = None) -> tuple[int, dict]:
+        """POSTs multipart form data; returns (status, JSON body) for success and error answers alike."""
+        import urllib3  # selenium's own dependency
+
+        body: dict = dict(fields or {})
+        for name, path_ in (files or {}).items():
+            body[name] = (path_.name, path_.read_bytes())
+        answer = urllib3.request("POST", self.url + path.lstrip("/"), fields=body or None,
+                                 timeout=30, retries=False)
+        return answer.status, json.loads(answer.data or b"null")
+
+    def wait_for_status(self, request_id: str, statuses: set[str], timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.get_json(f"api/status/{request_id}")
+            if status["status"] in statuses:
+                return status
+            time.sleep(0.3)
+        raise AssertionError(f"{request_id} never reached {statuses}; last: {status}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    if not BINARY.exists():
+        pytest.skip(f"the service binary {BINARY} is not built yet (run `swift build` or `make test-web`)")
+    folder = tmp_path_factory.mktemp("service")
+    service = ServiceProcess(folder / "data", folder / "service.log")
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def config(server) -> dict:
+    return server.get_json("api/config")
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    for name in ("astronaut.png", "speech-en.wav"):
+        assert (MEDIA / name).exists(), f"test media {MEDIA / name} is missing"
+    return MEDIA
+
+
+@pytest.fixture(scope="session")
+def downloads() -> Path:
+    return Path(tempfile.mkdtemp(prefix="infinitetalk-downloads-"))
+
+
+@pytest.fixture(scope="session")
+def browser(downloads):
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                     "--autoplay-policy=no-user-gesture-required", "--disable-gpu"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=ChromeService(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    yield driver
+    driver.quit()
+
+
+@dataclass
+class Page:
+    """The page under test in the shared browser, with helpers that read like what a person does."""
+
+    driver: webdriver.Chrome
+    server: ServiceProcess
+    # Console errors a test provokes on purpose, e.g. the network error of an upload the server refuses.
+    expected_console_errors: list[str] = field(default_factory=list)
+
+    def open(self) -> None:
+        self.driver.get(self.server.url)
+        self.wait_until(lambda d: d.execute_script("return document.documentElement.dataset.state") == "ready",
+                        timeout=20, message="the page never finished loading")
+
+    def wait_until(self, condition, timeout: float = 20, message: str = ""):
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition, message)
+
+    def js(self, script: str, *args):
+        return self.driver.execute_script(script, *args)
+
+    def use_phone_width(self) -> None:
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+
+    def use_desktop_width(self) -> None:
+        self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    def screenshot(self, name: str, full_page: bool = True) -> Path:
+        """Saves a PNG under artifacts/screenshots/, the whole page unless told otherwise."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        if full_page:
+            metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+            size = metrics["cssContentSize"]
+            shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            })
+            path.write_bytes(base64.b64decode(shot["data"]))
+        else:
+            self.driver.save_screenshot(str(path))
+        return path
+
+    def console_errors(self) -> list[dict]:
+        return [entry for entry in self.driver.get_log("browser")
+                if entry["level"] == "SEVERE"
+                and not any(re.search(pattern, entry["message"]) for pattern in self.expected_console_errors)]
+
+
+@pytest.fixture
+def page(browser, server):
+    """A freshly loaded page at desktop width; the test fails on any unexpected console error."""
+    browser.get_log("browser")  # drop what earlier pages logged
+    current = Page(browser, server)
+    current.use_desktop_width()
+    current.open()
+    yield current
+    errors = current.console_errors()
+    browser.get("about:blank")  # leave the page before the next test, so its unload logs nothing there
+    browser.get_log("browser")
+    current.use_desktop_width()
+    assert not errors, "JavaScript console errors:\n" + "\n".join(entry["message"] for entry in errors)
