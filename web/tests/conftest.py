@@ -214,7 +214,7 @@ class Page:
 
 
 @pytest.fixture
-def page(browser, server):
+def page(server, browser):
     """A freshly loaded page at desktop width; the test fails on any unexpected console error."""
     browser.get_log("browser")  # drop what earlier pages logged
     current = Page(browser, server)

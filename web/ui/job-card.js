@@ -113,7 +113,8 @@ export class JobCard {
     const progress = job.progress ?? {};
     const fraction = Math.min(1, Math.max(0, progress.progress ?? 0));
     this.part("progress").value = fraction;
-    this.part(".progress-percent").textContent = `${Math.floor(fraction * 100)}%`;
+    // Rounded down (100% only when done), with a nudge so that 0.58 reads 58%, not 57%.
+    this.part(".progress-percent").textContent = `${Math.floor(fraction * 100 + 1e-9)}%`;
     const stageLabel = STAGE_LABELS[progress.stage] ??
       (progress.stage ? progress.stage.replaceAll("_", " ") : "Starting");
     this.part(".stage-label").textContent = stageLabel;
