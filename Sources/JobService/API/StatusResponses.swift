@@ -53,7 +53,8 @@ struct SubmitResponse: Encodable, Sendable {
     var status: JobStatus
     var message: String
     var timestamp: Date
-    var positionInQueue: Int?
+    /// The place the job got in the queue (it may already have started by the time the client reads this).
+    var positionInQueue: Int
     var params: JobParameters
 }
 

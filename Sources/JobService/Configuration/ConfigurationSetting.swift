@@ -76,6 +76,12 @@ extension ConfigurationSetting {
     public static let all: [ConfigurationSetting] = [
         .init("host", "Address to bind (default 127.0.0.1; 0.0.0.0 for every interface).") { $0.host = $1 },
         .init("port", "TCP port (default 8000; 0 picks a free one).") { $0.port = try parseInt($1) },
+        .init("log-level", "trace, debug, info, notice, warning, error or critical (default info).") {
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains($1) else {
+                throw ConfigurationError(description: "not a log level")
+            }
+            $0.logLevel = $1
+        },
         .init("data-dir", "Folder for the SQLite database, uploads and results (default data).") { $0.dataDirectory = $1 },
         .init("web-dir", "Folder served at / (default <repo>/web when found).") { $0.webDirectory = $1 },
         .init("engine", "Engine name passed as --engine: preview or infinitetalk (default preview).") { $0.engine.name = $1 },

@@ -14,6 +14,9 @@ public struct ServiceConfiguration: Sendable {
     /// Folder served at `/` (the web page); `nil` or missing serves nothing there.
     public var webDirectory: String?
 
+    /// Log level: trace, debug, info, notice, warning, error, critical.
+    public var logLevel: String = "info"
+
     // MARK: - Storage
 
     /// Folder holding the SQLite database, uploads and results.

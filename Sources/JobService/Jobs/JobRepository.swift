@@ -20,8 +20,8 @@ public struct JobRepository: Sendable {
     // MARK: - Submitting
 
     /// Adds `job` at the end of the queue, unless `maxQueueSize` jobs are already queued.
-    /// - Returns: the stored job (with its `sequence`).
-    public func enqueue(_ job: Job, maxQueueSize: Int) async throws -> Job {
+    /// - Returns: the stored job (with its `sequence`) and its 1-based place in the queue.
+    public func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
         try await database.writer.write { db in
             let queued = try Job.filter(Job.Columns.status == JobStatus.queued).fetchCount(db)
             guard queued < maxQueueSize else { throw QueueFull(queued: queued) }
@@ -30,7 +30,7 @@ public struct JobRepository: Sendable {
             job.sequence = last + 1
             job.status = .queued
             try job.insert(db)
-            return job
+            return (job, queued + 1)
         }
     }
 

@@ -1,0 +1,159 @@
+import Foundation
+import Hummingbird
+
+/// Health, readiness, metrics, the OpenAPI document and the client configuration.
+struct SystemController<Context: RequestContext>: Sendable {
+    let configuration: ServiceConfiguration
+    let supervisor: EngineSupervisor
+    let worker: JobWorker
+    let repository: JobRepository
+    let metrics: ServiceMetrics
+    let shutdownState: ShutdownState
+
+    func addRoutes(to router: Router<Context>) {
+        router.get("/healthz", use: health)
+        router.get("/readyz", use: readiness)
+        router.get("/metrics", use: prometheus)
+        router.get("/openapi.json", use: openAPI)
+        router.get("/api/config", use: clientConfiguration)
+    }
+
+    struct Health: Encodable, Sendable { let status: String }
+
+    @Sendable func health(request: Request, context: Context) async throws -> JSONResponse<Health> {
+        JSONResponse(Health(status: "ok"))
+    }
+
+    /// The engine as clients see it.
+    struct EngineSummary: Encodable, Sendable {
+        let name: String
+        let version: String?
+        let isPreview: Bool?
+        let ready: Bool
+        let device: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(name, forKey: .name)
+            try container.encode(version, forKey: .version)
+            try container.encode(isPreview, forKey: .isPreview)
+            try container.encode(ready, forKey: .ready)
+            try container.encode(device, forKey: .device)
+        }
+
+        enum CodingKeys: String, CodingKey { case name, version, isPreview, ready, device }
+    }
+
+    private func engineSummary() async -> EngineSummary {
+        let hello = await supervisor.lastHello
+        let ready = await supervisor.state.hello != nil
+        return EngineSummary(name: hello?.engine ?? configuration.engine.name, version: hello?.engineVersion,
+                             isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device)
+    }
+
+    struct Readiness: Encodable, Sendable {
+        let status: String
+        let reason: String?
+        let engine: EngineSummary
+    }
+
+    @Sendable func readiness(request: Request, context: Context) async throws -> JSONResponse<Readiness> {
+        let engine = await engineSummary()
+        if shutdownState.isDraining {
+            return JSONResponse(Readiness(status: "unavailable", reason: "shutting down", engine: engine),
+                                status: .serviceUnavailable)
+        }
+        switch await supervisor.state {
+        case .ready:
+            return JSONResponse(Readiness(status: "ready", reason: nil, engine: engine))
+        case .starting:
+            return JSONResponse(Readiness(status: "starting", reason: "the engine is loading", engine: engine),
+                                status: .serviceUnavailable)
+        case .unavailable(let reason):
+            return JSONResponse(Readiness(status: "unavailable", reason: reason, engine: engine),
+                                status: .serviceUnavailable)
+        case .stopped:
+            return JSONResponse(Readiness(status: "unavailable", reason: "the engine stopped", engine: engine),
+                                status: .serviceUnavailable)
+        }
+    }
+
+    @Sendable func prometheus(request: Request, context: Context) async throws -> Response {
+        let counts = try await repository.countsByStatus()
+        metrics.queueDepth.set(Double(counts[.queued] ?? 0))
+        metrics.jobsProcessing.set(Double(counts[.processing] ?? 0))
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+    }
+
+    @Sendable func openAPI(request: Request, context: Context) async throws -> Response {
+        guard let document = OpenAPIDocument.data else {
+            throw APIError(.internalServerError, code: "internal", message: "The OpenAPI document is missing.")
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: document)))
+    }
+
+    // MARK: - GET /api/config
+
+    struct ClientConfiguration: Encodable, Sendable {
+        struct Limits: Encodable, Sendable {
+            let maxImageBytes: Int
+            let maxAudioBytes: Int
+            let maxImageWidth: Int
+            let maxImageHeight: Int
+            let minImageSide: Int
+            let minAudioSeconds: Double
+            let maxAudioSeconds: Double
+            let maxQueueSize: Int
+            let maxPromptLength: Int
+        }
+        struct Steps: Encodable, Sendable { let `default`: Int; let min: Int; let max: Int }
+        struct Defaults: Encodable, Sendable { let resolution: String; let steps: Int; let prompt: String }
+
+        let limits: Limits
+        let maxConcurrent: Int
+        let imageFormats: [String]
+        let audioFormats: [String]
+        let imageMimeTypes: [String]
+        let audioMimeTypes: [String]
+        let resolutions: [String]
+        let fps: Int
+        let steps: Steps
+        let defaults: Defaults
+        let engine: EngineSummary
+    }
+
+    @Sendable func clientConfiguration(request: Request, context: Context) async throws -> JSONResponse<ClientConfiguration> {
+        let limits = configuration.uploadLimits
+        let capabilities = await supervisor.lastHello?.capabilities
+        let maxSteps = min(configuration.maxSteps, capabilities?.maxSteps ?? configuration.maxSteps)
+        return JSONResponse(ClientConfiguration(
+            limits: .init(maxImageBytes: limits.maxImageBytes, maxAudioBytes: limits.maxAudioBytes,
+                          maxImageWidth: limits.maxImageWidth, maxImageHeight: limits.maxImageHeight,
+                          minImageSide: limits.minImageSide, minAudioSeconds: limits.minAudioSeconds,
+                          maxAudioSeconds: limits.maxAudioSeconds, maxQueueSize: configuration.maxQueueSize,
+                          maxPromptLength: configuration.maxPromptLength),
+            maxConcurrent: await worker.capacity(),
+            imageFormats: ["jpeg", "png", "webp"],
+            audioFormats: ["wav", "mp3", "m4a", "ogg", "flac"],
+            imageMimeTypes: ["image/jpeg", "image/png", "image/webp"],
+            audioMimeTypes: ["audio/wav", "audio/x-wav", "audio/mpeg", "audio/mp4", "audio/aac", "audio/x-m4a",
+                             "audio/ogg", "audio/flac", "audio/x-flac"],
+            resolutions: capabilities?.resolutions ?? ["480p", "720p"],
+            fps: capabilities?.fps ?? 25,
+            steps: .init(default: capabilities?.defaultSteps ?? JobParameters.defaultSteps, min: 1, max: maxSteps),
+            defaults: .init(resolution: JobParameters.defaultResolution,
+                            steps: capabilities?.defaultSteps ?? JobParameters.defaultSteps,
+                            prompt: JobParameters.defaultPrompt),
+            engine: await engineSummary()))
+    }
+}
+
+/// The OpenAPI 3.1 document shipped as a resource (`Resources/openapi.json`).
+enum OpenAPIDocument {
+    static let data: Data? = Bundle.module.url(forResource: "openapi", withExtension: "json")
+        .flatMap { try? Data(contentsOf: $0) }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Deletes the files of jobs that finished longer than `retention` ago, every `interval`. Their rows stay (history);
+/// downloads then answer 410 `result_expired`.
+struct RetentionService: Service {
+    let repository: JobRepository
+    let files: JobFiles
+    let retention: Duration?
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        guard retention != nil else {
+            try? await gracefulShutdown()
+            return
+        }
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            await sweep()
+            try? await cancelWhenGracefulShutdown {
+                try await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    /// Expires every job that finished before `now - retention`.
+    /// - Returns: how many jobs were expired.
+    @discardableResult
+    func sweep(now: Date = Date()) async -> Int {
+        guard let retention else { return 0 }
+        let cutoff = now.addingTimeInterval(-Double(retention.components.seconds)
+                                            - Double(retention.components.attoseconds) / 1e18)
+        do {
+            let jobs = try await repository.jobsToExpire(finishedBefore: cutoff)
+            for job in jobs {
+                files.removeResult(of: job.id)
+                files.removeUploads(of: job.id)
+                try await repository.markExpired(job.id, now: now)
+            }
+            if !jobs.isEmpty { logger.info("retention: deleted the files of \(jobs.count) job(s)") }
+            return jobs.count
+        } catch {
+            logger.error("retention sweep failed: \(error)")
+            return 0
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+
+/// One generation without the HTTP service: starts the engine under the same supervision (heartbeats, hang and
+/// crash detection), runs one job, and stops the engine. Used by `infinitetalk generate`.
+public struct OneShotGeneration: Sendable {
+    public let engine: EngineConfiguration
+    public let logger: Logger
+
+    public init(engine: EngineConfiguration, logger: Logger) {
+        self.engine = engine
+        self.logger = logger
+    }
+
+    /// The generation failed; `failure.code` is the engine's or the supervisor's code.
+    public struct Failed: Error, CustomStringConvertible {
+        public let failure: JobFailure
+        public var description: String { "\(failure.code): \(failure.message)" }
+    }
+
+    /// Runs one job.
+    /// - Parameters:
+    ///   - onProgress: called with each stage or progress report, and a one-line description.
+    /// - Returns: the engine's `done` report; the video is at `outputPath`.
+    public func run(imagePath: String, audioPath: String, outputPath: String, parameters: JobParameters,
+                    onProgress: @escaping @Sendable (JobProgress, String) -> Void) async throws -> EngineDone {
+        let supervisor = EngineSupervisor(configuration: engine, logger: logger)
+        let progress = LiveProgressStore()
+        let jobID = UUID().uuidString.lowercased()
+        let request = EngineJobRequest(jobID: jobID, imagePath: absolute(imagePath), audioPath: absolute(audioPath),
+                                       outputPath: absolute(outputPath), parameters: parameters)
+        return try await withThrowingTaskGroup(of: EngineDone?.self) { group in
+            group.addTask {
+                await supervisor.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            let outcome: Result<EngineDone, Failed>
+            do {
+                try await waitUntilReady(supervisor)
+                guard let events = await supervisor.submit(request) else {
+                    throw Failed(failure: JobFailure(code: "engine_unavailable", message: "The engine stopped before the job started"))
+                }
+                outcome = await follow(events, progress: progress, onProgress: onProgress)
+            } catch let failed as Failed {
+                outcome = .failure(failed)
+            }
+            await supervisor.stop()
+            for try await _ in group {}
+            return try outcome.get()
+        }
+    }
+
+    /// Waits for `ready`; a first start that fails is an error here (nobody would see the retries).
+    private func waitUntilReady(_ supervisor: EngineSupervisor) async throws {
+        while true {
+            switch await supervisor.state {
+            case .ready: return
+            case .unavailable(let reason):
+                await supervisor.stop()
+                throw Failed(failure: JobFailure(code: "engine_unavailable", message: reason))
+            case .stopped:
+                throw Failed(failure: JobFailure(code: "engine_unavailable", message: "The engine stopped"))
+            case .starting:
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    private func follow(_ events: AsyncStream<EngineJobEvent>, progress: LiveProgressStore,
+                        onProgress: @Sendable (JobProgress, String) -> Void) async -> Result<EngineDone, Failed> {
+        var outcome = Result<EngineDone, Failed>.failure(Failed(failure: JobFailure(code: "internal", message: "The engine ended the job without a result")))
+        for await event in events {
+            switch event {
+            case .stage(let stage):
+                onProgress(progress.record(stage), stage.message)
+            case .progress(let report):
+                let current = progress.record(report)
+                onProgress(current, current.summary)
+            case .done(let done):
+                outcome = .success(done)
+            case .failed(let error):
+                outcome = .failure(Failed(failure: JobFailure(code: error.code, message: error.message)))
+            case .lost(let failure):
+                outcome = .failure(Failed(failure: failure))
+            }
+        }
+        return outcome
+    }
+
+    private func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+}
