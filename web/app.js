@@ -28,6 +28,7 @@ async function main() {
   statusBar.showEngine(config.engine);
   new GenerateForm(config, { onQueued: (answer) => store.upsert(answer) });
   panel = new JobsPanel(store, { onCancel: cancel, onLoadMore: loadMoreHistory });
+  store.addEventListener("job", showProgressInTitle);
 
   const socket = new LiveSocket({
     url: webSocketURL(),
@@ -44,6 +45,15 @@ function webSocketURL() {
   const url = serviceURL("ws");
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   return url;
+}
+
+// The tab title shows the running job's progress, for people who switch to another tab while they wait.
+const PAGE_TITLE = document.title;
+function showProgressInTitle() {
+  const running = [...store.jobs.values()].find((job) => job.status === "processing");
+  const percent = running ? Math.floor((running.progress?.progress ?? 0) * 100 + 1e-9) : null;
+  const title = percent === null ? PAGE_TITLE : `${percent}% · ${PAGE_TITLE}`;
+  if (document.title !== title) document.title = title;
 }
 
 // MARK: - Live messages

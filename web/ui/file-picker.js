@@ -79,6 +79,12 @@ export class FilePicker {
       return;
     }
     this.file = file;
+    if (this.input.files[0] !== file) {
+      // A dropped file: put it in the input too, so assistive technology announces the chosen name.
+      const transfer = new DataTransfer();
+      transfer.items.add(file);
+      this.input.files = transfer.files;
+    }
     this.objectURL = URL.createObjectURL(file);
     this.root.querySelector(".preview-name").textContent = file.name;
     this.setDetail(formatBytes(file.size));

@@ -83,8 +83,13 @@ export class GenerateForm {
         this.status.textContent = fraction < 1 ? `Uploading ${Math.floor(fraction * 100)}%` : "Checking the files…";
       });
       const position = answer.position_in_queue ? `, position ${answer.position_in_queue} in the queue` : "";
-      this.status.textContent = `Video ${shortId(answer.request_id)} queued${position}.`;
+      this.status.textContent = `Video ${shortId(answer.request_id)} queued${position}. `;
       this.onQueued(answer);
+      // On a phone the jobs list is below the form: offer a way there.
+      const follow = document.createElement("a");
+      follow.href = `#job-${answer.request_id}`;
+      follow.textContent = "See its progress";
+      this.status.append(follow);
     } catch (error) {
       this.status.textContent = "";
       this.showError(error);

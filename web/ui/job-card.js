@@ -56,6 +56,8 @@ export class JobCard {
     this.id = id;
     this.element = TEMPLATE.content.firstElementChild.cloneNode(true);
     this.element.dataset.requestId = id;
+    this.element.id = `job-${id}`;
+    this.element.tabIndex = -1; // a target for "See its progress" links
     this.part = (selector) => this.element.querySelector(selector);
     this.part(".job-id").textContent = shortId(id);
     this.part(".job-id").title = id;

@@ -1,5 +1,6 @@
 // The right-hand panel: queue counters and the list of jobs, newest first, kept in step with the JobStore.
 
+import { shortId } from "../format.js";
 import { JobCard } from "./job-card.js";
 
 export class JobsPanel {
@@ -15,6 +16,7 @@ export class JobsPanel {
     this.loadMore = document.getElementById("load-more");
     this.waiting = document.getElementById("queue-waiting");
     this.running = document.getElementById("queue-running");
+    this.announcer = document.getElementById("announcer");
     /** @type {Map<string, JobCard>} */
     this.cards = new Map();
 
@@ -38,8 +40,22 @@ export class JobsPanel {
       this.cards.set(id, card);
       this.insertInOrder(card);
     }
+    const before = card.element.dataset.status;
     card.update(job);
+    if (before && before !== job.status) this.announce(job);
     this.empty.hidden = this.cards.size > 0;
+  }
+
+  /** Tells screen reader users when a job they watched changes to a state that needs them. */
+  announce(job) {
+    const name = `Video ${shortId(job.request_id)}`;
+    const text = {
+      processing: `${name} started.`,
+      completed: `${name} is ready to play and download.`,
+      failed: `${name} failed: ${job.error?.message ?? job.message ?? "no reason given"}.`,
+      cancelled: `${name} was cancelled.`,
+    }[job.status];
+    if (text) this.announcer.textContent = text;
   }
 
   // Cards are only ever inserted, never moved: moving a <video> in the DOM would pause it.
