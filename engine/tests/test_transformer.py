@@ -1,7 +1,8 @@
 """Specifications of the InfiniteTalk DiT beyond the parity fixtures: structure, config, dtype policy, audio
 routing, weight loading. Tiny random models on CPU; numbers come from the model, never from fixtures."""
-import json
 import dataclasses
+import functools
+import json
 
 import pytest
 import torch
@@ -254,6 +255,14 @@ def fixture_config():
     return TransformerConfig.from_wan_config({**raw["wan_model_kwargs"], **extra})
 
 
+@functools.lru_cache(maxsize=1)
+def fixture_model():
+    with torch.device("meta"):
+        model = InfiniteTalkTransformer(fixture_config())
+    load_state_dict_wan(model, fixture_weights(), device="cpu")
+    return model
+
+
 def test_wan_keys_map_to_diffusers_names_and_audio_keys_keep_theirs():
     assert model_key("blocks.3.self_attn.q.weight") == "blocks.3.attn1.to_q.weight"
     assert model_key("blocks.3.cross_attn.k_img.bias") == "blocks.3.attn2.add_k_proj.bias"
@@ -306,3 +315,23 @@ def test_shape_mismatch_names_the_key():
     model = InfiniteTalkTransformer(dataclasses.replace(fixture_config(), ffn_dim=64))
     with pytest.raises(EngineError, match=r"blocks\.0\.ffn\.0\.(weight|bias): shape"):
         load_state_dict_wan(model, fixture_weights())
+
+
+# 5. Inside the upstream sampler ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("clip", [0, 1])
+def test_reproduces_the_upstream_pipeline_predictions_of_a_step(clip):
+    """The three guidance passes of the recorded tiny pipeline run (clip 1 carries 2 clean motion latents):
+    cond = prompt + audio, drop_text = negative prompt + audio, uncond = negative prompt + null audio."""
+    root = default_fixture_root()
+    model = fixture_model()
+    run_ = load_file(root / "pipeline" / "tensors.safetensors")
+    texts = load_file(root / "t5" / "tensors.safetensors")
+    clip_features = load_file(root / "dit" / "single" / "inputs.safetensors")["clip_fea"]
+    audio = run_[f"clip{clip}_audio"]
+    passes = {"cond": (texts["context_prompt"], audio), "drop_text": (texts["context_negative"], audio),
+              "uncond": (texts["context_negative"], torch.zeros_like(audio)[-1:])}
+    for name, (text, windows) in passes.items():
+        out = model(run_[f"clip{clip}_step0_latent_in"], run_[f"clip{clip}_step0_t"], text, clip_features,
+                    run_[f"clip{clip}_y"], model.project_audio(windows), run_[f"clip{clip}_ref_target_masks"])
+        assert (out - run_[f"clip{clip}_step0_pred_{name}"]).abs().max() < 1e-4, name
