@@ -90,9 +90,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = exc.message if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
         writer.send(Error(None, "load_failed", message, False))
         return 1
-    # A private reader of fd 0: the input thread may still be blocked in it when the process exits.
-    with open(os.dup(0), "rb") as stdin:
-        return Worker(engine, writer).serve(stdin)
+    # A private reader of fd 0, never closed: the input thread may still be blocked in it when we exit, and
+    # closing a buffered reader another thread is reading would wait for that read.
+    stdin = open(os.dup(0), "rb")
+    return Worker(engine, writer).serve(stdin)
 
 
 if __name__ == "__main__":

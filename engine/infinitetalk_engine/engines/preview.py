@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..media.audio import load_speech
+from ..media.audio import SAMPLE_RATE, load_speech, measure_loudness
 from ..media.image import fit_to_bucket, load_image
 from ..media.video import FPS, Mp4Writer
 from .base import Engine, EngineOptions, JobContext, JobRequest, JobResult
@@ -44,7 +44,8 @@ class PreviewEngine(Engine):
                 "is_preview": True, "two_speakers": False, "default_steps": 1, "max_steps": 50}
 
     def load(self) -> None:
-        # Nothing to load; warm OpenCV's cascades so the first job does not pay for it.
+        # No model: warm what the first job would otherwise wait for (the loudness meter, OpenCV's cascades).
+        measure_loudness(np.zeros(SAMPLE_RATE, np.float32))
         find_face_layout(np.full((64, 64, 3), 128, np.uint8))
 
     def run(self, job: JobRequest, ctx: JobContext) -> JobResult:

@@ -11,7 +11,6 @@ from typing import Optional
 
 import av
 import numpy as np
-import pyloudnorm
 
 from ..engines.base import EngineError
 
@@ -62,6 +61,8 @@ def load_audio(path: str, max_seconds: Optional[float] = None) -> np.ndarray:
 
 def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """Integrated loudness in LUFS (BS.1770); -inf for silence. Audio shorter than one 400 ms block gives -inf."""
+    import pyloudnorm  # imports scipy.signal (seconds): paid when an engine loads, not when the process starts
+
     meter = pyloudnorm.Meter(sample_rate)
     if samples.size < int(meter.block_size * sample_rate):
         return -math.inf

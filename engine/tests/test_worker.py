@@ -1,0 +1,236 @@
+"""worker.py with a fake engine, in-process: the job life cycle and how failures map to protocol errors."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine_process import validate
+from infinitetalk_engine.engines.base import Engine, EngineError, JobResult
+from infinitetalk_engine.protocol import MessageWriter
+from infinitetalk_engine.worker import Worker
+
+
+class OutOfMemoryError(RuntimeError):
+    """Stands in for torch.cuda.OutOfMemoryError (matched by name, so the worker never imports torch)."""
+
+
+class FakeEngine(Engine):
+    """`job.image_path` names the behaviour: ok, slow (runs until cancelled), bad_image, crash, oom, cuda_oom."""
+
+    name, version = "fake", "0"
+
+    def __init__(self, max_jobs=2, load_gate: threading.Event | None = None, load_error: Exception | None = None):
+        self.max_jobs, self.load_gate, self.load_error = max_jobs, load_gate, load_error
+        self.running = threading.Semaphore(0)
+
+    def capabilities(self):
+        return {"resolutions": ["480p"], "fps": 25, "max_concurrent_jobs": self.max_jobs, "device": "cpu",
+                "is_preview": True, "two_speakers": False, "default_steps": 1, "max_steps": 10}
+
+    def load(self):
+        if self.load_gate is not None:
+            self.load_gate.wait(10)
+        if self.load_error is not None:
+            raise self.load_error
+
+    def run(self, job, ctx):
+        Path(job.output_path + ".part").write_bytes(b"partial")
+        ctx.stage("generating", "working")
+        self.running.release()
+        behaviour = job.image_path
+        if behaviour == "slow":
+            while True:
+                ctx.check_cancelled()
+                threading.Event().wait(0.01)
+        if behaviour == "bad_image":
+            raise EngineError("bad_image", "not an image")
+        if behaviour == "crash":
+            raise ZeroDivisionError("bug")
+        if behaviour == "oom":
+            raise MemoryError()
+        if behaviour == "cuda_oom":
+            raise OutOfMemoryError("CUDA out of memory")
+        os.replace(job.output_path + ".part", job.output_path)
+        return JobResult(job.output_path, frames=25, duration_seconds=1.0, fps=25, width=64, height=64,
+                         warnings=["fake"])
+
+
+class QueueStream:
+    def __init__(self):
+        self.lines: "queue.Queue[dict]" = queue.Queue()
+
+    def write(self, text: str) -> None:
+        message = json.loads(text)
+        validate(message)
+        self.lines.put(message)
+
+    def flush(self) -> None:
+        pass
+
+
+class Harness:
+    """A Worker serving on a pipe, its events in a queue."""
+
+    def __init__(self, engine: FakeEngine, tmp_path: Path):
+        self.engine, self.tmp_path = engine, tmp_path
+        self.stream = QueueStream()
+        self.worker = Worker(engine, MessageWriter(self.stream))
+        read_fd, self.write_fd = os.pipe()
+        self.stdin = os.fdopen(read_fd, "rb")
+        self.exit_status: list[int] = []
+        self.thread = threading.Thread(target=lambda: self.exit_status.append(self.worker.serve(self.stdin)),
+                                       daemon=True)
+        self.thread.start()
+
+    def send(self, message: dict) -> None:
+        os.write(self.write_fd, json.dumps(message).encode() + b"\n")
+
+    def job(self, job_id: str, behaviour: str = "ok", **params) -> Path:
+        output = self.tmp_path / f"{job_id}.mp4"
+        self.send({"type": "job", "job_id": job_id, "image_path": behaviour, "audio_path": "a",
+                   "output_path": str(output), "params": params})
+        return output
+
+    def next(self, type_: str | None = None, job_id: str | None = None, timeout: float = 10) -> dict:
+        while True:
+            event = self.stream.lines.get(timeout=timeout)
+            if (type_ is None or event["type"] == type_) and (job_id is None or event.get("job_id") == job_id):
+                return event
+
+    def outcome(self, job_id: str) -> dict:
+        while True:
+            event = self.next(job_id=job_id)
+            if event["type"] in ("done", "error"):
+                return event
+
+    def close_stdin(self) -> int:
+        os.close(self.write_fd)
+        self.thread.join(10)
+        return self.exit_status[0]
+
+
+@pytest.fixture
+def harness(tmp_path):
+    h = Harness(FakeEngine(), tmp_path)
+    h.next("hello")
+    h.next("ready")
+    yield h
+    if h.thread.is_alive():
+        h.close_stdin()
+
+
+def test_a_job_ends_in_done_with_the_engines_result_and_the_time_taken(harness):
+    output = harness.job("j1")
+    done = harness.outcome("j1")
+    assert done["type"] == "done" and done["output_path"] == str(output) and done["frames"] == 25
+    assert done["warnings"] == ["fake"] and done["seconds"] >= 0
+    assert output.read_bytes() == b"partial"
+
+
+@pytest.mark.parametrize("behaviour, code, retryable", [
+    ("bad_image", "bad_image", False),
+    ("crash", "internal", False),
+    ("oom", "out_of_memory", True),
+    ("cuda_oom", "out_of_memory", True),
+])
+def test_failures_become_one_error_with_a_stable_code_and_no_partial_file(harness, tmp_path, behaviour, code,
+                                                                         retryable):
+    harness.job("j", behaviour)
+    error = harness.outcome("j")
+    assert (error["type"], error["code"], error["retryable"]) == ("error", code, retryable)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_more_jobs_than_max_concurrent_jobs_are_busy(harness):
+    harness.job("a", "slow")
+    harness.job("b", "slow")
+    harness.engine.running.acquire(timeout=5)
+    harness.engine.running.acquire(timeout=5)
+    harness.job("c")
+    busy = harness.outcome("c")
+    assert (busy["code"], busy["retryable"]) == ("busy", True)
+    harness.send({"type": "cancel", "job_id": "a"})
+    assert harness.outcome("a")["code"] == "cancelled"
+    harness.job("d")                                   # a slot is free again
+    assert harness.outcome("d")["type"] == "done"
+
+
+def test_a_job_id_that_is_already_running_is_refused(harness):
+    harness.job("a", "slow")
+    harness.engine.running.acquire(timeout=5)
+    harness.job("a")
+    assert harness.next("error", "a")["code"] == "bad_message"
+    harness.send({"type": "cancel", "job_id": "a"})
+    assert harness.outcome("a")["code"] == "cancelled"
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"resolution": "720p"}, "resolution"),
+    ({"steps": 11}, "steps"),
+    ({"audio2_path": "/b.wav"}, "two speakers"),
+    ({"speaker_boxes": [[0, 0, 10, 10]]}, "two speakers"),
+])
+def test_params_beyond_the_engines_capabilities_are_bad_params(harness, params, words):
+    harness.job("j", **params)
+    error = harness.outcome("j")
+    assert error["code"] == "bad_params" and words in error["message"]
+
+
+def test_heartbeat_lists_the_active_jobs(harness):
+    harness.job("a", "slow")
+    harness.engine.running.acquire(timeout=5)
+    harness.send({"type": "heartbeat", "seq": 3})
+    assert harness.next("heartbeat") == {"type": "heartbeat", "seq": 3, "active_jobs": ["a"]}
+    harness.send({"type": "cancel", "job_id": "a"})
+    harness.outcome("a")
+    harness.send({"type": "heartbeat", "seq": 4})
+    assert harness.next("heartbeat")["active_jobs"] == []
+
+
+def test_cancelling_an_unknown_job_is_ignored(harness):
+    harness.send({"type": "cancel", "job_id": "nobody"})
+    harness.send({"type": "heartbeat", "seq": 1})
+    assert harness.next()["type"] == "heartbeat"
+
+
+def test_shutdown_cancels_running_jobs_then_says_bye(harness):
+    harness.job("a", "slow")
+    harness.engine.running.acquire(timeout=5)
+    harness.send({"type": "shutdown"})
+    assert harness.outcome("a")["code"] == "cancelled"
+    assert harness.next()["type"] == "bye"
+    assert harness.close_stdin() == 0
+
+
+def test_end_of_input_is_a_shutdown(harness):
+    assert harness.close_stdin() == 0
+    assert harness.next()["type"] == "bye"
+
+
+def test_jobs_before_ready_are_not_ready(tmp_path):
+    gate = threading.Event()
+    h = Harness(FakeEngine(load_gate=gate), tmp_path)
+    h.next("hello")
+    h.job("early")
+    error = h.outcome("early")
+    assert (error["code"], error["retryable"]) == ("not_ready", True)
+    gate.set()
+    h.next("ready")
+    h.job("on_time")
+    assert h.outcome("on_time")["type"] == "done"
+    h.close_stdin()
+
+
+def test_a_failed_load_is_load_failed_with_no_job_and_exit_status_1(tmp_path):
+    h = Harness(FakeEngine(load_error=EngineError("load_failed", "/weights/dit.safetensors: missing")), tmp_path)
+    h.next("hello")
+    error = h.next("error")
+    assert (error["job_id"], error["code"], error["message"]) == (None, "load_failed",
+                                                                  "/weights/dit.safetensors: missing")
+    h.thread.join(10)
+    assert h.exit_status == [1]
