@@ -140,3 +140,26 @@ def test_encode_prompts_returns_one_trimmed_context_per_prompt(tokenizer_folder,
 def test_a_missing_tokenizer_folder_fails(tmp_path):
     with pytest.raises(EngineError, match="tokenizer folder missing"):
         load_tokenizer(tmp_path / "google" / "umt5-xxl")
+
+
+def test_a_pre_zip_format_pth_file_still_loads(tmp_path, args, model, fixture):
+    path = tmp_path / "legacy.pth"
+    torch.save(wan_weights(), path, _use_new_zipfile_serialization=False)  # cannot be memory-mapped
+    legacy = load_t5_encoder(path, args, dtype=torch.float32)
+    ids, mask = fixture["ids"], fixture["mask"]
+    assert torch.equal(encode_tokens(legacy, ids, mask), encode_tokens(model, ids, mask))
+
+
+def test_the_full_size_model_is_built_without_allocating_its_weights():
+    import resource
+
+    from transformers import UMT5EncoderModel
+
+    from infinitetalk_engine.models.state_dicts import empty_weights
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with empty_weights():
+        model = UMT5EncoderModel(T5EncoderArgs(num_layers=2).to_hf())  # 1B-entry embedding + two XXL layers
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert grown_mb < 200, f"building on meta grew the peak RSS by {grown_mb:.0f} MB"

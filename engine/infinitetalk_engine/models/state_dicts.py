@@ -42,7 +42,7 @@ def read_state_dict(source: StateDictSource) -> dict[str, torch.Tensor]:
 
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 return {key: f.get_tensor(key) for key in f.keys()}
-        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        state = _torch_load(path)
     except Exception as exc:  # corrupt or foreign file: say which one
         raise load_failed(str(path), f"not a readable checkpoint ({exc})") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -50,6 +50,16 @@ def read_state_dict(source: StateDictSource) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise load_failed(str(path), f"expected a state dict, found {type(state).__name__}")
     return state
+
+
+def _torch_load(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        # Files written before torch 1.6's zip format cannot be memory-mapped: read them whole.
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @contextlib.contextmanager
