@@ -19,6 +19,11 @@ Public API (single sample, as upstream; classifier-free guidance passes are sepa
         ref_target_masks,   # (3, H_lat, W_lat) person 1 / person 2 / background; required for 2 speakers
     )                       # -> (16, T_lat, H_lat, W_lat) float32 flow velocity (noise - x0)
 
+Dtype policy: call `cast_for_inference(dtype)`, never `model.to(dtype)` (that would also cast the RoPE tables and
+the float32 modulation); `model.to(device)` is fine. Sublayers run in the weight dtype, the residual stream,
+modulation, time embedding and head in float32. The two-speaker reference map is computed (per block, from its
+RoPE'd self-attention q/k) only when two speakers are given, or when capturing.
+
 `capture=dict()` (tests only) fills in the intermediates named like the parity fixture (`patch_embedding_out`,
 `time_embedding_out`, `time_projection_out`, `text_embedding_out`, `img_emb_out`, `block{i}_self_attn_out`,
 `block{i}_x_ref_attn_map`, `block{i}_cross_attn_out`, `block{i}_audio_cross_attn_out`, `block{i}_out`).
@@ -112,7 +117,8 @@ class InfiniteTalkTransformer(nn.Module):
         # 1. Patch & position embedding
         latent = torch.cat([x, y]).unsqueeze(0).to(device, dtype)            # (1, 36, T, H, W)
         freqs_cos, freqs_sin = self.rope(latent)                              # (1, L, 1, d) interleaved
-        rotary = (freqs_cos[..., 0::2], freqs_sin[..., 0::2])                 # (1, L, 1, d/2)
+        # (1, L, 1, d/2); the tables may live on the CPU when the weights were streamed elsewhere.
+        rotary = (freqs_cos[..., 0::2].to(device), freqs_sin[..., 0::2].to(device))
         patches = self.patch_embedding(latent)                                # (1, dim, T', H', W')
         hidden = patches.flatten(2).transpose(1, 2).float()                   # (1, L, dim) float32 residual stream
 
