@@ -179,41 +179,44 @@ def expected_tensors(module: nn.Module) -> set[str]:
 def stream_into(module: nn.Module, files: Sequence[Path], *, name: str, device: torch.device | str,
                 dtype: torch.dtype, keep_fp32: Callable[[str], bool] = lambda _: False,
                 convert: Converter = identity_converter, transform: Optional[Transform] = None,
-                transform_keys: Optional[set[str]] = None, skip_keys: Iterable[str] = ()) -> LoadReport:
+                transform_keys: Optional[set[str]] = None, only_keys: Optional[set[str]] = None) -> LoadReport:
     """Fill `module` (built under `parameters_on_meta`) from `files`, one tensor at a time.
 
     Later files win: a key present in several files is taken from the last one, and the earlier copies are
     reported as `overridden` (the InfiniteTalk adapter is overlaid on the base DiT this way). `transform` is called
-    for file keys in `transform_keys` (or all keys when that is None), on the device, in float32.
+    for file keys in `transform_keys` (or all keys when that is None), on the device, in float32. With `only_keys`
+    (file keys), just those are (re)loaded and only they are accounted for.
     """
     started = time.perf_counter()
     report = LoadReport(name)
-    device = torch.device(device)
     wanted = expected_tensors(module)
     assigned: set[str] = set()
-    skip = set(skip_keys)
+    for file_name, key, target, value in stream_tensors(files, device=device, dtype=dtype, keep_fp32=keep_fp32,
+                                                        convert=convert, transform=transform,
+                                                        transform_keys=transform_keys, only_keys=only_keys,
+                                                        report=report):
+        if target not in wanted:
+            shown = key if target == key else f"{key} -> {target}"
+            report.unexpected.append(f"{file_name}: {shown}")
+            continue
+        owner, leaf, is_param = _slot(module, target)
+        current = owner._parameters[leaf] if is_param else owner._buffers[leaf]
+        if tuple(current.shape) != tuple(value.shape):
+            report.mismatched.append(f"{file_name}: {key} -> {target}: file {list(value.shape)} vs "
+                                     f"model {list(current.shape)}")
+            continue
+        if not value.is_floating_point():
+            value = value.to(current.dtype)
+        if is_param:
+            owner._parameters[leaf] = nn.Parameter(value, requires_grad=False)
+        else:
+            owner._buffers[leaf] = value
+        assigned.add(target)
+        report.loaded += 1
 
-    opened = [TensorFile(p) for p in files]
-    try:
-        # Which file provides each key: the last one that has it.
-        provider: dict[str, int] = {}
-        for index, tensor_file in enumerate(opened):
-            for key in tensor_file.keys():
-                if key in provider:
-                    report.overridden.append(key)
-                provider[key] = index
-        for index, tensor_file in enumerate(opened):
-            for key in tensor_file.keys():
-                if provider[key] != index or key in skip:
-                    continue
-                _load_one(module, tensor_file, key, report, wanted, assigned, device, dtype, keep_fp32, convert,
-                          transform if transform_keys is None or key in transform_keys else None)
-    finally:
-        for tensor_file in opened:
-            tensor_file.close()
-
-    report.missing = sorted(wanted - assigned)
-    _materialize_buffers(module, device)
+    if only_keys is None:
+        report.missing = sorted(wanted - assigned)
+    _materialize_buffers(module, torch.device(device))
     module.eval().requires_grad_(False)
     report.seconds = time.perf_counter() - started
     report.peak_host_rss_gb = peak_host_rss_gb()
@@ -223,44 +226,49 @@ def stream_into(module: nn.Module, files: Sequence[Path], *, name: str, device: 
     return report
 
 
-def _load_one(module, tensor_file: TensorFile, key: str, report: LoadReport, wanted: set[str], assigned: set[str],
-              device: torch.device, dtype: torch.dtype, keep_fp32, convert: Converter,
-              transform: Optional[Transform]) -> None:
-    source = tensor_file.get(key)
-    if transform is not None and source.is_floating_point():
-        patched = transform(key, source.to(device, torch.float32))
-        if patched is not None:
-            report.transformed += patched is not source
-            source = patched
-    targets = convert(key, source)
-    if targets is None:
-        report.unexpected.append(f"{tensor_file.path.name}: {key}")
-        return
-    if not targets:
-        report.dropped += 1
-        return
-    for target, tensor in targets:
-        if target not in wanted:
-            shown = key if target == key else f"{key} -> {target}"
-            report.unexpected.append(f"{tensor_file.path.name}: {shown}")
-            continue
-        owner, leaf, is_param = _slot(module, target)
-        current = owner._parameters[leaf] if is_param else owner._buffers[leaf]
-        if tuple(current.shape) != tuple(tensor.shape):
-            report.mismatched.append(f"{tensor_file.path.name}: {key} -> {target}: file {list(tensor.shape)} vs "
-                                     f"model {list(current.shape)}")
-            continue
-        if tensor.is_floating_point():
-            target_dtype = torch.float32 if keep_fp32(target) else dtype
-        else:
-            target_dtype = current.dtype
-        value = tensor.to(device=device, dtype=target_dtype).contiguous()
-        if is_param:
-            owner._parameters[leaf] = nn.Parameter(value, requires_grad=False)
-        else:
-            owner._buffers[leaf] = value
-        assigned.add(target)
-        report.loaded += 1
+def stream_tensors(files: Sequence[Path], *, device: torch.device | str, dtype: torch.dtype,
+                   keep_fp32: Callable[[str], bool] = lambda _: False, convert: Converter = identity_converter,
+                   transform: Optional[Transform] = None, transform_keys: Optional[set[str]] = None,
+                   only_keys: Optional[set[str]] = None,
+                   report: Optional[LoadReport] = None) -> Iterator[tuple[str, str, str, torch.Tensor]]:
+    """Yield (file name, file key, module tensor name, tensor on the device in its final dtype), one at a time.
+
+    Each file is opened, read key by key and closed before the next, so host memory holds one tensor (plus what
+    the OS caches). Keys of earlier files that a later file also has are skipped and listed in `report.overridden`.
+    """
+    device = torch.device(device)
+    report = report if report is not None else LoadReport("tensors")
+    provider: dict[str, int] = {}
+    for index, path in enumerate(files):
+        with TensorFile(path) as tensor_file:
+            for key in tensor_file.keys():
+                if key in provider:
+                    report.overridden.append(key)
+                provider[key] = index
+    for index, path in enumerate(files):
+        with TensorFile(path) as tensor_file:
+            for key in tensor_file.keys():
+                if provider[key] != index or (only_keys is not None and key not in only_keys):
+                    continue
+                source = tensor_file.get(key)
+                if transform is not None and source.is_floating_point() and \
+                        (transform_keys is None or key in transform_keys):
+                    patched = transform(key, source.to(device, torch.float32))
+                    report.transformed += 1
+                    source = patched
+                targets = convert(key, source)
+                if targets is None:
+                    report.unexpected.append(f"{tensor_file.path.name}: {key}")
+                    continue
+                if not targets:
+                    report.dropped += 1
+                    continue
+                for target, tensor in targets:
+                    if tensor.is_floating_point():
+                        tensor = tensor.to(device=device, dtype=torch.float32 if keep_fp32(target) else dtype)
+                    else:
+                        tensor = tensor.to(device=device)
+                    yield tensor_file.path.name, key, target, tensor.contiguous()
 
 
 def _materialize_buffers(module: nn.Module, device: torch.device) -> None:

@@ -93,6 +93,7 @@ class ClipFrames:
 class Hooks:
     """Optional callbacks: progress after each step, cancellation between steps, intermediates for parity."""
 
+    on_clip: Callable[[int, int], None] = lambda clip, clips: None        # a clip starts (0-based index, count)
     on_step: Callable[[int, int, int, int], None] = lambda clip, clips, step, steps: None
     check_cancelled: Callable[[], None] = lambda: None
     trace: Optional[Callable[[str, torch.Tensor], None]] = None
@@ -182,6 +183,7 @@ def generate_clips(dit: Denoiser, vae: LatentCodec, cond: Conditioning, settings
 
     for clip in plan.clips:
         index, first, last = clip.index, clip.index == 0, clip.index == clips - 1
+        hooks.on_clip(index, clips)
         # 3a. Audio windows of this clip (the last one reads a mirror-extended tail) -> audio tokens.
         if last:
             audio = [extend_reverse_tail(a, plan.last_end) for a in audio]

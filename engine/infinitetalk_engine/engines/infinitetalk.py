@@ -1,0 +1,320 @@
+"""The infinitetalk engine: the real model (Wan2.1-I2V-14B + InfiniteTalk adapter + LightX2V LoRA).
+
+    python -m infinitetalk_engine --engine infinitetalk --weights /path/to/weights [--device cuda]
+        [--engine-option KEY=VALUE ...]
+
+Models are loaded once (`model_set.py`, streamed so host RAM stays far below model size) and stay resident; jobs
+run one at a time on the device. A job goes through the protocol's stages:
+1. decoding_audio: 16 kHz mono, -23 LUFS (two speakers: both tracks, zero-padded to the longer; the MP4 gets
+   their sum).   2. audio_features: wav2vec2 at 25 fps.   3. encoding_image: bucket resize/crop, CLIP features,
+   speaker masks.   4. encoding_text: umT5 contexts (cached per prompt).   5. generating: the streaming sampler
+   (`pipeline.py`), each clip encoded into the MP4 as soon as it is decoded, so memory stays flat in video length.
+6. encoding_video: finish the MP4.
+
+Engine options (`--engine-option KEY=VALUE`):
+  lora=on|off            use lightx2v_lora.safetensors (default on; off = the 40-step base sampler defaults)
+  lora_scale=1.0         LoRA strength merged at load time (a job's `lora_scale` re-merges, slowly, see ModelSet)
+  two_speakers=auto|on|off   load InfiniteTalk/multi/ beside single/ (auto: when the file exists)
+  dtype=bf16|fp16|fp32   DiT weights (default bf16 on GPU, fp32 on CPU)
+  frame_num=81, motion_frames=9   clip length and overlap (1 + 4k each)
+  buckets=HxW[,HxW...]   FOR TESTS/DEBUG: replace the 480p/720p bucket tables with these sizes (multiples of 16)
+  max_steps=50           the largest `steps` a job may ask for
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..media.audio import load_speech
+from ..media.image import BUCKETS, load_image, plan_resize_crop, resize_and_crop
+from ..media.video import FPS, Mp4Writer
+from ..pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
+from ..sampler.schedule import DEFAULT_SHIFT
+from ..weights import WeightsLayout
+from .base import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROMPT = "A person is talking."
+# Wan2.1's default negative prompt (used when a job gives none and text guidance is on).
+WAN_NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+                       "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
+                       "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
+DEFAULT_SEED = 42
+DEFAULT_MAX_STEPS = 50
+FACE_SCALE = 0.05          # upstream's margin for the default left/right speaker halves
+TEXT_CACHE_SIZE = 16
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+# Share of the job's progress before generation (audio, image, text) and after it (finishing the MP4).
+BEFORE_GENERATION, AFTER_GENERATION = 0.05, 0.02
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """`--engine-option` values, parsed and checked at start-up."""
+
+    use_lora: bool = True
+    lora_scale: float = 1.0
+    two_speakers: Optional[bool] = None
+    dtype: Optional[torch.dtype] = None
+    frame_num: int = 81
+    motion_frames: int = 9
+    buckets: Optional[tuple[tuple[int, int], ...]] = None
+    max_steps: int = DEFAULT_MAX_STEPS
+
+    @classmethod
+    def from_options(cls, extra: dict[str, str]) -> "EngineSettings":
+        known = {"lora", "lora_scale", "two_speakers", "dtype", "frame_num", "motion_frames", "buckets", "max_steps"}
+        unknown = sorted(set(extra) - known)
+        if unknown:
+            raise EngineError("load_failed", f"unknown engine option(s) {unknown}; known: {sorted(known)}")
+        try:
+            switch = {"on": True, "off": False, "auto": None}
+            buckets = None
+            if "buckets" in extra:
+                buckets = tuple(tuple(int(v) for v in size.lower().split("x")) for size in extra["buckets"].split(","))
+                if any(len(b) != 2 or b[0] % 16 or b[1] % 16 or min(b) <= 0 for b in buckets):
+                    raise ValueError("buckets must be HxW sizes, multiples of 16")
+            settings = cls(use_lora=switch[extra.get("lora", "on")] is not False,
+                           lora_scale=float(extra.get("lora_scale", 1.0)),
+                           two_speakers=switch[extra.get("two_speakers", "auto")],
+                           dtype=DTYPES[extra["dtype"]] if "dtype" in extra else None,
+                           frame_num=int(extra.get("frame_num", 81)), motion_frames=int(extra.get("motion_frames", 9)),
+                           buckets=buckets, max_steps=int(extra.get("max_steps", DEFAULT_MAX_STEPS)))
+            SamplerSettings(frame_num=settings.frame_num, motion_frames=settings.motion_frames).validate()
+        except (KeyError, ValueError) as exc:
+            raise EngineError("load_failed", f"bad engine option: {exc}") from exc
+        return settings
+
+
+class InfiniteTalkEngine(Engine):
+    name = "infinitetalk"
+    version = __version__
+
+    def __init__(self, options: EngineOptions):
+        if not options.weights:
+            raise EngineError("load_failed", "the infinitetalk engine needs --weights DIR (the seed's weights/ folder)")
+        self.options = options
+        self.settings = EngineSettings.from_options(options.extra)
+        self.layout = WeightsLayout(Path(options.weights))
+        self.device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise EngineError("load_failed", f"--device {options.device}: CUDA is not available on this machine")
+        self.max_jobs = options.max_jobs or 1
+        self.models = None
+        self._device_lock = threading.Lock()      # one job at a time on the device; others wait their turn
+        self._text_cache: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+
+    # MARK: - Engine
+
+    def capabilities(self) -> dict[str, Any]:
+        two = self.settings.two_speakers
+        if two is None:
+            two = self.layout.adapter(True).is_file()
+        return {"resolutions": ["480p", "720p"], "fps": FPS, "max_concurrent_jobs": self.max_jobs,
+                "device": str(self.device), "is_preview": False, "two_speakers": bool(two),
+                "default_steps": 4 if self.settings.use_lora else 40, "max_steps": self.settings.max_steps}
+
+    def load(self) -> None:
+        from ..model_set import ModelSetOptions, load_model_set
+
+        self.models = load_model_set(self.layout, ModelSetOptions(
+            device=str(self.device), dit_dtype=self.settings.dtype, lora_scale=self.settings.lora_scale,
+            use_lora=self.settings.use_lora, two_speakers=self.settings.two_speakers))
+
+    def run(self, job: JobRequest, ctx: JobContext) -> JobResult:
+        if self.models is None:
+            raise EngineError("not_ready", "models are not loaded", retryable=True)
+        out_of_memory = None
+        with self._device_lock:
+            try:
+                return self._run(job, ctx)
+            except torch.cuda.OutOfMemoryError as exc:
+                out_of_memory = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
+            finally:
+                if self.device.type == "cuda":
+                    gc.collect()
+                    torch.cuda.empty_cache()
+        # Raised outside the handler so the failed step's tensors (held by the traceback) are already freed.
+        raise EngineError("out_of_memory", f"the GPU ran out of memory: {out_of_memory}", retryable=True)
+
+    # MARK: - one job
+
+    def _run(self, job: JobRequest, ctx: JobContext) -> JobResult:
+        models = self.models
+        params = job.params
+        two_speakers = bool(params.audio2_path)
+        settings = self._sampler_settings(params)
+        steps = settings.steps
+
+        # 1. Audio: 16 kHz mono, loudness-normalised; 25 video frames per second of speech.
+        ctx.stage("decoding_audio", "Decoding audio")
+        tracks = [load_speech(job.audio_path, self.options.max_audio_seconds)[0]]
+        if two_speakers:
+            tracks.append(load_speech(params.audio2_path, self.options.max_audio_seconds)[0])
+        length = max(t.size for t in tracks)
+        tracks = [np.pad(t, (0, length - t.size)) for t in tracks]
+        n_frames = int(length / 16000 * FPS)
+        if n_frames < 1:
+            raise EngineError("bad_audio", "the audio is shorter than one video frame")
+        ctx.check_cancelled()
+
+        # 2. wav2vec2 features per speaker: (n_frames, layers, hidden).
+        ctx.stage("audio_features", "Extracting speech features")
+        audio = [models.audio(track, n_frames) for track in tracks]
+        ctx.progress(0.02)
+        ctx.check_cancelled()
+
+        # 3. Image: bucket, CLIP features, speaker masks.
+        ctx.stage("encoding_image", "Encoding the image")
+        picture = load_image(job.image_path, self.options.max_image_pixels)
+        height, width = self._bucket(picture.width, picture.height, params.resolution)
+        pixels = resize_and_crop(picture, height, width)                                    # (H, W, 3) uint8
+        image = (torch.tensor(pixels).permute(2, 0, 1).float() / 255 - 0.5) * 2
+        image = image.to(self.device)                                                        # (3, H, W) [-1, 1]
+        from ..models.image_encoder import encode_image
+        clip_features = encode_image(models.clip, image[None])                               # (1, 257, 1280)
+        masks = speaker_masks(picture.width, picture.height, height, width,
+                              params.speaker_boxes if two_speakers else None, 2 if two_speakers else 1)
+        ctx.progress(0.03)
+        ctx.check_cancelled()
+
+        # 4. Text contexts (the negative prompt only when text guidance is on).
+        ctx.stage("encoding_text", "Encoding the prompt")
+        context = self._encode_text(params.prompt or DEFAULT_PROMPT)
+        negative = None
+        if not math.isclose(settings.text_scale, 1.0):
+            negative = self._encode_text(params.negative_prompt or WAN_NEGATIVE_PROMPT)
+        ctx.progress(BEFORE_GENERATION)
+        ctx.check_cancelled()
+
+        # 5. Generate, encoding each clip into the MP4 as it comes.
+        lora_scale = models.lora_scale if params.lora_scale is None else params.lora_scale
+        if lora_scale != models.lora_scale:
+            ctx.stage("generating", f"Re-merging the LoRA at scale {lora_scale:g} (slow, once per change)")
+            models.set_lora_scale(lora_scale)
+        models.use_adapter("multi" if two_speakers else "single")
+        cond = Conditioning(image=image, context=context, context_negative=negative, clip_features=clip_features,
+                            audio=audio, ref_target_masks=masks.to(self.device))
+        mix = np.clip(np.sum(tracks, axis=0), -1.0, 1.0).astype(np.float32)
+
+        def on_clip(index: int, clips: int) -> None:
+            ctx.stage("generating", f"Generating clip {index + 1} of {clips}", clip=index + 1, clips=clips)
+
+        def on_step(index: int, clips: int, step: int, steps_: int) -> None:
+            done = index * (steps_ + 1) + step + 1
+            ctx.progress(generation_fraction(done, clips * (steps_ + 1)), step=step + 1, steps=steps_,
+                         clip=index + 1, clips=clips)
+
+        hooks = Hooks(on_step=on_step, check_cancelled=ctx.check_cancelled, on_clip=on_clip)
+        with Mp4Writer(job.output_path, width, height, audio=mix, max_frames=n_frames,
+                       crf=self.options.video_crf or 20, preset=self.options.video_preset or "veryfast") as writer:
+            for clip in generate_clips(models.dit, models.vae, cond, settings, hooks, self.device):
+                writer.write(to_uint8_frames(clip.frames))
+                clips_done = clip.index + 1
+                ctx.progress(generation_fraction(clips_done * (steps + 1), clip.clips * (steps + 1)), step=steps,
+                             steps=steps, clip=clips_done, clips=clip.clips)
+            ctx.check_cancelled()
+            # 6. Finish the file (flush the encoders, rename the part file).
+            ctx.stage("encoding_video", "Finishing the MP4")
+        ctx.progress(1.0)
+        return JobResult(output_path=job.output_path, frames=writer.frames_written,
+                         duration_seconds=writer.frames_written / FPS, fps=FPS, width=width, height=height)
+
+    # MARK: - helpers
+
+    def _sampler_settings(self, params: JobParams) -> SamplerSettings:
+        lora = self.settings.use_lora
+        steps = params.steps if params.steps is not None else (4 if lora else 40)
+        shift = params.shift if params.shift is not None else DEFAULT_SHIFT.get(params.resolution, 7.0)
+        text = params.text_guidance_scale if params.text_guidance_scale is not None else (1.0 if lora else 5.0)
+        audio = params.audio_guidance_scale if params.audio_guidance_scale is not None else (2.0 if lora else 4.0)
+        color = params.color_correction if params.color_correction is not None else 1.0
+        problems = []
+        if not 1 <= steps <= self.settings.max_steps:
+            problems.append(f"steps must be 1..{self.settings.max_steps}, got {steps}")
+        if not shift > 0:
+            problems.append(f"shift must be positive, got {shift}")
+        if text < 0 or audio < 0:
+            problems.append("guidance scales must not be negative")
+        if not 0 <= color <= 1:
+            problems.append(f"color_correction must be in [0, 1], got {color}")
+        if params.lora_scale is not None and not 0 <= params.lora_scale <= 4:
+            problems.append(f"lora_scale must be in [0, 4], got {params.lora_scale}")
+        if params.audio2_path and not self.models.two_speakers:
+            problems.append("two speakers need the InfiniteTalk/multi adapter, which is not loaded")
+        if params.speaker_boxes is not None and (len(params.speaker_boxes) != 2 or
+                                                 any(len(b) != 4 for b in params.speaker_boxes)):
+            problems.append("speaker_boxes must be two [x_min, y_min, x_max, y_max] boxes")
+        if problems:
+            raise EngineError("bad_params", "; ".join(problems))
+        return SamplerSettings(frame_num=self.settings.frame_num, motion_frames=self.settings.motion_frames,
+                               steps=steps, shift=shift, text_scale=text, audio_scale=audio, color_correction=color,
+                               seed=DEFAULT_SEED if params.seed is None else params.seed)
+
+    def _bucket(self, width: int, height: int, resolution: str) -> tuple[int, int]:
+        """(height, width) of the bucket with the nearest h/w ratio (first in table order on ties)."""
+        if self.settings.buckets is not None:
+            sizes = list(self.settings.buckets)
+        elif resolution in BUCKETS:
+            sizes = list(BUCKETS[resolution].values())
+        else:
+            raise EngineError("bad_params", f"unknown resolution {resolution!r}")
+        return min(sizes, key=lambda hw: abs(hw[0] / hw[1] - height / width))
+
+    def _encode_text(self, prompt: str) -> torch.Tensor:
+        """The prompt's trimmed umT5 output, cached: the default prompts are the same for every job."""
+        if prompt in self._text_cache:
+            self._text_cache.move_to_end(prompt)
+            return self._text_cache[prompt]
+        from ..models.text_encoder import encode_prompts
+
+        (context,) = encode_prompts(self.models.t5, self.models.tokenizer, [prompt])
+        self._text_cache[prompt] = context
+        while len(self._text_cache) > TEXT_CACHE_SIZE:
+            self._text_cache.popitem(last=False)
+        return context
+
+
+def generation_fraction(done: int, total: int) -> float:
+    return BEFORE_GENERATION + (1 - BEFORE_GENERATION - AFTER_GENERATION) * done / max(total, 1)
+
+
+def speaker_masks(src_w: int, src_h: int, height: int, width: int, boxes: Optional[list[list[float]]],
+                  speakers: int) -> torch.Tensor:
+    """(3, H/8, W/8) masks [person 1, person 2, background] at latent resolution.
+
+    One speaker: three all-ones masks (upstream always builds 3). Two speakers: the boxes
+    `[x_min, y_min, x_max, y_max]` in source-image pixels (x horizontal; upstream indexes rows with x, which we do
+    not copy), or by default the left and right halves minus a 5% margin; background = neither. The masks follow
+    the image's resize-and-crop (nearest), then go to the latent grid (nearest) and are binarised.
+    """
+    lat_h, lat_w = height // 8, width // 8
+    if speakers == 1:
+        return torch.ones(3, lat_h, lat_w)
+    masks = torch.zeros(3, src_h, src_w)
+    if boxes:
+        for person, (x_min, y_min, x_max, y_max) in enumerate(boxes[:2]):
+            masks[person, max(0, int(y_min)):max(0, int(y_max)), max(0, int(x_min)):max(0, int(x_max))] = 1
+    else:
+        top, bottom = int(src_h * FACE_SCALE), int(src_h * (1 - FACE_SCALE))
+        half = src_w // 2
+        left, right = int(half * FACE_SCALE), int(half * (1 - FACE_SCALE))
+        masks[0, top:bottom, left:right] = 1
+        masks[1, top:bottom, left + half:right + half] = 1
+    masks[2] = (masks[:2].sum(0) == 0).float()
+    plan = plan_resize_crop(src_w, src_h, height, width)
+    resized = F.interpolate(masks[None], size=(plan.resized_h, plan.resized_w), mode="nearest")[0]
+    cropped = resized[:, plan.top:plan.top + height, plan.left:plan.left + width]
+    return (F.interpolate(cropped[None], size=(lat_h, lat_w), mode="nearest")[0] > 0).float()

@@ -1,0 +1,175 @@
+"""The real infinitetalk engine, end to end through the protocol, on tiny random weights in the seed's layout.
+
+The engine process is `python -m infinitetalk_engine --engine infinitetalk --weights <tiny folder> --device cpu`
+with one test-only option, `buckets=32x48` (a single tiny resolution bucket). Everything else is production code:
+the weights folder layout, config inference from config.json and tensor shapes, streaming load with the LoRA
+merge, the sampler, the MP4 writer.
+"""
+import json
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from engine_process import SHARED, EngineProcess, job_message
+from probe import assert_standard_mp4
+from tiny_weights import adapter_shapes, clip_visual_shapes, dit_base_shapes, t5_shapes, vae_shapes, \
+    write_tiny_weights
+
+from infinitetalk_engine.engines.infinitetalk import speaker_masks
+
+FIXTURES = SHARED / "parity"
+IMAGE = SHARED / "media" / "astronaut.png"
+ENGINE_ARGS = ("--engine", "infinitetalk", "--device", "cpu", "--engine-option", "buckets=32x48")
+STEPS = 2
+
+
+def write_wav(path: Path, seconds: float, hz: float = 220.0) -> Path:
+    rate = 16000
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * hz * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes((x * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return write_tiny_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def engine(weights):
+    process = EngineProcess(*ENGINE_ARGS, "--weights", str(weights), timeout=240)
+    yield process
+    process.close()
+
+
+def fixture_shapes(name: str) -> dict:
+    with safe_open(str(FIXTURES / name / "weights.safetensors"), "pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+def test_tiny_weights_have_the_released_key_names_and_shapes():
+    dit = json.loads((FIXTURES / "dit" / "config.json").read_text())
+    k = dit["wan_model_kwargs"]
+    assert {**dit_base_shapes(k["dim"], k["ffn_dim"], k["num_layers"], k["text_dim"], dit["clip_feature_dim"]),
+            **adapter_shapes(k["dim"], k["num_layers"], dit["audio_proj_blocks"], dit["audio_proj_channels"],
+                             k["intermediate_dim"], k["output_dim"], k["context_tokens"])} == fixture_shapes("dit")
+    t5 = json.loads((FIXTURES / "t5" / "config.json").read_text())["t5_encoder_kwargs"]
+    assert t5_shapes(t5["vocab"], t5["dim"], t5["dim_attn"], t5["dim_ffn"], t5["num_heads"], t5["num_layers"],
+                     t5["num_buckets"]) == fixture_shapes("t5")
+    clip = json.loads((FIXTURES / "clip" / "config.json").read_text())["vision_kwargs"]
+    assert clip_visual_shapes(clip["dim"], clip["num_layers"], clip["out_dim"], clip["mlp_ratio"],
+                              clip["patch_size"], clip["image_size"]) == fixture_shapes("clip")
+    vae = json.loads((FIXTURES / "vae" / "config.json").read_text())["vae_kwargs"]
+    assert vae_shapes(vae["dim"], vae["z_dim"], tuple(vae["dim_mult"]), vae["num_res_blocks"],
+                      tuple(vae["temperal_downsample"])) == fixture_shapes("vae")
+
+
+def test_two_clips_with_per_step_progress_make_a_standard_mp4(engine, tmp_path):
+    # Given 4 s of audio (100 frames: clips of 81 frames overlapping by 9 -> 2 clips)
+    audio = write_wav(tmp_path / "speech.wav", 4.0)
+    output = tmp_path / "out.mp4"
+    # When
+    engine.send(job_message("two-clips", IMAGE, audio, output, steps=STEPS, seed=7))
+    events = engine.job_events("two-clips", timeout=240)
+    # Then: one MP4 as long as the audio, H.264 + AAC at 25 fps, in the (test) bucket size
+    done = events[-1]
+    assert done["type"] == "done", done
+    assert (done["frames"], done["width"], done["height"], done["duration_seconds"]) == (100, 48, 32, 4.0)
+    assert_standard_mp4(output, 100, 48, 32)
+    # Stages in protocol order, a generating stage per clip
+    stages = [e["stage"] for e in events if e["type"] == "stage"]
+    assert stages == ["decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating",
+                      "generating", "encoding_video"]
+    # Progress: every step of every clip, fraction monotonic up to 1
+    progress = [e for e in events if e["type"] == "progress"]
+    stepped = [(e["clip"], e["step"]) for e in progress if e.get("step") is not None]
+    assert all(pair in stepped for pair in [(1, 1), (1, 2), (2, 1), (2, 2)])
+    assert all(e["steps"] == STEPS and e["clips"] == 2 for e in progress if e.get("step") is not None)
+    fractions = [e["fraction"] for e in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_short_audio_gives_a_video_as_short_as_the_audio(engine, tmp_path):
+    # Upstream needs more than 3.24 s; 1 s here gives one clip trimmed to 25 frames. The LoRA is re-merged
+    # at another scale for this job (and back for the next), which must not disturb the engine.
+    audio = write_wav(tmp_path / "short.wav", 1.0)
+    output = tmp_path / "short.mp4"
+    engine.send(job_message("short", IMAGE, audio, output, steps=1, lora_scale=0.5))
+    done = engine.job_events("short", timeout=240)[-1]
+    assert done["type"] == "done", done
+    assert_standard_mp4(output, 25, 48, 32)
+
+
+def test_two_speakers_with_boxes(engine, tmp_path):
+    first, second = write_wav(tmp_path / "a.wav", 1.2, 220), write_wav(tmp_path / "b.wav", 0.8, 330)
+    output = tmp_path / "duo.mp4"
+    engine.send(job_message("duo", IMAGE, first, output, steps=1, audio2_path=str(second),
+                            speaker_boxes=[[0, 0, 250, 400], [260, 0, 512, 400]]))
+    done = engine.job_events("duo", timeout=240)[-1]
+    assert done["type"] == "done", done
+    assert_standard_mp4(output, 30, 48, 32)    # as long as the longer track
+
+
+def test_cancel_stops_the_job_and_leaves_no_file(engine, tmp_path):
+    audio = write_wav(tmp_path / "long.wav", 12.0)
+    output = tmp_path / "cancelled.mp4"
+    engine.send(job_message("cancel-me", IMAGE, audio, output, steps=4))
+    engine.next_event("progress", timeout=240, where=lambda e: e.get("job_id") == "cancel-me" and e.get("step"))
+    engine.send({"type": "cancel", "job_id": "cancel-me"})
+    last = engine.job_events("cancel-me", timeout=60)[-1]
+    assert last["type"] == "error" and last["code"] == "cancelled"
+    assert not output.exists() and not Path(str(output) + ".part").exists()
+
+
+def test_bad_input_is_an_error_with_a_code_and_the_engine_carries_on(engine, tmp_path):
+    not_an_image = tmp_path / "image.png"
+    not_an_image.write_bytes(b"not an image")
+    engine.send(job_message("bad-image", not_an_image, write_wav(tmp_path / "a.wav", 1.0), tmp_path / "x.mp4"))
+    assert engine.job_events("bad-image", timeout=60)[-1]["code"] == "bad_image"
+    engine.send(job_message("bad-params", IMAGE, tmp_path / "a.wav", tmp_path / "y.mp4", color_correction=2.0))
+    assert engine.job_events("bad-params", timeout=60)[-1]["code"] == "bad_params"
+    engine.send({"type": "heartbeat", "seq": 5})
+    assert engine.next_event("heartbeat", timeout=30)["seq"] == 5
+
+
+def test_a_missing_weights_file_fails_the_load_naming_it(weights, tmp_path):
+    broken = tmp_path / "weights"
+    shutil.copytree(weights, broken)
+    (broken / "Wan2.1-I2V-14B-480P" / "Wan2.1_VAE.pth").unlink()
+    process = EngineProcess(*ENGINE_ARGS, "--weights", str(broken), wait_ready=False, timeout=240)
+    try:
+        error = process.next_event("error", timeout=240)
+        assert error["code"] == "load_failed" and error["job_id"] is None
+        assert "Wan2.1_VAE.pth" in error["message"]
+        assert process.process.wait(60) != 0
+    finally:
+        process.close()
+
+
+# Speaker masks (no process) ----------------------------------------------------------------------------------------
+
+def test_one_speaker_masks_are_all_ones():
+    masks = speaker_masks(640, 480, 32, 48, None, 1)
+    assert masks.shape == (3, 4, 6) and bool(masks.all())
+
+
+def test_default_two_speaker_masks_split_the_image_left_and_right():
+    masks = speaker_masks(96, 64, 64, 96, None, 2)    # no resize: latent grid 8 x 12
+    assert masks.shape == (3, 8, 12)
+    assert masks[0, 4, :6].sum() > 0 and masks[0, 4, 6:].sum() == 0
+    assert masks[1, 4, 6:].sum() > 0 and masks[1, 4, :6].sum() == 0
+    assert bool(((masks[0] + masks[1] + masks[2]) >= 1).all())
+
+
+def test_speaker_boxes_are_x_horizontal_and_follow_the_crop():
+    # A 200x100 image cropped to a 64x64 bucket: only the centre 100x100 stays; a box on the left edge falls away.
+    masks = speaker_masks(200, 100, 64, 64, [[0, 0, 40, 100], [50, 0, 150, 100]], 2)
+    assert masks[0].sum() == 0                      # outside the crop
+    assert bool(masks[1].all())                     # the crop is entirely speaker 2
