@@ -83,7 +83,13 @@ class TensorFile:
                 self._dict = None
             else:
                 self._safe = None
-                loaded = torch.load(str(self.path), map_location="cpu", mmap=True, weights_only=True)
+                try:
+                    loaded = torch.load(str(self.path), map_location="cpu", mmap=True, weights_only=True)
+                except RuntimeError as exc:
+                    if "mmap" not in str(exc):
+                        raise
+                    # Pre-zip (torch < 1.6) files cannot be memory-mapped: read them whole.
+                    loaded = torch.load(str(self.path), map_location="cpu", weights_only=True)
                 if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
                     loaded = loaded["state_dict"]
                 if not isinstance(loaded, dict):

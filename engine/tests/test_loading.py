@@ -145,3 +145,11 @@ def test_layout_finds_shards_by_glob_or_index(tmp_path):
     with pytest.raises(EngineError) as error:
         WeightsLayout(tmp_path).dit_shards()
     assert "missing-shard.safetensors" in error.value.message
+
+
+def test_legacy_pth_files_without_zip_are_read_whole(tmp_path):
+    state = tiny_state()
+    torch.save(state, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    model = build()
+    stream_into(model, [tmp_path / "old.pth"], name="tiny", device="cpu", dtype=torch.float32)
+    assert torch.equal(model.norm.weight, state["norm.weight"])
