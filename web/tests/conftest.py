@@ -60,6 +60,7 @@ class ServiceProcess:
             "--web-dir", str(REPO / "web"),
             # One job at a time, so that a second job waits in the queue (the cancel test relies on it).
             "--max-concurrent", "1",
+            "--shutdown-grace", "1s",  # stop at once in the restart test and at the end
         ]
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
@@ -213,14 +214,25 @@ class Page:
                 and not any(re.search(pattern, entry["message"]) for pattern in self.expected_console_errors)]
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def page(server, browser):
+def page(server, browser, request):
     """A freshly loaded page at desktop width; the test fails on any unexpected console error."""
     browser.get_log("browser")  # drop what earlier pages logged
     current = Page(browser, server)
     current.use_desktop_width()
     current.open()
     yield current
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        current.screenshot(f"failed-{request.node.name}", full_page=False)
     errors = current.console_errors()
     browser.get("about:blank")  # leave the page before the next test, so its unload logs nothing there
     browser.get_log("browser")

@@ -62,6 +62,7 @@ export class GenerateForm {
   async submit() {
     if (this.busy) return;
     this.hideError();
+    this.status.textContent = "Checking…";
     const [image, audio] = await Promise.all([this.pickers.image.validate(), this.pickers.audio.validate()]);
     const { values, problems } = this.options.validate();
     const firstProblem = image.problem ? this.pickers.image : audio.problem ? this.pickers.audio : problems[0]?.input;

@@ -20,7 +20,7 @@ export class OptionsForm {
     this.prompt.placeholder = config.defaults.prompt;
     this.steps.placeholder = String(config.steps.default);
     form.querySelector("#steps-hint").textContent =
-      `${config.steps.min} to ${config.steps.max}; the default ${config.steps.default} suits the distilled model.`;
+      `${config.steps.min} to ${config.steps.max}; empty uses the engine's default (${config.steps.default}).`;
     this.prompt.addEventListener("input", () => this.updatePromptCount(maxLength));
     this.updatePromptCount(maxLength);
     // Clear a field's error as soon as it is edited; it is checked again on submit.
