@@ -45,7 +45,8 @@ def reference_attention_map(q: torch.Tensor, k: torch.Tensor, masks: torch.Tenso
     values[0, 0, :, :classes] = weights.t().to(q.dtype)
     query = q[:, :, :used_heads].transpose(1, 2)                        # (1, h, L, d)
     key = k[:, :ref_tokens, :used_heads].transpose(1, 2)                # (1, h, ref, d)
-    mass = F.scaled_dot_product_attention(query, key, values.expand(1, used_heads, -1, -1))
+    values = values.expand(1, used_heads, -1, -1).contiguous()          # plain strides keep flash/cuDNN eligible
+    mass = F.scaled_dot_product_attention(query, key, values)
     return mass[0, :, :, :classes].float().mean(0).t()                  # (classes, L)
 
 
