@@ -208,6 +208,10 @@ def test_a_job_shows_progress_then_plays_and_downloads(page, server, media, down
 
     page.wait_until(lambda _: card_status(page, request_id) == "processing", timeout=60,
                     message="the job never started")
+    # For the screenshot, a bar well under way (unless the job is already past it).
+    page.wait_until(lambda _: card_status(page, request_id) != "processing" or page.js(
+        "return document.querySelector(`#jobs .job[data-request-id='${arguments[0]}'] progress`).value",
+        request_id) >= 0.3, timeout=60)
     page.screenshot("desktop-running")
     wait_for_card_status(page, request_id, {"completed"}, timeout=150)
 
