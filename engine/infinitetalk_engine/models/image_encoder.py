@@ -44,6 +44,8 @@ class ClipVisionArgs:
         """From the keyword arguments of Wan's `VisionTransformer`."""
         if kwargs.get("post_norm", False) or not kwargs.get("pre_norm", True):
             raise ValueError("only the pre-norm CLIP visual tower is supported")
+        if kwargs.get("activation", "gelu") not in ("gelu", "quick_gelu"):
+            raise ValueError(f"unknown CLIP activation {kwargs['activation']!r}")
         return cls(image_size=kwargs["image_size"], patch_size=kwargs["patch_size"], dim=kwargs["dim"],
                    mlp_ratio=kwargs["mlp_ratio"], num_heads=kwargs["num_heads"], num_layers=kwargs["num_layers"],
                    activation=kwargs.get("activation", "gelu"), eps=kwargs.get("norm_eps", 1e-5))
@@ -58,7 +60,7 @@ class ClipVisionArgs:
         return CLIPVisionConfig(
             hidden_size=self.dim, intermediate_size=self.dim * self.mlp_ratio, num_hidden_layers=self.num_layers - 1,
             num_attention_heads=self.num_heads, image_size=self.image_size, patch_size=self.patch_size,
-            hidden_act={"gelu": "gelu", "quick_gelu": "quick_gelu"}[self.activation], layer_norm_eps=self.eps,
+            hidden_act=self.activation, layer_norm_eps=self.eps,
             attention_dropout=0.0)
 
 
