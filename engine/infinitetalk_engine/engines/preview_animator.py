@@ -11,6 +11,8 @@ between the lips. No pixels are invented beyond that: this is a preview, not the
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 
@@ -87,18 +89,25 @@ class FaceAnimator:
         """(x0, y0, x1, y1): the only pixels that ever change."""
         return self.x0, self.y0, self.x1, self.y1
 
-    def render(self, mouth: float, blink: float, shift_x: float, shift_y: float, angle: float) -> np.ndarray:
-        """One frame, (H, W, 3) uint8. Shifts are in face widths, `angle` in radians."""
-        fw, f32 = self.face.width, np.float32   # float32 scalars keep the maps float32, as remap needs
-        # Forward displacement D of each output pixel; sample the still image at p - D.
-        disp_x = self._head_weight * f32(shift_x * fw) - f32(angle) * self._head_weight_dy
-        disp_y = self._head_weight * f32(shift_y * fw) + f32(angle) * self._head_weight_dx
-        disp_y += f32(mouth) * self._jaw + f32(blink) * self._lids
-        region = cv2.remap(self.image, self._grid_x - disp_x, self._grid_y - disp_y, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
+    def render(self, mouth: float, blink: float, shift_x: float, shift_y: float, angle: float,
+               out: Optional[np.ndarray] = None) -> np.ndarray:
+        """One frame, (H, W, 3) uint8. Shifts are in face widths, `angle` in radians.
+
+        With `out` (a frame that already holds the still image outside `region`), only the region is rewritten:
+        rendering a video into one reused buffer skips a full-frame copy per frame.
+        """
+        fw = self.face.width
+        # Sampling maps p - D, where D is this frame's forward displacement (cv2.scaleAdd: a * x + y, one pass).
+        map_x = cv2.scaleAdd(self._head_weight, -shift_x * fw, self._grid_x)
+        map_x = cv2.scaleAdd(self._head_weight_dy, angle, map_x)
+        map_y = cv2.scaleAdd(self._head_weight, -shift_y * fw, self._grid_y)
+        map_y = cv2.scaleAdd(self._head_weight_dx, -angle, map_y)
+        map_y = cv2.scaleAdd(self._jaw, -mouth, map_y)
+        map_y = cv2.scaleAdd(self._lids, -blink, map_y)
+        frame = self.image.copy() if out is None else out
+        region = frame[self.y0:self.y1, self.x0:self.x1]
+        cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR, dst=region, borderMode=cv2.BORDER_REPLICATE)
         self._shade_mouth(region, mouth, shift_x, shift_y, angle)
-        frame = self.image.copy()
-        frame[self.y0:self.y1, self.x0:self.x1] = region
         return frame
 
     def _shade_mouth(self, region: np.ndarray, mouth: float, shift_x: float, shift_y: float, angle: float) -> None:

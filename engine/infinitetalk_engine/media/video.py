@@ -64,6 +64,11 @@ class Mp4Writer:
             self._video.codec_context.time_base = Fraction(1, fps)
             self._video.options = {"crf": str(crf), "preset": preset, "threads": str(threads),
                                    "x264-params": BT601_TAGS}
+            # One YUV buffer and one encoder frame, reused for every video frame.
+            self._yuv = np.empty((height * 3 // 2, width), np.uint8)
+            self._frame = av.VideoFrame(width, height, "yuv420p")
+            self._plane_views = [np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+                                 for plane in self._frame.planes]   # (rows, line_size) incl. any padding
             self._sound = None
             if self._audio is not None:
                 self._sound = self._container.add_stream("aac", rate=audio_rate, layout="mono")
@@ -86,10 +91,10 @@ class Mp4Writer:
         if self.max_frames is not None:
             frames = frames[:max(0, self.max_frames - self.frames_written)]
         for rgb in frames:
-            yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # (H * 3/2, W) planar Y, U, V
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            frame.pts = self.frames_written
-            self._container.mux(self._video.encode(frame))
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420, dst=self._yuv)   # (H * 3/2, W): Y, then U, then V
+            self._copy_yuv_into_frame()
+            self._frame.pts = self.frames_written
+            self._container.mux(self._video.encode(self._frame))
             self.frames_written += 1
         self._write_audio_until(self._audio_samples_for(self.frames_written), final=False)
         return len(frames)
@@ -129,6 +134,17 @@ class Mp4Writer:
             self.close()
         else:
             self.abort()
+
+    def _copy_yuv_into_frame(self) -> None:
+        """Fill the reused encoder frame from `_yuv`. Reuse is safe: libavcodec has finished with the frame when
+        `encode` returns (libx264 copies its input), and it saves allocating a frame per video frame."""
+        rows = (self.height, self.height // 2, self.height // 2)
+        widths = (self.width, self.width // 2, self.width // 2)
+        offset = 0
+        for height, width, target in zip(rows, widths, self._plane_views):
+            size = height * width
+            target[:, :width] = self._yuv.reshape(-1)[offset:offset + size].reshape(height, width)
+            offset += size
 
     # MARK: - audio
 
