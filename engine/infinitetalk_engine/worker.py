@@ -153,7 +153,8 @@ class Worker:
         if self.state is not WorkerState.READY:
             return Error(job_id, "not_ready", "the engine is shutting down", True)
         if job_id in self._jobs:
-            return Error(job_id, "bad_message", f"job {job_id} is already running", False)
+            # No job_id on this error: the service would take it as the end of the job that is running.
+            return Error(None, "bad_message", f"job {job_id} is already running; the second job was ignored", False)
         if len(self._jobs) >= self.max_jobs:
             return Error(job_id, "busy", f"already running {len(self._jobs)} of {self.max_jobs} jobs", True)
         return None

@@ -164,7 +164,10 @@ def test_a_job_id_that_is_already_running_is_refused(harness):
     harness.job("a", "slow")
     harness.engine.running.acquire(timeout=5)
     harness.job("a")
-    assert harness.next("error", "a")["code"] == "bad_message"
+    error = harness.next("error")
+    assert (error["code"], error["job_id"]) == ("bad_message", None) and "already running" in error["message"]
+    harness.send({"type": "heartbeat", "seq": 1})
+    assert harness.next("heartbeat")["active_jobs"] == ["a"]     # the running job goes on
     harness.send({"type": "cancel", "job_id": "a"})
     assert harness.outcome("a")["code"] == "cancelled"
 
