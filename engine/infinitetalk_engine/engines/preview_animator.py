@@ -21,9 +21,10 @@ from .face_detection import FaceLayout
 HEAD_AXES = (0.8, 0.9)        # half-axes of the moving head ellipse, in face widths / heights
 HEAD_FADE = 1.5               # the warp fades to zero between 1x and 1.5x the head ellipse
 JAW_DROP = 0.10               # jaw travel at full opening, in face heights
+JAW_WIDTH = 0.2               # the drop falls off across the face as a Gaussian of this sigma, in face widths
 CHIN = 1.02                   # chin height below the face box top, in face heights
 MOUTH_SHADE = (70, 28, 30)    # colour of the open mouth's inside (RGB)
-MOUTH_SHADE_OPACITY = 0.6
+MOUTH_SHADE_OPACITY = 0.7
 MOUTH_HALF_WIDTH = 0.22       # mouth corners from the centre, in face widths
 
 
@@ -61,13 +62,17 @@ class FaceAnimator:
         self._head_weight_dx = (self._head_weight * (gx - self._pivot[0])).astype(np.float32)
         self._head_weight_dy = (self._head_weight * (gy - self._pivot[1])).astype(np.float32)
 
-        # 3. Jaw: everything from the lip line down to the chin moves down; below the chin it fades out.
+        # 3. Jaw: everything below the lip line moves down (fading out below the chin), and the upper lip lifts a
+        #    little. The drop is capped per frame at the distance below the lip line, so the rows of the opened
+        #    gap all sample the lip line itself: the gap opens cleanly instead of folding a mirrored lip into it.
         self._jaw_drop = JAW_DROP * fh
         chin_y = face.y + CHIN * fh
-        below_lips = smoothstep(face.mouth_y - 0.01 * fh, face.mouth_y + 0.03 * fh, gy)
+        below_lips = (gy >= face.mouth_y).astype(np.float32)
         above_neck = 1.0 - smoothstep(chin_y, chin_y + 0.45 * fh, gy)
-        upper_lip = -0.15 * np.exp(-0.5 * ((gy - (face.mouth_y - 0.04 * fh)) / (0.03 * fh)) ** 2)
-        self._jaw = (self._jaw_drop * self._jaw_across(gx) * (below_lips * above_neck + upper_lip)).astype(np.float32)
+        self._jaw = (self._jaw_drop * self._jaw_across(gx) * below_lips * above_neck).astype(np.float32)
+        self._gap_limit = np.maximum(gy - face.mouth_y, 0.0).astype(np.float32)
+        self._upper_lip = (-0.15 * self._jaw_drop * self._jaw_across(gx)
+                           * np.exp(-0.5 * ((gy - (face.mouth_y - 0.04 * fh)) / (0.03 * fh)) ** 2)).astype(np.float32)
 
         # 4. Eyelids: the band of lid skin just above each eye stretches down over it (slope < 1, so the warp
         #    never folds); below the eye the field falls back to zero, squeezing the eye into a lash line.
@@ -82,7 +87,7 @@ class FaceAnimator:
 
     def _jaw_across(self, x: np.ndarray) -> np.ndarray:
         """How much of the jaw drop reaches column `x`: all of it under the mouth, less towards the cheeks."""
-        return np.exp(-0.5 * ((x - self.face.centre_x) / (0.28 * self.face.width)) ** 2)
+        return np.exp(-0.5 * ((x - self.face.centre_x) / (JAW_WIDTH * self.face.width)) ** 2)
 
     @property
     def region(self) -> tuple[int, int, int, int]:
@@ -102,7 +107,9 @@ class FaceAnimator:
         map_x = cv2.scaleAdd(self._head_weight_dy, angle, map_x)
         map_y = cv2.scaleAdd(self._head_weight, -shift_y * fw, self._grid_y)
         map_y = cv2.scaleAdd(self._head_weight_dx, -angle, map_y)
-        map_y = cv2.scaleAdd(self._jaw, -mouth, map_y)
+        jaw = np.minimum(self._jaw * np.float32(mouth), self._gap_limit)
+        map_y = cv2.scaleAdd(jaw, -1.0, map_y)
+        map_y = cv2.scaleAdd(self._upper_lip, -mouth, map_y)
         map_y = cv2.scaleAdd(self._lids, -blink, map_y)
         frame = self.image.copy() if out is None else out
         region = frame[self.y0:self.y1, self.x0:self.x1]
@@ -135,7 +142,7 @@ class FaceAnimator:
         rows = self._grid_y[y0:y1, 0][:, None]                                    # (h, 1)
         depth = np.clip((rows - top[None, :]) / np.maximum(height[None, :], 1e-3), 0.0, 1.0)  # (h, w) 0..1
         corners = 1.0 - smoothstep(0.6 * half_w, half_w, np.abs(columns - (face.centre_x + move_x)))  # (w,)
-        alpha = MOUTH_SHADE_OPACITY * min(1.0, 2.0 * mouth) * np.sin(np.pi * depth) * corners
+        alpha = MOUTH_SHADE_OPACITY * min(1.0, 2.0 * mouth) * np.sqrt(np.clip(np.sin(np.pi * depth), 0, 1)) * corners
         patch = region[y0:y1, x0:x1].astype(np.float32)
         shaded = patch * (1.0 - alpha[..., None]) + np.float32(MOUTH_SHADE) * alpha[..., None]
         region[y0:y1, x0:x1] = shaded.astype(np.uint8)
