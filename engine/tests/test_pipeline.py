@@ -162,3 +162,34 @@ def test_uint8_frames_truncate_like_upstream():
     frames = to_uint8_frames(video)
     assert frames.shape == (1, 1, 2, 3)
     assert frames.reshape(-1).tolist() == [0, 127, 255, 0, 254, 255]
+
+
+# Colour matching on the device (what a GPU runs) -------------------------------------------------------------------
+
+def test_colour_matching_on_device_matches_the_upstream_fixture():
+    from safetensors.torch import load_file
+    from infinitetalk_engine.color_on_device import match_colors_on_device
+    from infinitetalk_engine.parity import default_fixture_root
+
+    fixture = load_file(default_fixture_root() / "sampler" / "tensors.safetensors")
+    src, ref = fixture["color_src"][0], fixture["color_ref"][0, :, 0]
+    for strength, name in ((1.0, "color_out_strength1"), (0.5, "color_out_strength0.5")):
+        ours = match_colors_on_device(src, ref, strength)
+        assert (ours - fixture[name][0]).abs().max() <= 1e-5
+
+
+def test_colour_matching_on_device_agrees_with_the_cpu_version_and_chunks_frames():
+    from infinitetalk_engine.color_on_device import CHUNK_FRAMES, match_colors_on_device
+    from infinitetalk_engine.sampler.color import match_colors
+
+    g = torch.Generator().manual_seed(1)
+    video = torch.rand(3, CHUNK_FRAMES + 3, 16, 16, generator=g) * 2 - 1
+    video[:, 2] = 0.25                                  # a flat frame: its channels become the reference means
+    reference = torch.rand(3, 16, 16, generator=g) * 2 - 1
+    ours, cpu = match_colors_on_device(video, reference, 0.7), match_colors(video, reference, 0.7)
+    textured = [t for t in range(video.shape[1]) if t != 2]
+    # The CPU version rounds through float32 NumPy arrays; the device version stays in float64.
+    assert (ours[:, textured] - cpu[:, textured]).abs().max() < 1e-4
+    # A flat frame takes the reference's mean colour (rounding noise must not count as texture).
+    flat = ours[:, 2].flatten(1)
+    assert (flat - flat[:, :1]).abs().max() < 1e-6

@@ -73,7 +73,7 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     clips = list(generate_clips(dit, vae, cond, settings, Hooks(trace=ours.__setitem__)))
     ours["clip_in"] = image[None, :, None]
     ours["clip0_ref_target_masks"] = ours["clip1_ref_target_masks"] = cond.ref_target_masks
-    ours["final_video"] = torch.cat([c.frames for c in clips], dim=1)
+    ours["final_video"] = torch.cat([c.frames.cpu() for c in clips], dim=1)
     ours["final_video_thwc_uint8"] = torch.from_numpy(to_uint8_frames(ours["final_video"]))
     return ours, fixture
 

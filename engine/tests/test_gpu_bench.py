@@ -1,0 +1,21 @@
+"""`bench/gpu_bench.py --tiny --device cpu`: the GPU bench's code path (random in-place weights, the production
+sampler, the timing and report) on tiny shapes, so it is known to work before a GPU session runs it full size."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_gpu_bench_runs_tiny_on_cpu_and_reports(tmp_path):
+    report = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--tiny", "--device", "cpu",
+                    "--json", str(report)], check=True, capture_output=True, timeout=600)
+    result = json.loads(report.read_text())
+    assert result["clips"] == 2 and len(result["clip_seconds"]) == 2
+    assert result["passes"] == 2 and result["steps"] == 2
+    stride_seconds = (result["frames_per_clip"] - result["motion_frames"]) / 25
+    assert abs(result["gpu_seconds_per_video_second"] - result["seconds_per_clip"] / stride_seconds) < 0.01
+    assert result["phases_seconds_per_clip"]["dit_forward"] > 0 and result["phases_seconds_per_clip"]["vae_decode"] > 0
+    assert result["peak_host_rss_gb"] > 0 and result["build_seconds"] > 0
