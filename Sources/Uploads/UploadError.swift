@@ -19,6 +19,7 @@ public struct UploadError: Error, Sendable, Equatable, CustomStringConvertible {
         self.field = field
     }
 
+    /// `status code: message`, for logs.
     public var description: String { "\(status) \(code): \(message)" }
 }
 

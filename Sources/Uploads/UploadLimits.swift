@@ -59,6 +59,8 @@ public struct UploadLimits: Sendable, Equatable {
 
 /// The two kinds of media an upload carries; picks the limits and error codes that apply.
 public enum MediaKind: String, Sendable, Hashable {
+    /// The portrait: `maxImageBytes`, `*_image` codes.
     case image
+    /// Speech: `maxAudioBytes`, `*_audio` codes.
     case audio
 }

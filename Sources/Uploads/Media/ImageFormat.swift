@@ -1,7 +1,10 @@
 /// An accepted image container, recognised from its first bytes (never from a filename or MIME type).
 public enum ImageFormat: String, Sendable, Hashable, CaseIterable {
+    /// JPEG (`FF D8 FF`).
     case jpeg
+    /// PNG (the 8-byte signature).
     case png
+    /// WebP (`RIFF....WEBP`): lossy, lossless or extended.
     case webp
 
     /// How many leading bytes `sniff(_:)` needs to decide.
