@@ -4,8 +4,8 @@ The official loader reads every shard into one dict (>100 GB of host RAM for the
 
 1. `parameters_on_meta()`: build the module with its parameters on the meta device (no memory, no random init);
    buffers that are computed in `__init__` (RoPE tables, ...) stay real.
-2. `TensorFile`: open a `.safetensors` (mmap, `safe_open`) or `.pth` (`torch.load(mmap=True)`) file; a tensor is
-   read only when asked for.
+2. `TensorFile`: open a `.safetensors` (plain reads, one tensor at a time: `safetensors_reader.py`) or `.pth`
+   (`torch.load(mmap=True)`) file; a tensor is read only when asked for.
 3. `stream_into()`: for each file key, `convert` maps it to zero or more module tensors (renames, splits, drops);
    each tensor is moved to the device, optionally patched (`transform`: the LoRA delta), cast to its dtype and
    assigned. Only one source tensor is alive on the host at a time, so host RAM stays far below model size.
@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
+from .safetensors_reader import SafetensorsReader
 from .weights import load_failed
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,7 @@ class TensorFile:
             raise load_failed(self.path, "missing")
         try:
             if self.path.suffix == ".safetensors":
-                from safetensors import safe_open
-                self._safe = safe_open(str(self.path), framework="pt", device="cpu")
+                self._safe = SafetensorsReader(self.path)
                 self._dict = None
             else:
                 self._safe = None
@@ -103,18 +103,20 @@ class TensorFile:
 
     def shape(self, key: str) -> tuple[int, ...]:
         if self._safe is not None:
-            return tuple(self._safe.get_slice(key).get_shape())
+            return self._safe.shape(key)
         return tuple(self._dict[key].shape)
 
     def get(self, key: str) -> torch.Tensor:
         try:
             if self._safe is not None:
-                return self._safe.get_tensor(key)
+                return self._safe.read(key)
             return self._dict[key].clone()  # detach from the mmap so the page cache can be dropped
         except Exception as exc:
             raise load_failed(self.path, f"cannot read tensor {key!r} ({exc})") from exc
 
     def close(self) -> None:
+        if self._safe is not None:
+            self._safe.close()
         self._safe = None
         self._dict = None
 

@@ -203,13 +203,13 @@ def generate_clips(dit: Denoiser, vae: LatentCodec, cond: Conditioning, settings
 
         # 3c. Denoising loop.
         for step in range(settings.steps):
-            hooks.check_cancelled()
             t, t_next = schedule[step], schedule[step + 1]
             latent[:, :m] = motion
             hooks.record(f"clip{index}_step{step}_latent_in", latent)
             hooks.record(f"clip{index}_step{step}_t", t.reshape(1))
             preds = {}
             for branch in guidance.branches:
+                hooks.check_cancelled()       # between passes too: one full-size pass takes seconds
                 preds[branch] = dit(latent, t, contexts[branch], cond.clip_features, y, branch_audio[branch],
                                     masks).to(device, torch.float32)
                 hooks.record(f"clip{index}_step{step}_pred_{branch}", preds[branch])
