@@ -39,6 +39,7 @@ class ModelSetOptions:
     lora_scale: float = 1.0
     use_lora: bool = True
     two_speakers: Optional[bool] = None          # None: load the multi adapter when the file is there
+    vae_dtype: torch.dtype = torch.float32       # upstream runs the VAE in fp32
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -206,13 +207,13 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     t5 = load_t5_encoder(layout.t5, t5_args(layout.t5), dtype=torch.bfloat16 if on_gpu else torch.float32,
                          device=device)
     stage("umT5", t)
-    # 2. CLIP (fp16 on GPU, as upstream's autocast). 3. VAE (fp32). 4. wav2vec2 (fp32).
+    # 2. CLIP (fp16 on GPU, as upstream's autocast). 3. VAE (fp32 by default). 4. wav2vec2 (fp32).
     t = time.perf_counter()
     clip = load_clip_visual(layout.clip, clip_args(layout.clip), dtype=torch.float16 if on_gpu else torch.float32,
                             device=device)
     stage("CLIP", t)
     t = time.perf_counter()
-    vae = load_vae(layout.vae, vae_args(layout.vae), dtype=torch.float32, device=device)
+    vae = load_vae(layout.vae, vae_args(layout.vae), dtype=options.vae_dtype, device=device)
     stage("VAE", t)
     t = time.perf_counter()
     audio = load_wav2vec2(layout.wav2vec, dtype=torch.float32, device=device)

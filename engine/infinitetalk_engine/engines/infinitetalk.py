@@ -16,6 +16,8 @@ Engine options (`--engine-option KEY=VALUE`):
   lora_scale=1.0         LoRA strength merged at load time (a job's `lora_scale` re-merges, slowly, see ModelSet)
   two_speakers=auto|on|off   load InfiniteTalk/multi/ beside single/ (auto: when the file exists)
   dtype=bf16|fp16|fp32   DiT weights (default bf16 on GPU, fp32 on CPU)
+  vae_dtype=fp32|bf16    the VAE (default fp32, as upstream; bf16 is faster, slightly less exact)
+  compile=off|on         torch.compile each DiT block after loading (first job pays the compile time)
   frame_num=81, motion_frames=9   clip length and overlap (1 + 4k each)
   buckets=HxW[,HxW...]   FOR TESTS/DEBUG: replace the 480p/720p bucket tables with these sizes (multiples of 16)
   max_steps=50           the largest `steps` a job may ask for
@@ -72,10 +74,13 @@ class EngineSettings:
     motion_frames: int = 9
     buckets: Optional[tuple[tuple[int, int], ...]] = None
     max_steps: int = DEFAULT_MAX_STEPS
+    vae_dtype: torch.dtype = torch.float32
+    compile: bool = False
 
     @classmethod
     def from_options(cls, extra: dict[str, str]) -> "EngineSettings":
-        known = {"lora", "lora_scale", "two_speakers", "dtype", "frame_num", "motion_frames", "buckets", "max_steps"}
+        known = {"lora", "lora_scale", "two_speakers", "dtype", "frame_num", "motion_frames", "buckets", "max_steps",
+                 "vae_dtype", "compile"}
         unknown = sorted(set(extra) - known)
         if unknown:
             raise EngineError("load_failed", f"unknown engine option(s) {unknown}; known: {sorted(known)}")
@@ -91,7 +96,9 @@ class EngineSettings:
                            two_speakers=switch[extra.get("two_speakers", "auto")],
                            dtype=DTYPES[extra["dtype"]] if "dtype" in extra else None,
                            frame_num=int(extra.get("frame_num", 81)), motion_frames=int(extra.get("motion_frames", 9)),
-                           buckets=buckets, max_steps=int(extra.get("max_steps", DEFAULT_MAX_STEPS)))
+                           buckets=buckets, max_steps=int(extra.get("max_steps", DEFAULT_MAX_STEPS)),
+                           vae_dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[extra.get("vae_dtype", "fp32")],
+                           compile=switch[extra.get("compile", "off")] is True)
             SamplerSettings(frame_num=settings.frame_num, motion_frames=settings.motion_frames).validate()
         except (KeyError, ValueError) as exc:
             raise EngineError("load_failed", f"bad engine option: {exc}") from exc
@@ -131,7 +138,11 @@ class InfiniteTalkEngine(Engine):
 
         self.models = load_model_set(self.layout, ModelSetOptions(
             device=str(self.device), dit_dtype=self.settings.dtype, lora_scale=self.settings.lora_scale,
-            use_lora=self.settings.use_lora, two_speakers=self.settings.two_speakers))
+            use_lora=self.settings.use_lora, two_speakers=self.settings.two_speakers,
+            vae_dtype=self.settings.vae_dtype))
+        if self.settings.compile:
+            for block in self.models.dit.blocks:
+                block.compile()
 
     def run(self, job: JobRequest, ctx: JobContext) -> JobResult:
         if self.models is None:
