@@ -173,3 +173,17 @@ def test_speaker_boxes_are_x_horizontal_and_follow_the_crop():
     masks = speaker_masks(200, 100, 64, 64, [[0, 0, 40, 100], [50, 0, 150, 100]], 2)
     assert masks[0].sum() == 0                      # outside the crop
     assert bool(masks[1].all())                     # the crop is entirely speaker 2
+
+
+# Engine options (no process) ---------------------------------------------------------------------------------------
+
+def test_engine_options_are_parsed_and_checked():
+    from infinitetalk_engine.engines.base import EngineError
+    from infinitetalk_engine.engines.infinitetalk import EngineSettings
+
+    settings = EngineSettings.from_options({"buckets": "32x48,48x32", "lora": "off", "two_speakers": "on"})
+    assert settings.buckets == ((32, 48), (48, 32)) and not settings.use_lora and settings.two_speakers is True
+    for bad in ({"buckets": "30x48"}, {"frame_num": "80"}, {"dtype": "int8"}, {"no_such_option": "1"}):
+        with pytest.raises(EngineError) as error:
+            EngineSettings.from_options(bad)
+        assert error.value.code == "load_failed"
