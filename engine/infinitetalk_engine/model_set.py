@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -88,14 +89,20 @@ class ModelSet:
         started = time.perf_counter()
         previous = self.active_adapter
         self.use_adapter("single")
-        lora = _open_lora(self.layout)
-        targets = lora.targets()
-        report = _load_dit(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
-        report.raise_if_incomplete([self.layout.dit_dir])
-        self.adapters["single"] = _adapter_params(self.dit, self.adapters["single"].keys())
-        if "multi" in self.adapters:
-            self.adapters["multi"].update(_read_adapter(self.dit, self.layout, self.options, self.device, lora,
-                                                        scale, only_keys=targets))
+        self.lora_scale = math.nan   # until every target is re-merged: a failure half-way leaves mixed weights
+        try:
+            lora = _open_lora(self.layout)
+            targets = lora.targets()
+            report = _load_dit(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
+            report.raise_if_incomplete([self.layout.dit_dir])
+            self.adapters["single"] = _adapter_params(self.dit, self.adapters["single"].keys())
+            if "multi" in self.adapters:
+                self.adapters["multi"].update(_read_adapter(self.dit, self.layout, self.options, self.device, lora,
+                                                            scale, only_keys=targets))
+        except EngineError as exc:
+            # The next job re-merges again (its scale differs from nan), which repairs the weights.
+            raise EngineError("internal", f"re-merging the LoRA failed, DiT weights are inconsistent until the "
+                              f"next successful merge: {exc.message}") from exc
         self.lora_scale = scale
         self.use_adapter(previous)
         return time.perf_counter() - started

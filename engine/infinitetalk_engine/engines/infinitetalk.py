@@ -211,8 +211,8 @@ class InfiniteTalkEngine(Engine):
         ctx.check_cancelled()
 
         # 5. Generate, encoding each clip into the MP4 as it comes.
-        lora_scale = models.lora_scale if params.lora_scale is None else params.lora_scale
-        if lora_scale != models.lora_scale:
+        lora_scale = self.settings.lora_scale if params.lora_scale is None else params.lora_scale
+        if self.settings.use_lora and lora_scale != models.lora_scale:
             ctx.stage("generating", f"Re-merging the LoRA at scale {lora_scale:g} (slow, once per change)")
             models.set_lora_scale(lora_scale)
         models.use_adapter("multi" if two_speakers else "single")
@@ -263,6 +263,8 @@ class InfiniteTalkEngine(Engine):
             problems.append(f"color_correction must be in [0, 1], got {color}")
         if params.lora_scale is not None and not 0 <= params.lora_scale <= 4:
             problems.append(f"lora_scale must be in [0, 4], got {params.lora_scale}")
+        if params.lora_scale is not None and not lora:
+            problems.append("lora_scale needs the LoRA, which this engine runs without (lora=off)")
         if params.audio2_path and not self.models.two_speakers:
             problems.append("two speakers need the InfiniteTalk/multi adapter, which is not loaded")
         if params.speaker_boxes is not None and (len(params.speaker_boxes) != 2 or
