@@ -92,7 +92,8 @@ class ClipFrames:
 
 @dataclass
 class Hooks:
-    """Optional callbacks: progress after each step, cancellation between steps, intermediates for parity."""
+    """Optional callbacks: clip starts, progress after each step, cancellation before every model pass and decode,
+    intermediates for parity."""
 
     on_clip: Callable[[int, int], None] = lambda clip, clips: None        # a clip starts (0-based index, count)
     on_step: Callable[[int, int, int, int], None] = lambda clip, clips, step, steps: None
@@ -120,7 +121,7 @@ class LatentCodec(Protocol):
     def decode(self, latent: torch.Tensor) -> torch.Tensor: ...
 
 
-# 2. Conditioning latents ---------------------------------------------------------------------------------------------
+# Helpers -------------------------------------------------------------------------------------------------------------
 
 def first_frame_mask(latent_frames: int, height: int, width: int, device) -> torch.Tensor:
     """(4, T_lat, h, w): ones at latent frame 0 (the reference image is known), zeros elsewhere."""
@@ -136,7 +137,7 @@ def to_uint8_frames(video: torch.Tensor) -> "numpy.ndarray":  # noqa: F821 (nump
     return frames.permute(1, 2, 3, 0).contiguous().cpu().numpy()
 
 
-# 3. The sampler ------------------------------------------------------------------------------------------------------
+# The sampler ---------------------------------------------------------------------------------------------------------
 
 def generate_clips(dit: Denoiser, vae: LatentCodec, cond: Conditioning, settings: SamplerSettings,
                    hooks: Hooks = Hooks(), device: Optional[torch.device] = None) -> Iterator[ClipFrames]:
