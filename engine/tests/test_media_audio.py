@@ -37,6 +37,17 @@ def test_loudness_normalisation_matches_upstream_fixture():
     assert measure_loudness(normalised) == pytest.approx(-23.0, abs=0.01)
 
 
+@pytest.mark.parametrize("seconds", [0.4, 0.43, 1.0, 7.31, 25.0])
+def test_streamed_loudness_equals_pyloudnorms_meter(seconds):
+    """Our chunked BS.1770 gives pyloudnorm's integrated loudness for any length (block and chunk edges)."""
+    import pyloudnorm
+    rng = np.random.default_rng(int(seconds * 100))
+    samples = (0.1 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
+    samples[: samples.size // 3] *= 0.01                                  # a quiet third, for the gates
+    expected = pyloudnorm.Meter(SAMPLE_RATE).integrated_loudness(samples)
+    assert measure_loudness(samples) == pytest.approx(expected, abs=1e-5)
+
+
 def test_silence_is_left_unchanged():
     silence = np.zeros(2 * SAMPLE_RATE, np.float32)
     assert math.isinf(measure_loudness(silence))

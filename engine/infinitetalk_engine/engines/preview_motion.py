@@ -44,12 +44,14 @@ def plan_motion(samples: np.ndarray, n_frames: int, seed: int, sample_rate: int 
 def frame_energy_db(samples: np.ndarray, n_frames: int, sample_rate: int = 16_000) -> np.ndarray:
     """RMS level in dBFS of the audio under each video frame, shape (n_frames,)."""
     per_frame = sample_rate // FPS
-    usable = samples[:n_frames * per_frame]
-    padded = np.zeros(n_frames * per_frame, np.float32)
-    padded[:usable.size] = usable
-    frames = padded.reshape(n_frames, per_frame)                         # (n_frames, 640)
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=1))
-    return 20.0 * np.log10(rms + 1e-6)
+    whole = min(n_frames, samples.size // per_frame)
+    frames = samples[:whole * per_frame].reshape(whole, per_frame)        # (whole, 640), a view
+    mean_square = np.zeros(n_frames, np.float64)
+    mean_square[:whole] = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / per_frame  # no squared copy
+    if whole < n_frames:                                                  # a last, partial frame
+        tail = samples[whole * per_frame:(whole + 1) * per_frame].astype(np.float64)
+        mean_square[whole] = np.square(tail).sum() / per_frame
+    return (10.0 * np.log10(mean_square + 1e-12)).astype(np.float32)
 
 
 def mouth_opening(samples: np.ndarray, n_frames: int, sample_rate: int = 16_000) -> np.ndarray:

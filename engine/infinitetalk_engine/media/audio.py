@@ -18,6 +18,9 @@ SAMPLE_RATE = 16_000
 TARGET_LUFS = -23.0
 SILENCE_LUFS = 100.0   # |loudness| beyond this means silence: leave the samples as they are
 FPS = 25
+LOUDNESS_BLOCK_SECONDS = 0.4    # BS.1770 gating block ...
+LOUDNESS_OVERLAP = 0.75         # ... overlapping by 75 %
+LOUDNESS_ABSOLUTE_GATE = -70.0  # LUFS
 
 
 def load_audio(path: str, max_seconds: Optional[float] = None) -> np.ndarray:
@@ -60,23 +63,66 @@ def load_audio(path: str, max_seconds: Optional[float] = None) -> np.ndarray:
 
 
 def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
-    """Integrated loudness in LUFS (BS.1770); -inf for silence. Audio shorter than one 400 ms block gives -inf."""
-    import pyloudnorm  # imports scipy.signal (seconds): paid when an engine loads, not when the process starts
+    """Integrated loudness in LUFS (ITU-R BS.1770-4, as pyloudnorm's `Meter.integrated_loudness` computes it for
+    mono); -inf for silence or audio shorter than one 400 ms block.
 
-    meter = pyloudnorm.Meter(sample_rate)
-    if samples.size < int(meter.block_size * sample_rate):
+    Streams the audio through pyloudnorm's K-weighting filters in chunks, so memory stays flat in audio length
+    (the meter itself keeps a float64 copy of everything: ~0.2 MB per second of audio). Like upstream, it measures
+    float32 samples and rounds each filter stage's output to float32. A test checks it against the meter.
+    """
+    import pyloudnorm  # imports scipy.signal (seconds): paid when an engine loads, not when the process starts
+    from scipy.signal import lfilter, lfilter_zi
+
+    block = int(round(LOUDNESS_BLOCK_SECONDS * sample_rate))        # 6400 samples at 16 kHz
+    hop = int(round(block * (1 - LOUDNESS_OVERLAP)))                # 1600: blocks start every 100 ms
+    n_blocks = int(np.round((samples.size / sample_rate - LOUDNESS_BLOCK_SECONDS)
+                            / (LOUDNESS_BLOCK_SECONDS * (1 - LOUDNESS_OVERLAP)))) + 1
+    if samples.size < block or n_blocks < 1:
         return -math.inf
-    return float(meter.integrated_loudness(samples.astype(np.float64)))
+
+    # 1. K-weighting (a high shelf, then a high pass), chunk by chunk with the filters' state carried over;
+    #    the energy of every 100 ms hop of the weighted signal.
+    stages = [pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+              pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")]
+    states = [np.zeros(len(lfilter_zi(stage.b, stage.a))) for stage in stages]
+    hop_energy = np.zeros(-(-samples.size // hop))                   # (n_hops,) sums of squares
+    chunk = hop * 100                                                # 10 s at 16 kHz
+    for start in range(0, samples.size, chunk):
+        weighted = samples[start:start + chunk].astype(np.float32)
+        for i, stage in enumerate(stages):
+            filtered, states[i] = lfilter(stage.b, stage.a, weighted, zi=states[i])
+            weighted = (stage.passband_gain * filtered).astype(np.float32)
+        squares = np.square(weighted, dtype=np.float64)
+        padded = np.zeros(-(-squares.size // hop) * hop)
+        padded[:squares.size] = squares
+        hop_energy[start // hop:start // hop + padded.size // hop] = padded.reshape(-1, hop).sum(axis=1)
+
+    # 2. Mean square of each 400 ms block (four hops; past the end counts as silence, as in pyloudnorm).
+    hops_per_block = block // hop
+    padded_hops = np.concatenate([hop_energy, np.zeros(n_blocks + hops_per_block)])
+    energy = sum(padded_hops[k:k + n_blocks] for k in range(hops_per_block)) / block   # (n_blocks,)
+
+    # 3. Gating: drop blocks below -70 LUFS, then blocks more than 10 LU below the loudness of the rest.
+    with np.errstate(divide="ignore"):
+        block_loudness = -0.691 + 10 * np.log10(energy)
+        above_absolute = block_loudness >= LOUDNESS_ABSOLUTE_GATE
+        if not above_absolute.any():
+            return -math.inf
+        relative_gate = -0.691 + 10 * np.log10(energy[above_absolute].mean()) - 10
+        gated = (block_loudness > relative_gate) & (block_loudness > LOUDNESS_ABSOLUTE_GATE)
+        if not gated.any():
+            return -math.inf
+        return float(-0.691 + 10 * np.log10(energy[gated].mean()))
 
 
 def normalize_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE,
                        target_lufs: float = TARGET_LUFS) -> np.ndarray:
-    """Scale to `target_lufs` (computed in float64, returned as float32), unless the audio is silent."""
+    """Scale to `target_lufs` (a new float32 array), unless the audio is silent."""
     loudness = measure_loudness(samples, sample_rate)
     if not math.isfinite(loudness) or abs(loudness) > SILENCE_LUFS:
         return samples.astype(np.float32, copy=True)
     gain = 10.0 ** ((target_lufs - loudness) / 20.0)
-    return (samples.astype(np.float64) * gain).astype(np.float32)
+    return np.multiply(samples, gain, dtype=np.float32)
 
 
 def count_video_frames(n_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:

@@ -52,7 +52,7 @@ class Mp4Writer:
         self.width, self.height, self.fps = width, height, fps
         self.max_frames = max_frames
         self.frames_written = 0
-        self._audio = None if audio is None else np.clip(audio, -1.0, 1.0).astype(np.float32)
+        self._audio = audio     # (n,) float; clipped to [-1, 1] frame by frame as it is encoded
         self._audio_rate = audio_rate
         self._audio_written = 0
         self._closed = False
@@ -161,8 +161,9 @@ class Mp4Writer:
             count = min(frame_size, end - self._audio_written)
             if count < frame_size and not final:
                 break  # only the last frame of a stream may be short
-            chunk = self._audio[self._audio_written:self._audio_written + count]
-            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")  # (channels, n)
+            chunk = np.clip(self._audio[self._audio_written:self._audio_written + count], -1.0, 1.0)
+            frame = av.AudioFrame.from_ndarray(chunk.astype(np.float32)[None, :], format="fltp",
+                                               layout="mono")  # (channels, n)
             frame.sample_rate = self._audio_rate
             frame.pts = self._audio_written
             frame.time_base = Fraction(1, self._audio_rate)
