@@ -199,3 +199,15 @@ def test_bad_command_line_options_exit_with_usage():
     result = subprocess.run([sys.executable, "-m", "infinitetalk_engine", "--max-jobs", "0"], cwd=REPO / "engine",
                             stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     assert result.returncode == 2 and b"max-jobs" in result.stderr and result.stdout == b""
+
+
+def test_stray_prints_and_native_writes_to_stdout_go_to_stderr():
+    script = ("import os, sys\n"
+              "from infinitetalk_engine.__main__ import take_over_stdout\n"
+              "protocol = take_over_stdout()\n"
+              "print('a stray print')\n"
+              "os.write(1, b'a native library writing to fd 1\\n')\n"
+              "protocol.write('{\"type\": \"bye\"}\\n')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert result.stdout == b'{"type": "bye"}\n'
+    assert b"a stray print" in result.stderr and b"native library" in result.stderr
