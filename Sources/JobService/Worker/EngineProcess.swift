@@ -37,7 +37,8 @@ final class EngineProcess: Sendable {
     private let eventSink: AsyncStream<EngineEvent>.Continuation
     private let commands: AsyncStream<String>
     private let commandSink: AsyncStream<String>.Continuation
-    private let processID = Mutex<Int32?>(nil)
+    /// The running process, and whether a kill was asked for (a kill before the process exists lands at start).
+    private let control = Mutex<(processID: Int32?, isKilled: Bool)>((nil, false))
     private let stderrTail = Mutex<[String]>([])
     private static let stderrTailLines = 20
 
@@ -57,10 +58,16 @@ final class EngineProcess: Sendable {
 
     /// Stops the engine and everything it started now (SIGKILL to its process group).
     func kill() {
-        if let pid = processID.withLock({ $0 }) {
-            _ = Glibc.kill(-pid, SIGKILL)
-            _ = Glibc.kill(pid, SIGKILL)
+        let pid = control.withLock { control in
+            control.isKilled = true
+            return control.processID
         }
+        if let pid { Self.killGroup(of: pid) }
+    }
+
+    private static func killGroup(of pid: Int32) {
+        _ = Glibc.kill(-pid, SIGKILL)
+        _ = Glibc.kill(pid, SIGKILL)
     }
 
     /// The last lines the engine wrote to stderr (a traceback, usually, when it crashed).
@@ -90,10 +97,15 @@ final class EngineProcess: Sendable {
                 output: .sequence,
                 error: .sequence
             ) { execution in
-                processID.withLock { $0 = execution.processIdentifier.value }
+                let pid = execution.processIdentifier.value
+                let killedBeforeStart = control.withLock { control in
+                    control.processID = pid
+                    return control.isKilled
+                }
+                if killedBeforeStart { Self.killGroup(of: pid) }
                 await pump(execution)
             }
-            processID.withLock { $0 = nil }
+            control.withLock { $0.processID = nil }
             switch result.terminationStatus {
             case .exited(let code): return .exited(code: code)
             case .signaled(let signal): return .signaled(signal: signal)

@@ -88,9 +88,18 @@ public actor EngineSupervisor {
     public func stop(timeout: Duration = .seconds(5)) {
         guard !isStopping else { return }
         isStopping = true
-        stopDeadline = .now + timeout
-        process?.send(.shutdown)
-        if process == nil { setState(.stopped) }
+        guard let process else {
+            setState(.stopped)
+            return
+        }
+        if case .ready = state {
+            stopDeadline = .now + timeout
+            process.send(.shutdown)
+        } else {
+            // Still loading (or never going to be ready): nothing to finish.
+            stopDeadline = .now
+            kill(process, JobFailure(code: "interrupted", message: "The engine was stopped while starting"))
+        }
     }
 
     /// Runs engines, one after another, until `stop()` or cancellation.
@@ -168,7 +177,8 @@ public actor EngineSupervisor {
             let now = ContinuousClock.now
             if let stopDeadline, now >= stopDeadline {
                 kill(process, JobFailure(code: "interrupted", message: "The engine did not shut down in time"))
-                return
+                process.kill() // again, until it is gone (this task ends when the process exits)
+                continue
             }
             switch state {
             case .starting:

@@ -15,8 +15,8 @@ public actor JobWorker: Service {
     let notifier: JobNotifier
     let estimator: ThroughputEstimator
     let metrics: ServiceMetrics
-    let shutdownState: ShutdownState
-    let wakeUp: WakeUpSignal
+    nonisolated let shutdownState: ShutdownState
+    nonisolated let wakeUp: WakeUpSignal
     let logger: Logger
     let maxConcurrentOverride: Int?
     let maxAttempts: Int
@@ -136,8 +136,10 @@ public actor JobWorker: Service {
 
     private func process(_ job: Job) async {
         let outcome = await runOnEngine(job)
+        // Cancelled means the service is being stopped hard: the job is not at fault, it goes back to the queue.
+        let interrupted = Task.isCancelled || shutdownState.isDraining
         // Record the end outside this task: if it was cancelled, GRDB would refuse the write.
-        await Task { await self.finish(job, outcome) }.value
+        await Task { await self.finish(job, outcome, interrupted: interrupted) }.value
         running.remove(job.id)
         cancelRequested.remove(job.id)
         wakeUp.signal()
@@ -171,7 +173,8 @@ public actor JobWorker: Service {
 
     // MARK: - Recording the end
 
-    private func finish(_ job: Job, _ outcome: Outcome) async {
+    /// - Parameter interrupted: the service is stopping; a job the engine lost or cancelled goes back to the queue.
+    private func finish(_ job: Job, _ outcome: Outcome, interrupted: Bool) async {
         defer {
             liveProgress.remove(job.id)
             notifier.broadcaster.forget(job.id)
@@ -184,13 +187,13 @@ public actor JobWorker: Service {
             case .failed(let error) where error.code == "cancelled":
                 // Cancelled by the client (already recorded), or by the engine shutting down.
                 updated = try await requeueOrFail(job, JobFailure(code: "cancelled", message: error.message),
-                                                  retry: shutdownState.isDraining, countsAsAttempt: false)
+                                                  retry: interrupted, countsAsAttempt: false)
             case .failed(let error):
                 let retry = (error.retryable ?? false) && job.attempts < maxAttempts
                 updated = try await requeueOrFail(job, JobFailure(code: error.code, message: error.message),
                                                   retry: retry, countsAsAttempt: true)
             case .lost(let failure):
-                updated = try await requeueOrFail(job, failure, retry: shutdownState.isDraining, countsAsAttempt: false)
+                updated = try await requeueOrFail(job, failure, retry: interrupted, countsAsAttempt: false)
             case .notSent:
                 updated = try await repository.requeue(job.id, message: "Waiting for the engine", countsAsAttempt: false)
             case .cancelledBeforeStart:
@@ -284,7 +287,7 @@ public actor JobWorker: Service {
         if !running.isEmpty {
             logger.info("draining: waiting up to \(gracePeriod) for \(running.count) running job(s)")
         }
-        while !running.isEmpty, ContinuousClock.now < deadline {
+        while !running.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
         }
         for id in running {

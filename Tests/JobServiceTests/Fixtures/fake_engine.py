@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""A stand-in engine speaking the engine protocol (docs/engine-protocol.md), with switches to misbehave.
+
+Used by the Swift worker tests: it needs only the Python standard library and answers in milliseconds.
+
+    fake_engine.py [--max-jobs N] [--job-seconds S] [--load-seconds S]
+                   [--crash-on-job] [--crash-once MARKER] [--hang-on-job] [--ignore-cancel] [--garbage]
+                   [--fail-load] [--never-ready] [--job-error CODE [--retryable]]
+"""
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--max-jobs", type=int, default=1)
+parser.add_argument("--job-seconds", type=float, default=0.3)
+parser.add_argument("--load-seconds", type=float, default=0.0)
+parser.add_argument("--crash-on-job", action="store_true", help="exit(3) in the middle of every job")
+parser.add_argument("--crash-once", metavar="MARKER", help="crash in the first job only (MARKER file remembers)")
+parser.add_argument("--hang-on-job", action="store_true", help="freeze (no more reading or writing) in a job")
+parser.add_argument("--ignore-cancel", action="store_true")
+parser.add_argument("--garbage", action="store_true", help="write lines that are not protocol messages")
+parser.add_argument("--fail-load", action="store_true")
+parser.add_argument("--never-ready", action="store_true")
+parser.add_argument("--job-error", metavar="CODE")
+parser.add_argument("--retryable", action="store_true")
+args = parser.parse_args()
+
+out_lock = threading.Lock()
+cancelled = set()
+active = set()
+frozen = threading.Event()
+
+
+def send(message):
+    if frozen.is_set():
+        return
+    with out_lock:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+
+def garbage(text):
+    if args.garbage:
+        with out_lock:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+
+def freeze():
+    frozen.set()
+    while True:
+        time.sleep(60)
+
+
+def run_job(message):
+    job_id = message["job_id"]
+    active.add(job_id)
+    try:
+        if args.job_error:
+            send({"type": "error", "job_id": job_id, "code": args.job_error, "message": f"fake {args.job_error}",
+                  "retryable": args.retryable})
+            return
+        send({"type": "stage", "job_id": job_id, "stage": "decoding_audio", "message": "Decoding audio"})
+        garbage("{broken json")
+        send({"type": "stage", "job_id": job_id, "stage": "generating", "message": "Generating clip 1 of 1",
+              "clip": 1, "clips": 1})
+        steps = 5
+        for step in range(1, steps + 1):
+            if job_id in cancelled and not args.ignore_cancel:
+                send({"type": "error", "job_id": job_id, "code": "cancelled", "message": "Cancelled", "retryable": False})
+                return
+            if step == 3:
+                crash = args.crash_on_job
+                if args.crash_once and not os.path.exists(args.crash_once):
+                    open(args.crash_once, "w").close()
+                    crash = True
+                if crash:
+                    sys.stderr.write("fake engine: boom (simulated crash)\n")
+                    sys.stderr.flush()
+                    os._exit(3)
+                if args.hang_on_job:
+                    freeze()
+            step_end = time.time() + args.job_seconds / steps
+            while time.time() < step_end and (job_id not in cancelled or args.ignore_cancel):
+                time.sleep(min(0.05, max(0.0, step_end - time.time())))
+            if job_id in cancelled and not args.ignore_cancel:
+                send({"type": "error", "job_id": job_id, "code": "cancelled", "message": "Cancelled", "retryable": False})
+                return
+            send({"type": "progress", "job_id": job_id, "step": step, "steps": steps, "clip": 1, "clips": 1,
+                  "fraction": step / steps, "eta_seconds": (steps - step) * args.job_seconds / steps})
+            garbage('{"type": "mystery", "job_id": "%s"}' % job_id)
+        with open(message["output_path"], "wb") as output:
+            output.write(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
+        send({"type": "done", "job_id": job_id, "output_path": message["output_path"], "frames": 25,
+              "duration_seconds": 1.0, "fps": 25, "width": 64, "height": 64, "seconds": args.job_seconds,
+              "warnings": []})
+    finally:
+        active.discard(job_id)
+
+
+def main():
+    garbage("fake engine says hi on stdout (not a protocol message)")
+    send({"type": "hello", "protocol_version": 1, "engine": "fake", "engine_version": "0.0.1",
+          "capabilities": {"resolutions": ["480p", "720p"], "fps": 25, "max_concurrent_jobs": args.max_jobs,
+                           "device": "cpu", "is_preview": True, "two_speakers": False, "default_steps": 4,
+                           "max_steps": 50}})
+    if args.fail_load:
+        send({"type": "error", "job_id": None, "code": "load_failed", "message": "weights/missing.safetensors not found",
+              "retryable": False})
+        sys.exit(1)
+    if not args.never_ready:
+        time.sleep(args.load_seconds)
+        send({"type": "ready", "load_seconds": args.load_seconds})
+    for line in sys.stdin:
+        if frozen.is_set():
+            freeze()
+        try:
+            message = json.loads(line)
+        except ValueError:
+            send({"type": "error", "job_id": None, "code": "bad_message", "message": "not JSON", "retryable": False})
+            continue
+        kind = message.get("type")
+        if kind == "heartbeat":
+            send({"type": "heartbeat", "seq": message["seq"], "active_jobs": sorted(active)})
+        elif kind == "job":
+            threading.Thread(target=run_job, args=(message,), daemon=True).start()
+        elif kind == "cancel":
+            cancelled.add(message["job_id"])
+        elif kind == "shutdown":
+            for job_id in list(active):
+                cancelled.add(job_id)
+            deadline = time.time() + 2
+            while active and time.time() < deadline and not args.ignore_cancel:
+                time.sleep(0.01)
+            send({"type": "bye"})
+            return
+    # stdin closed: the service is gone.
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+@testable import JobService
+
+@Suite struct JobRepositoryTests {
+    let repository: JobRepository
+    let files = JobFiles(uploadsDirectory: "/nonexistent/uploads", resultsDirectory: "/nonexistent/results")
+
+    init() throws {
+        repository = JobRepository(database: try AppDatabase.inMemory())
+    }
+
+    private func makeJob(audioSeconds: Double = 2) -> Job {
+        let id = UUID().uuidString.lowercased()
+        return Job(id: id, parameters: JobParameters(seed: 1), imagePath: "/u/\(id)/image", audioPath: "/u/\(id)/audio",
+                   audioSeconds: audioSeconds, resultPath: "/r/\(id).mp4")
+    }
+
+    private func enqueue(_ count: Int, max: Int = 20) async throws -> [Job] {
+        var jobs: [Job] = []
+        for _ in 0..<count { jobs.append(try await repository.enqueue(makeJob(), maxQueueSize: max).job) }
+        return jobs
+    }
+
+    @Test func jobsAreStartedInTheOrderTheyCame() async throws {
+        // Given three queued jobs
+        let jobs = try await enqueue(3)
+        // When claimed one by one
+        let first = try await repository.claimNextJob()
+        let second = try await repository.claimNextJob()
+        // Then they start first-in first-out, counting attempts
+        #expect(first?.id == jobs[0].id)
+        #expect(second?.id == jobs[1].id)
+        #expect(first?.status == .processing)
+        #expect(first?.attempts == 1)
+        #expect(first?.startedAt != nil)
+        #expect(try await repository.position(of: jobs[2].id) == 1)
+    }
+
+    @Test func enqueueReportsThePlaceInTheQueue() async throws {
+        _ = try await enqueue(2)
+        let third = try await repository.enqueue(makeJob(), maxQueueSize: 20)
+        #expect(third.position == 3)
+        #expect(try await repository.position(of: third.job.id) == 3)
+    }
+
+    @Test func aFullQueueRefusesNewJobs() async throws {
+        // Given a queue of two that is full
+        _ = try await enqueue(2, max: 2)
+        // When a third comes, then it is refused
+        await #expect(throws: JobRepository.QueueFull.self) {
+            try await repository.enqueue(makeJob(), maxQueueSize: 2)
+        }
+        // And once one started there is room again (only queued jobs count)
+        _ = try await repository.claimNextJob()
+        _ = try await repository.enqueue(makeJob(), maxQueueSize: 2)
+    }
+
+    @Test func theStateMachineRefusesMovesOutOfFinishedStates() async throws {
+        // Given a completed job
+        let job = try await enqueue(1)[0]
+        _ = try await repository.claimNextJob()
+        let output = JobOutput(durationSeconds: 1, frames: 25, width: 64, height: 64, fps: 25, bytes: 10, warnings: [])
+        let completed = try await repository.complete(job.id, output: output)
+        #expect(completed?.status == .completed)
+        #expect(completed?.finishedAt != nil)
+        // When it is cancelled, failed or re-queued, then nothing changes
+        #expect(try await repository.cancel(job.id) == nil)
+        #expect(try await repository.fail(job.id, failure: JobFailure(code: "x", message: "y")) == nil)
+        #expect(try await repository.requeue(job.id, message: "again", countsAsAttempt: false) == nil)
+        #expect(try await repository.job(id: job.id)?.status == .completed)
+        #expect(try await repository.job(id: job.id)?.output == output)
+    }
+
+    @Test func aQueuedJobCannotCompleteWithoutStarting() async throws {
+        let job = try await enqueue(1)[0]
+        let output = JobOutput(durationSeconds: 1, frames: 25, width: 64, height: 64, fps: 25, bytes: 10, warnings: [])
+        #expect(try await repository.complete(job.id, output: output) == nil)
+        #expect(JobStatus.queued.canMove(to: .completed) == false)
+        #expect(JobStatus.processing.canMove(to: .queued))
+        #expect(JobStatus.allCases.filter(\.isTerminal) == [.completed, .failed, .cancelled])
+    }
+
+    @Test func cancellingRecordsTheReason() async throws {
+        let job = try await enqueue(1)[0]
+        let cancelled = try await repository.cancel(job.id)
+        #expect(cancelled?.status == .cancelled)
+        #expect(cancelled?.failure == JobFailure.cancelled())
+        #expect(try await repository.claimNextJob() == nil)
+    }
+
+    @Test func aRequeuedJobKeepsItsPlaceAtTheHead() async throws {
+        // Given a running job and two queued after it
+        let jobs = try await enqueue(3)
+        _ = try await repository.claimNextJob()
+        // When it goes back to the queue without counting the attempt (graceful shutdown)
+        let requeued = try await repository.requeue(jobs[0].id, message: "back", countsAsAttempt: false)
+        // Then it is first again, with its attempt given back
+        #expect(requeued?.attempts == 0)
+        #expect(requeued?.startedAt == nil)
+        #expect(try await repository.queuedJobs().map(\.id) == jobs.map(\.id))
+    }
+
+    @Test func afterACrashProcessingJobsAreRequeuedOnceThenFailed() async throws {
+        // Given two jobs marked processing when the server died: one started once, one started twice
+        let jobs = try await enqueue(2)
+        _ = try await repository.claimNextJob()
+        _ = try await repository.claimNextJob()
+        _ = try await repository.requeue(jobs[1].id, message: "", countsAsAttempt: true)
+        _ = try await repository.claimNextJob()
+        #expect(try await repository.job(id: jobs[1].id)?.attempts == 2)
+        // When the service starts again
+        let recovered = try await repository.recoverInterruptedJobs(maxAttempts: 2)
+        // Then the first goes back to the queue, the second fails as interrupted
+        #expect(recovered.requeued.map(\.id) == [jobs[0].id])
+        #expect(recovered.failed.map(\.id) == [jobs[1].id])
+        #expect(try await repository.job(id: jobs[0].id)?.status == .queued)
+        let failed = try await repository.job(id: jobs[1].id)
+        #expect(failed?.status == .failed)
+        #expect(failed?.errorCode == "interrupted")
+    }
+
+    @Test func historyIsPagedNewestFirstAndFilteredByStatus() async throws {
+        let jobs = try await enqueue(5)
+        _ = try await repository.cancel(jobs[1].id)
+        let page = try await repository.list(status: nil, limit: 2, offset: 1)
+        #expect(page.total == 5)
+        #expect(page.jobs.map(\.id) == [jobs[3].id, jobs[2].id])
+        let cancelled = try await repository.list(status: .cancelled, limit: 50, offset: 0)
+        #expect(cancelled.total == 1)
+        #expect(cancelled.jobs.first?.id == jobs[1].id)
+        #expect(try await repository.countsByStatus() == [.queued: 4, .cancelled: 1])
+    }
+
+    @Test func onlyJobsFinishedBeforeTheCutoffExpire() async throws {
+        let jobs = try await enqueue(2)
+        let longAgo = Date(timeIntervalSinceNow: -3600)
+        _ = try await repository.cancel(jobs[0].id, now: longAgo)
+        _ = try await repository.cancel(jobs[1].id)
+        let expiring = try await repository.jobsToExpire(finishedBefore: Date(timeIntervalSinceNow: -60))
+        #expect(expiring.map(\.id) == [jobs[0].id])
+        try await repository.markExpired(jobs[0].id)
+        #expect(try await repository.jobsToExpire(finishedBefore: Date()).map(\.id) == [jobs[1].id])
+    }
+}

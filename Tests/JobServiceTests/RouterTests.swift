@@ -1,0 +1,511 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import JobService
+
+/// Every endpoint and every error path, in process (`.router`), each answer checked against `openapi.json`.
+/// The engine is silent (never ready) unless a test needs it, so submitted jobs stay queued.
+@Suite struct RouterTests {
+    private func withApp(engine: [String] = TestSupport.silentEngineCommand,
+                         _ adjust: (inout ServiceConfiguration) -> Void = { _ in },
+                         _ body: @escaping @Sendable (InfiniteTalkService, any TestClientProtocol) async throws -> Void) async throws {
+        let configuration = TestSupport.configuration(engine: engine, adjust)
+        let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
+        try await service.application.test(.router) { client in
+            try await body(service, client)
+        }
+    }
+
+    private func submit(_ client: any TestClientProtocol, _ form: MultipartForm) async throws -> TestResponse {
+        try await client.execute(uri: "/api/generate", method: .post, headers: form.headers, body: form.body)
+    }
+
+    private func submitValid(_ client: any TestClientProtocol, fields: [String: String] = [:]) async throws -> String {
+        let response = try await submit(client, try .valid(fields: fields))
+        #expect(response.status == .ok, "\(response.json)")
+        return try #require(response.json["request_id"]?.stringValue)
+    }
+
+    // MARK: - POST /api/generate
+
+    @Test func aValidUploadIsQueuedWithDefaults() async throws {
+        try await withApp { service, client in
+            let response = try await submit(client, try .valid())
+            #expect(response.status == .ok)
+            expectConforms(response, "POST", "/api/generate")
+            let json = response.json
+            #expect(json["status"] == .string("queued"))
+            #expect(json["message"] == .string("Request added to queue"))
+            #expect(json["position_in_queue"] == .integer(1))
+            #expect(json["params"]?["resolution"] == .string("480p"))
+            #expect(json["params"]?["steps"] == .integer(4))
+            #expect(json["params"]?["prompt"] == .string("A person is talking."))
+            #expect(json["params"]?["seed"]?.intValue != nil)
+            let id = try #require(json["request_id"]?.stringValue)
+            let job = try #require(try await service.repository.job(id: id))
+            #expect(abs(job.audioSeconds - 1) < 0.05)
+            #expect(FileManager.default.fileExists(atPath: job.imagePath))
+            #expect(job.imagePath.hasSuffix("/\(id)/image"))
+        }
+    }
+
+    @Test func optionsAreReadFromTheForm() async throws {
+        try await withApp { _, client in
+            let fields = ["steps": "8", "seed": "42", "resolution": "720p", "prompt": "A woman sings.",
+                          "negative_prompt": "blurry", "shift": "5", "text_guidance_scale": "4.5",
+                          "audio_guidance_scale": "3", "color_correction": "0.2", "unknown_field": "ignored"]
+            let response = try await submit(client, try .valid(fields: fields))
+            #expect(response.status == .ok)
+            let params = try #require(response.json["params"])
+            #expect(params["steps"] == .integer(8))
+            #expect(params["seed"] == .integer(42))
+            #expect(params["resolution"] == .string("720p"))
+            #expect(params["prompt"] == .string("A woman sings."))
+            #expect(params["negative_prompt"] == .string("blurry"))
+            #expect(params["text_guidance_scale"]?.doubleValue == 4.5)
+            #expect(params["color_correction"]?.doubleValue == 0.2)
+        }
+    }
+
+    @Test(arguments: [("steps", "abc"), ("steps", "0"), ("steps", "51"), ("resolution", "1080p"), ("seed", "-1"),
+                      ("seed", "2147483648"), ("shift", "0.1"), ("color_correction", "2"), ("text_guidance_scale", "nan")])
+    func badOptionsAreRefusedNamingTheField(field: String, value: String) async throws {
+        try await withApp { service, client in
+            let response = try await submit(client, try .valid(fields: [field: value]))
+            #expect(response.status == .unprocessableContent)
+            #expect(response.errorCode == "invalid_parameter")
+            #expect(response.errorField == field)
+            expectConforms(response, "POST", "/api/generate")
+            // Nothing was kept
+            #expect(try await service.repository.list(status: nil, limit: 10, offset: 0).total == 0)
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: service.configuration.uploadsDirectory)
+            #expect(leftovers.isEmpty)
+        }
+    }
+
+    @Test func aTooLongPromptIsRefused() async throws {
+        try await withApp({ $0.maxPromptLength = 10 }) { _, client in
+            let response = try await submit(client, try .valid(fields: ["prompt": "far more than ten characters"]))
+            #expect(response.errorCode == "invalid_parameter")
+            #expect(response.errorField == "prompt")
+        }
+    }
+
+    /// One bad upload and the answer it must get.
+    struct BadUpload: Sendable, CustomTestStringConvertible {
+        let name: String
+        let status: HTTPResponse.Status
+        let code: String
+        let field: String?
+        let adjust: @Sendable (inout ServiceConfiguration) -> Void
+        let make: @Sendable () throws -> (HTTPFields, ByteBuffer)
+        var testDescription: String { name }
+
+        static func form(_ build: @escaping @Sendable (inout MultipartForm) throws -> Void) -> @Sendable () throws -> (HTTPFields, ByteBuffer) {
+            { var form = MultipartForm(); try build(&form); return (form.headers, form.body) }
+        }
+    }
+
+    static let badUploads: [BadUpload] = [
+        BadUpload(name: "JSON instead of multipart", status: .unsupportedMediaType, code: "unsupported_content_type", field: nil,
+                  adjust: { _ in }, make: {
+                      var headers = HTTPFields()
+                      headers[.contentType] = "application/json"
+                      return (headers, ByteBuffer(string: "{}"))
+                  }),
+        BadUpload(name: "broken multipart", status: .badRequest, code: "invalid_multipart", field: nil, adjust: { _ in }, make: {
+            var headers = HTTPFields()
+            headers[.contentType] = "multipart/form-data; boundary=xyz"
+            return (headers, ByteBuffer(string: "this is not multipart at all"))
+        }),
+        BadUpload(name: "no image", status: .unprocessableContent, code: "missing_image", field: "image", adjust: { _ in },
+                  make: BadUpload.form { try $0.addFile("audio", path: try TestSupport.wav()) }),
+        BadUpload(name: "no audio", status: .unprocessableContent, code: "missing_audio", field: "audio", adjust: { _ in },
+                  make: BadUpload.form { try $0.addFile("image", path: try TestSupport.png()) }),
+        BadUpload(name: "text as image", status: .unsupportedMediaType, code: "unsupported_image_format", field: "image",
+                  adjust: { _ in }, make: BadUpload.form {
+                      $0.addFile("image", filename: "a.png", contentType: "image/png", data: Data(repeating: 0x41, count: 500))
+                      try $0.addFile("audio", path: try TestSupport.wav())
+                  }),
+        BadUpload(name: "text as audio", status: .unsupportedMediaType, code: "unsupported_audio_format", field: "audio",
+                  adjust: { _ in }, make: BadUpload.form {
+                      try $0.addFile("image", path: try TestSupport.png())
+                      $0.addFile("audio", filename: "a.wav", contentType: "audio/wav", data: Data(repeating: 0x41, count: 500))
+                  }),
+        BadUpload(name: "truncated PNG", status: .unprocessableContent, code: "invalid_image", field: "image",
+                  adjust: { _ in }, make: BadUpload.form {
+                      let png = try Data(contentsOf: URL(fileURLWithPath: try TestSupport.png()))
+                      $0.addFile("image", filename: "a.png", contentType: "image/png", data: png.prefix(14))
+                      try $0.addFile("audio", path: try TestSupport.wav())
+                  }),
+        BadUpload(name: "tiny image", status: .unprocessableContent, code: "image_dimensions_too_small", field: "image",
+                  adjust: { _ in }, make: BadUpload.form {
+                      try $0.addFile("image", path: try TestSupport.png(width: 16, height: 16))
+                      try $0.addFile("audio", path: try TestSupport.wav())
+                  }),
+        BadUpload(name: "wide image", status: .unprocessableContent, code: "image_dimensions_too_large", field: "image",
+                  adjust: { $0.uploadLimits.maxImageWidth = 80 }, make: BadUpload.form {
+                      try $0.addFile("image", path: try TestSupport.png(width: 96, height: 96))
+                      try $0.addFile("audio", path: try TestSupport.wav())
+                  }),
+        BadUpload(name: "large image file", status: .contentTooLarge, code: "image_too_large", field: "image",
+                  adjust: { $0.uploadLimits.maxImageBytes = 100 }, make: BadUpload.form {
+                      try $0.addFile("image", path: try TestSupport.png())
+                      try $0.addFile("audio", path: try TestSupport.wav())
+                  }),
+        BadUpload(name: "large audio file", status: .contentTooLarge, code: "audio_too_large", field: "audio",
+                  adjust: { $0.uploadLimits.maxAudioBytes = 1000 }, make: BadUpload.form {
+                      try $0.addFile("image", path: try TestSupport.png())
+                      try $0.addFile("audio", path: try TestSupport.wav())
+                  }),
+        BadUpload(name: "large request", status: .contentTooLarge, code: "request_too_large", field: nil,
+                  adjust: { $0.uploadLimits.maxImageBytes = 1000; $0.uploadLimits.maxAudioBytes = 1000; $0.uploadLimits.requestOverheadBytes = 100 },
+                  make: BadUpload.form {
+                      try $0.addFile("audio", path: try TestSupport.wav())
+                      try $0.addFile("image", path: try TestSupport.png())
+                  }),
+        BadUpload(name: "corrupt WAV", status: .unprocessableContent, code: "invalid_audio", field: "audio",
+                  adjust: { _ in }, make: BadUpload.form {
+                      try $0.addFile("image", path: try TestSupport.png())
+                      var wav = Data("RIFF".utf8) + Data([0x24, 0, 0, 0]) + Data("WAVEfmt ".utf8)
+                      wav += Data(repeating: 0xFF, count: 200)
+                      $0.addFile("audio", filename: "a.wav", contentType: "audio/wav", data: wav)
+                  }),
+        BadUpload(name: "short audio", status: .unprocessableContent, code: "audio_too_short", field: "audio",
+                  adjust: { _ in }, make: BadUpload.form {
+                      try $0.addFile("image", path: try TestSupport.png())
+                      try $0.addFile("audio", path: try TestSupport.wav(seconds: 0.2))
+                  }),
+        BadUpload(name: "long audio", status: .unprocessableContent, code: "audio_too_long", field: "audio",
+                  adjust: { $0.uploadLimits.maxAudioSeconds = 0.6 }, make: BadUpload.form {
+                      try $0.addFile("image", path: try TestSupport.png())
+                      try $0.addFile("audio", path: try TestSupport.wav())
+                  }),
+    ]
+
+    @Test(arguments: badUploads)
+    func badUploadsGetTheirErrorCode(_ upload: BadUpload) async throws {
+        try await withApp(upload.adjust) { service, client in
+            let (headers, body) = try upload.make()
+            let response = try await client.execute(uri: "/api/generate", method: .post, headers: headers, body: body)
+            #expect(response.status == upload.status)
+            #expect(response.errorCode == upload.code)
+            #expect(response.errorField == upload.field)
+            #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+            expectConforms(response, "POST", "/api/generate")
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: service.configuration.uploadsDirectory)
+            #expect(leftovers.isEmpty, "uploads left behind: \(leftovers)")
+        }
+    }
+
+    @Test func aFullQueueAnswers429WithRetryAfter() async throws {
+        try await withApp({ $0.maxQueueSize = 1 }) { _, client in
+            _ = try await submitValid(client)
+            let response = try await submit(client, try .valid())
+            #expect(response.status == .tooManyRequests)
+            #expect(response.errorCode == "queue_full")
+            let retryAfter = try #require(response.headers[.retryAfter].flatMap { Int($0) })
+            #expect(retryAfter >= 5)
+            expectConforms(response, "POST", "/api/generate")
+        }
+    }
+
+    @Test func aDrainingServerRefusesNewJobs() async throws {
+        try await withApp { service, client in
+            service.worker.shutdownState.beginDraining()
+            let response = try await submit(client, try .valid())
+            #expect(response.status == .serviceUnavailable)
+            #expect(response.errorCode == "shutting_down")
+            expectConforms(response, "POST", "/api/generate")
+        }
+    }
+
+    // MARK: - Status, queue, history
+
+    @Test func statusShowsTheSeedFieldsAndExtensions() async throws {
+        try await withApp { _, client in
+            let first = try await submitValid(client)
+            let second = try await submitValid(client)
+            for path in ["/api/status/\(second)", "/api/requests/\(second)"] {
+                let response = try await client.execute(uri: path, method: .get)
+                #expect(response.status == .ok)
+                expectConforms(response, "GET", path.hasPrefix("/api/status") ? "/api/status/{request_id}" : "/api/requests/{request_id}")
+                let json = response.json
+                #expect(json["request_id"] == .string(second))
+                #expect(json["status"] == .string("queued"))
+                #expect(json["position_in_queue"] == .integer(2))
+                #expect(json["result_url"] == .null)
+                #expect(json["estimated_time"]?.stringValue != nil)
+                // Two seconds of audio-equivalent work (one ahead, its own) at the preview's prior rate
+                #expect((json["estimated_seconds"]?.doubleValue ?? 0) > 0)
+            }
+            let firstStatus = try await client.execute(uri: "/api/status/\(first)", method: .get)
+            #expect(firstStatus.json["position_in_queue"] == .integer(1))
+        }
+    }
+
+    @Test func anUnknownRequestIsNotFound() async throws {
+        try await withApp { _, client in
+            for path in ["/api/status/nope", "/api/requests/nope", "/api/result/nope"] {
+                let response = try await client.execute(uri: path, method: .get)
+                #expect(response.status == .notFound)
+                #expect(response.errorCode == "not_found")
+            }
+            let response = try await client.execute(uri: "/api/status/nope", method: .get)
+            expectConforms(response, "GET", "/api/status/{request_id}")
+        }
+    }
+
+    @Test func theQueueListsQueuedRequestsInOrder() async throws {
+        try await withApp({ $0.maxConcurrentJobs = 3 }) { _, client in
+            let ids = [try await submitValid(client), try await submitValid(client)]
+            let response = try await client.execute(uri: "/api/queue", method: .get)
+            #expect(response.status == .ok)
+            expectConforms(response, "GET", "/api/queue")
+            let json = response.json
+            #expect(json["queue_size"] == .integer(2))
+            #expect(json["processing_count"] == .integer(0))
+            #expect(json["max_queue_size"] == .integer(20))
+            #expect(json["max_concurrent"] == .integer(3))
+            #expect(json["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } == ids)
+        }
+    }
+
+    @Test func historyIsPagedAndFiltered() async throws {
+        try await withApp { _, client in
+            let ids = [try await submitValid(client), try await submitValid(client), try await submitValid(client)]
+            _ = try await client.execute(uri: "/api/requests/\(ids[0])", method: .delete)
+            let page = try await client.execute(uri: "/api/requests?limit=2&offset=0", method: .get)
+            #expect(page.status == .ok)
+            expectConforms(page, "GET", "/api/requests")
+            #expect(page.json["total"] == .integer(3))
+            #expect(page.json["limit"] == .integer(2))
+            #expect(page.json["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } == [ids[2], ids[1]])
+            let cancelled = try await client.execute(uri: "/api/requests?status=cancelled", method: .get)
+            #expect(cancelled.json["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } == [ids[0]])
+            for query in ["limit=0", "limit=201", "offset=-1", "status=bogus", "limit=ten"] {
+                let bad = try await client.execute(uri: "/api/requests?\(query)", method: .get)
+                #expect(bad.status == .unprocessableContent, "\(query)")
+                #expect(bad.errorCode == "invalid_parameter")
+                expectConforms(bad, "GET", "/api/requests")
+            }
+        }
+    }
+
+    // MARK: - Cancel
+
+    @Test func cancellingWorksByDeleteAndByPostAndOnlyOnce() async throws {
+        try await withApp { _, client in
+            let first = try await submitValid(client)
+            let second = try await submitValid(client)
+            let deleted = try await client.execute(uri: "/api/requests/\(first)", method: .delete)
+            #expect(deleted.status == .ok)
+            expectConforms(deleted, "DELETE", "/api/requests/{request_id}")
+            #expect(deleted.json["status"] == .string("cancelled"))
+            #expect(deleted.json["error"]?["code"] == .string("cancelled"))
+            let posted = try await client.execute(uri: "/api/cancel/\(second)", method: .post)
+            #expect(posted.status == .ok)
+            expectConforms(posted, "POST", "/api/cancel/{request_id}")
+            let again = try await client.execute(uri: "/api/cancel/\(second)", method: .post)
+            #expect(again.status == .conflict)
+            #expect(again.errorCode == "already_finished")
+            expectConforms(again, "POST", "/api/cancel/{request_id}")
+            let unknown = try await client.execute(uri: "/api/requests/nope", method: .delete)
+            #expect(unknown.status == .notFound)
+            expectConforms(unknown, "DELETE", "/api/requests/{request_id}")
+        }
+    }
+
+    // MARK: - GET /api/result
+
+    /// A completed job whose result holds bytes 0, 1, ..., 255, 0, 1, ... (`size` of them).
+    private func makeCompletedJob(_ service: InfiniteTalkService, size: Int = 1000) async throws -> String {
+        let files = JobFiles(uploadsDirectory: service.configuration.uploadsDirectory,
+                             resultsDirectory: service.configuration.resultsDirectory)
+        let job = try await TestSupport.enqueueJob(service.repository, files: files)
+        _ = try await service.repository.claimNextJob()
+        let bytes = Data((0..<size).map { UInt8($0 % 256) })
+        FileManager.default.createFile(atPath: files.resultPath(for: job.id), contents: bytes)
+        let output = JobOutput(durationSeconds: 1, frames: 25, width: 64, height: 64, fps: 25, bytes: size, warnings: [])
+        _ = try await service.repository.complete(job.id, output: output)
+        return job.id
+    }
+
+    @Test func theResultDownloadsWithItsHeaders() async throws {
+        try await withApp { service, client in
+            let id = try await makeCompletedJob(service)
+            let response = try await client.execute(uri: "/api/result/\(id)", method: .get)
+            #expect(response.status == .ok)
+            expectConforms(response, "GET", "/api/result/{request_id}")
+            #expect(response.body.readableBytes == 1000)
+            #expect(response.headers[.contentType] == "video/mp4")
+            #expect(response.headers[.acceptRanges] == "bytes")
+            #expect(response.headers[.contentDisposition] == "attachment; filename=\"infinitetalk-\(id).mp4\"")
+            #expect(response.headers[.eTag] != nil)
+            let status = try await client.execute(uri: "/api/status/\(id)", method: .get)
+            #expect(status.json["result_url"] == .string("/api/result/\(id)"))
+            #expect(status.json["result"]?["bytes"] == .integer(1000))
+            expectConforms(status, "GET", "/api/status/{request_id}")
+        }
+    }
+
+    @Test(arguments: [("bytes=0-9", 0, 9), ("bytes=-100", 900, 999), ("bytes=100-", 100, 999), ("bytes=990-5000", 990, 999)])
+    func rangesGetPartialContent(range: String, first: Int, last: Int) async throws {
+        try await withApp { service, client in
+            let id = try await makeCompletedJob(service)
+            var headers = HTTPFields()
+            headers[.range] = range
+            let response = try await client.execute(uri: "/api/result/\(id)", method: .get, headers: headers)
+            #expect(response.status == .partialContent)
+            #expect(response.headers[.contentRange] == "bytes \(first)-\(last)/1000")
+            let body = response.body
+            #expect(Array(body.readableBytesView) == (first...last).map { UInt8($0 % 256) })
+            expectConforms(response, "GET", "/api/result/{request_id}")
+        }
+    }
+
+    @Test func anUnsatisfiableRangeGets416() async throws {
+        try await withApp { service, client in
+            let id = try await makeCompletedJob(service)
+            var headers = HTTPFields()
+            headers[.range] = "bytes=5000-"
+            let response = try await client.execute(uri: "/api/result/\(id)", method: .get, headers: headers)
+            #expect(response.status == .rangeNotSatisfiable)
+            #expect(response.headers[.contentRange] == "bytes */1000")
+            expectConforms(response, "GET", "/api/result/{request_id}")
+        }
+    }
+
+    @Test func headAndIfNoneMatchSendNoBody() async throws {
+        try await withApp { service, client in
+            let id = try await makeCompletedJob(service)
+            let head = try await client.execute(uri: "/api/result/\(id)", method: .head)
+            #expect(head.status == .ok)
+            #expect(head.headers[.contentLength] == "1000")
+            #expect(head.body.readableBytes == 0)
+            let eTag = try #require(head.headers[.eTag])
+            var headers = HTTPFields()
+            headers[.ifNoneMatch] = eTag
+            let cached = try await client.execute(uri: "/api/result/\(id)", method: .get, headers: headers)
+            #expect(cached.status == .notModified)
+            #expect(cached.body.readableBytes == 0)
+            expectConforms(cached, "GET", "/api/result/{request_id}")
+        }
+    }
+
+    @Test func anUnfinishedResultIsNotReady() async throws {
+        try await withApp { _, client in
+            let id = try await submitValid(client)
+            let response = try await client.execute(uri: "/api/result/\(id)", method: .get)
+            #expect(response.status == .conflict)
+            #expect(response.errorCode == "not_ready")
+            expectConforms(response, "GET", "/api/result/{request_id}")
+        }
+    }
+
+    @Test func anExpiredResultIsGone() async throws {
+        try await withApp({ $0.retention = .seconds(60) }) { service, client in
+            // Given a result that finished two minutes ago
+            let id = try await makeCompletedJob(service)
+            // When the retention sweep runs
+            #expect(await service.sweepExpiredResults(now: Date(timeIntervalSinceNow: 120)) == 1)
+            // Then the file is gone and the download says so
+            let response = try await client.execute(uri: "/api/result/\(id)", method: .get)
+            #expect(response.status == .gone)
+            #expect(response.errorCode == "result_expired")
+            expectConforms(response, "GET", "/api/result/{request_id}")
+            let status = try await client.execute(uri: "/api/status/\(id)", method: .get)
+            #expect(status.json["status"] == .string("completed"))
+        }
+    }
+
+    @Test func aFreshResultSurvivesTheSweep() async throws {
+        try await withApp({ $0.retention = .seconds(3600) }) { service, client in
+            let id = try await makeCompletedJob(service)
+            #expect(await service.sweepExpiredResults() == 0)
+            let response = try await client.execute(uri: "/api/result/\(id)", method: .get)
+            #expect(response.status == .ok)
+        }
+    }
+
+    // MARK: - System endpoints
+
+    @Test func configurationTellsClientsTheLimits() async throws {
+        try await withApp({ $0.maxQueueSize = 7; $0.uploadLimits.maxImageBytes = 1234 }) { _, client in
+            let response = try await client.execute(uri: "/api/config", method: .get)
+            #expect(response.status == .ok)
+            expectConforms(response, "GET", "/api/config")
+            #expect(response.json["limits"]?["max_queue_size"] == .integer(7))
+            #expect(response.json["limits"]?["max_image_bytes"] == .integer(1234))
+            #expect(response.json["fps"] == .integer(25))
+            #expect(response.json["engine"]?["ready"] == .bool(false))
+        }
+    }
+
+    @Test func healthIsAlwaysOkReadinessWaitsForTheEngine() async throws {
+        try await withApp { _, client in
+            let health = try await client.execute(uri: "/healthz", method: .get)
+            #expect(health.status == .ok)
+            expectConforms(health, "GET", "/healthz")
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+            #expect(ready.json["status"] == .string("starting"))
+            expectConforms(ready, "GET", "/readyz")
+        }
+    }
+
+    @Test func readinessTurnsReadyWithTheEngine() async throws {
+        try await withApp(engine: TestSupport.fakeEngineCommand(["--max-jobs", "2"])) { service, client in
+            #expect(try await TestSupport.waitUntil { await service.supervisor.state.hello != nil })
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .ok)
+            expectConforms(ready, "GET", "/readyz")
+            #expect(ready.json["engine"]?["name"] == .string("fake"))
+            let config = try await client.execute(uri: "/api/config", method: .get)
+            #expect(config.json["max_concurrent"] == .integer(2))
+        }
+    }
+
+    @Test func metricsAreInPrometheusFormat() async throws {
+        try await withApp { _, client in
+            _ = try await submitValid(client)
+            let response = try await client.execute(uri: "/metrics", method: .get)
+            #expect(response.status == .ok)
+            let text = String(buffer: response.body)
+            for name in ["infinitetalk_queue_depth 1", "infinitetalk_jobs_processing", #"infinitetalk_jobs_total{status="queued"} 1"#,
+                         "infinitetalk_job_seconds", "infinitetalk_engine_restarts_total", #"infinitetalk_upload_bytes_total{kind="image"}"#] {
+                #expect(text.contains(name), "missing \(name)")
+            }
+        }
+    }
+
+    @Test func theOpenAPIDocumentDescribesEveryRoute() async throws {
+        try await withApp { _, client in
+            let response = try await client.execute(uri: "/openapi.json", method: .get)
+            #expect(response.status == .ok)
+            let json = response.json
+            #expect(json["openapi"] == .string("3.1.0"))
+            let paths = Set(json["paths"]?.objectValue?.keys.map { $0 } ?? [])
+            for path in ["/api/generate", "/api/status/{request_id}", "/api/queue", "/api/result/{request_id}", "/ws",
+                         "/api/requests", "/api/requests/{request_id}", "/api/cancel/{request_id}", "/api/config",
+                         "/healthz", "/readyz", "/metrics", "/openapi.json", "/"] {
+                #expect(paths.contains(path), "\(path) undocumented")
+            }
+            for message in ["QueueUpdate", "StatusUpdate", "ProgressUpdate", "Ping", "Pong"] {
+                #expect(json["components"]?["schemas"]?[message] != nil)
+            }
+        }
+    }
+
+    @Test func theWebPageIsServedAtTheRoot() async throws {
+        let web = TestSupport.makeTemporaryDirectory("itk-web")
+        try "<!doctype html><title>InfiniteTalk</title>".write(toFile: web + "/index.html", atomically: true, encoding: .utf8)
+        try await withApp({ $0.webDirectory = web }) { _, client in
+            let response = try await client.execute(uri: "/", method: .get)
+            #expect(response.status == .ok)
+            #expect(String(buffer: response.body).contains("InfiniteTalk"))
+            #expect(response.headers[.contentType]?.hasPrefix("text/html") == true)
+        }
+    }
+}
