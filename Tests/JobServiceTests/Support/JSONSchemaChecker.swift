@@ -1,7 +1,7 @@
 import Foundation
 
 /// A parsed JSON value that keeps booleans, integers and other numbers apart (JSONSerialization does not).
-indirect enum JSONValue: Decodable, Equatable, CustomStringConvertible {
+indirect enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -68,7 +68,7 @@ indirect enum JSONValue: Decodable, Equatable, CustomStringConvertible {
 /// Checks JSON values against a JSON Schema (2020-12 / OpenAPI 3.1) subset: `$ref` within the document, `type`,
 /// `required`, `properties`, `items`, `const`, `enum`, `oneOf` / `anyOf` / `allOf` / `not`, `minimum`,
 /// `maximum`, `minLength`, `minItems`, `maxItems`. Enough to catch a missing key or a wrong type.
-struct JSONSchemaChecker {
+struct JSONSchemaChecker: Sendable {
     let document: JSONValue
 
     /// Problems found (empty when `value` conforms), each with its JSON path.

@@ -1,0 +1,227 @@
+import Foundation
+import HummingbirdTesting
+import HummingbirdWSTesting
+import Synchronization
+import Testing
+import WSClient
+@testable import JobService
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real preview engine (`.venv/bin/python -m infinitetalk_engine --engine preview`) behind the real service.
+/// Skipped only when the engine package cannot be imported.
+enum PreviewEngine {
+    static let python = (TestSupport.repositoryRoot as NSString).appendingPathComponent(".venv/bin/python")
+
+    static let isAvailable: Bool = {
+        guard FileManager.default.isExecutableFile(atPath: python) else { return false }
+        return (try? TestSupport.runProgram([python, "-c", "import infinitetalk_engine.engines.preview"])) == 0
+    }()
+
+    /// A portrait: the shared astronaut, or a generated gradient when the shared media is absent.
+    static func portrait() throws -> String {
+        let shared = (TestSupport.sharedMedia as NSString).appendingPathComponent("astronaut.png")
+        return FileManager.default.fileExists(atPath: shared) ? shared : try TestSupport.png(width: 256, height: 256)
+    }
+
+    /// `seconds` of speech: the shared recording cut or looped, or a tone.
+    static func speech(seconds: Double) throws -> String {
+        let shared = (TestSupport.sharedMedia as NSString).appendingPathComponent("speech-en.wav")
+        guard FileManager.default.fileExists(atPath: shared) else { return try TestSupport.wav(seconds: seconds) }
+        let path = TestSupport.makeTemporaryDirectory("itk-speech") + "/speech-\(seconds).wav"
+        try TestSupport.runProgram(["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", shared,
+                                    "-t", "\(seconds)", path])
+        return path
+    }
+}
+
+/// What ffprobe says about a file.
+struct MediaProbe {
+    let streams: [JSONValue]
+
+    init(path: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,r_frame_rate,duration",
+                             "-of", "json", path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        streams = try JSONValue.parse(data)["streams"]?.arrayValue ?? []
+    }
+
+    func stream(_ type: String) -> JSONValue? { streams.first { $0["codec_type"] == .string(type) } }
+    func duration(_ type: String) -> Double? { stream(type)?["duration"]?.stringValue.flatMap(Double.init) }
+}
+
+@Suite(.serialized, .enabled(if: PreviewEngine.isAvailable, "the engine package (engine/infinitetalk_engine) is missing"))
+struct EndToEndTests {
+    final class Inbox: Sendable {
+        private let messages = Mutex<[JSONValue]>([])
+        func add(_ value: JSONValue) { messages.withLock { $0.append(value) } }
+        var all: [JSONValue] { messages.withLock { $0 } }
+    }
+
+    @Test func aSubmittedJobStreamsItsProgressAndYieldsAPlayableVideo() async throws {
+        // Given the service with the real preview engine
+        var configuration = TestSupport.configuration(engine: [])
+        configuration.engine.command = nil
+        configuration.engine.heartbeatTimeout = .seconds(30)
+        configuration.engine.startupTimeout = .seconds(120)
+        configuration.locateRepository(root: TestSupport.repositoryRoot)
+        let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
+        let audio = try PreviewEngine.speech(seconds: 2)
+        var form = MultipartForm()
+        try form.addFile("image", path: try PreviewEngine.portrait(), contentType: "image/png")
+        try form.addFile("audio", path: audio, contentType: "audio/wav")
+        form.addField("seed", "7")
+        let submitted = form
+        let inbox = Inbox()
+        let video = TestSupport.makeTemporaryDirectory("itk-e2e") + "/result.mp4"
+
+        try await service.application.test(.live) { client in
+            // When a client watches /ws and submits a job
+            try await client.ws("/ws") { inbound, outbound, _ in
+                var requestID: String?
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case .text(let text) = message, let json = try? JSONValue.parse(text) else { continue }
+                    inbox.add(json)
+                    if requestID == nil {
+                        let response = try await client.execute(uri: "/api/generate", method: .post,
+                                                                headers: submitted.headers, body: submitted.body)
+                        #expect(response.status == .ok, "\(response.json)")
+                        requestID = response.json["request_id"]?.stringValue
+                        if requestID == nil { break }
+                    }
+                    if json["type"] == .string("status_update"), json["request_id"]?.stringValue == requestID,
+                       let status = json["status"]?.stringValue, ["completed", "failed", "cancelled"].contains(status) {
+                        break
+                    }
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            // Then it completes and the video downloads
+            let final = try #require(inbox.all.last { $0["type"] == .string("status_update") })
+            #expect(final["status"] == .string("completed"), "\(final)")
+            let id = try #require(final["request_id"]?.stringValue)
+            let download = try await client.execute(uri: "/api/result/\(id)", method: .get)
+            #expect(download.status == .ok)
+            try Data(download.body.readableBytesView).write(to: URL(fileURLWithPath: video))
+            #expect(final["result"]?["bytes"]?.intValue == download.body.readableBytes)
+        }
+
+        // The events came in order: queued, processing, progress through the stages, completed
+        let events = inbox.all.filter { $0["request_id"] != nil }
+        var statuses: [String] = []
+        for event in events where event["type"] == .string("status_update") {
+            if let status = event["status"]?.stringValue, statuses.last != status { statuses.append(status) }
+        }
+        #expect(statuses == ["queued", "processing", "completed"])
+        let progress = events.filter { $0["type"] == .string("progress_update") }
+        #expect(!progress.isEmpty)
+        let fractions = progress.compactMap { $0["progress"]?.doubleValue }
+        #expect(fractions == fractions.sorted())
+        let order = ["decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video"]
+        let stages = progress.compactMap { $0["stage"]?.stringValue }.compactMap { order.firstIndex(of: $0) }
+        #expect(stages == stages.sorted(), "stages follow the documented order")
+        for event in inbox.all {
+            #expect(OpenAPISpec.problems(ofServerMessage: event.description).isEmpty, "\(event)")
+        }
+
+        // And the file is H.264 + AAC at 25 fps, as long as the audio to within one frame
+        let probe = try MediaProbe(path: video)
+        #expect(probe.stream("video")?["codec_name"] == .string("h264"))
+        #expect(probe.stream("audio")?["codec_name"] == .string("aac"))
+        #expect(probe.stream("video")?["r_frame_rate"] == .string("25/1"))
+        let audioSeconds = try #require(MediaProbe(path: audio).duration("audio"))
+        let videoSeconds = try #require(probe.duration("video"))
+        #expect(abs(videoSeconds - audioSeconds) <= 1.0 / 25 + 0.001, "video \(videoSeconds) s, audio \(audioSeconds) s")
+    }
+
+    // MARK: - The binary, killed and restarted
+
+    @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
+    func killingTheServerMidQueueLosesNothing() async throws {
+        let dataDirectory = TestSupport.makeTemporaryDirectory("itk-restart")
+        let arguments = ["--data-dir", dataDirectory, "--max-concurrent", "1", "--log-level", "notice"]
+        let image = try PreviewEngine.portrait()
+        // Long enough to be caught running: the preview renders about six times faster than real time.
+        let audio = try PreviewEngine.speech(seconds: 30)
+
+        // Given a server with three jobs, the first running
+        let first = try await ServerProcess(arguments: arguments)
+        #expect(try await TestSupport.waitUntil(timeout: .seconds(120)) {
+            try Curl.request(first.baseURL + "/readyz").status == 200
+        })
+        var ids: [String] = []
+        for _ in 0..<3 {
+            let response = try Curl.request(first.baseURL + "/api/generate", method: "POST",
+                                            form: [("image", "@" + image), ("audio", "@" + audio)])
+            #expect(response.status == 200, "\(response.json)")
+            ids.append(try #require(response.json["request_id"]?.stringValue))
+        }
+        #expect(try await TestSupport.waitUntil(timeout: .seconds(30)) {
+            try Curl.request(first.baseURL + "/api/status/\(ids[0])").json["status"] == .string("processing")
+        })
+        let engines = first.childProcessIDs()
+        #expect(!engines.isEmpty)
+
+        // When it is killed with -9
+        first.killHard()
+        // Then its engine goes away too (its stdin closed)
+        #expect(try await TestSupport.waitUntil(timeout: .seconds(15)) { !engines.contains(where: ServerProcess.isAlive) })
+
+        // And after a restart on the same data every job completes; the interrupted one was started twice
+        let second = try await ServerProcess(arguments: arguments)
+        defer { second.terminate() }
+        let allDone = try await TestSupport.waitUntil(timeout: .seconds(180)) {
+            try ids.allSatisfy { try Curl.request(second.baseURL + "/api/status/\($0)").json["status"] == .string("completed") }
+        }
+        #expect(allDone, "\(second.log.suffix(3000))")
+        #expect(try Curl.request(second.baseURL + "/api/status/\(ids[0])").json["attempts"] == .integer(2))
+        #expect(try Curl.request(second.baseURL + "/api/requests").json["total"] == .integer(3))
+        for id in ids {
+            let download = try Curl.request(second.baseURL + "/api/result/\(id)")
+            #expect(download.status == 200)
+            #expect(download.body.count > 1000)
+        }
+    }
+
+    @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
+    func anEngineKilledMidJobFailsThatJobAndTheNextOneRuns() async throws {
+        let dataDirectory = TestSupport.makeTemporaryDirectory("itk-crash")
+        let server = try await ServerProcess(arguments: ["--data-dir", dataDirectory, "--max-concurrent", "1",
+                                                         "--restart-backoff", "100ms", "--log-level", "notice"])
+        defer { server.terminate() }
+        #expect(try await TestSupport.waitUntil(timeout: .seconds(120)) {
+            try Curl.request(server.baseURL + "/readyz").status == 200
+        })
+        let image = try PreviewEngine.portrait()
+        let audio = try PreviewEngine.speech(seconds: 30)
+        var ids: [String] = []
+        for _ in 0..<2 {
+            let response = try Curl.request(server.baseURL + "/api/generate", method: "POST",
+                                            form: [("image", "@" + image), ("audio", "@" + audio)])
+            ids.append(try #require(response.json["request_id"]?.stringValue))
+        }
+        #expect(try await TestSupport.waitUntil(timeout: .seconds(30)) {
+            try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("processing")
+        })
+        // When the engine dies in the middle of the first job
+        for engine in server.childProcessIDs() { kill(engine, SIGKILL) }
+        // Then that job fails with engine_crashed, and the restarted engine runs the next one
+        #expect(try await TestSupport.waitUntil(timeout: .seconds(30)) {
+            try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("failed")
+        })
+        let failed = try Curl.request(server.baseURL + "/api/status/\(ids[0])").json
+        #expect(failed["error"]?["code"] == .string("engine_crashed"))
+        #expect(try await TestSupport.waitUntil(timeout: .seconds(120)) {
+            try Curl.request(server.baseURL + "/api/status/\(ids[1])").json["status"] == .string("completed")
+        })
+        let metrics = String(decoding: try Curl.request(server.baseURL + "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("infinitetalk_engine_restarts_total 1"))
+    }
+}

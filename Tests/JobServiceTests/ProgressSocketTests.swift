@@ -1,0 +1,91 @@
+import Foundation
+import HummingbirdTesting
+import HummingbirdWSTesting
+import Synchronization
+import Testing
+import WSClient
+@testable import JobService
+
+/// `WebSocket /ws` on a live server, with the fake engine.
+@Suite struct ProgressSocketTests {
+    /// Messages one client received, in order.
+    final class Inbox: Sendable {
+        private let messages = Mutex<[String]>([])
+        func add(_ text: String) { messages.withLock { $0.append(text) } }
+        var all: [JSONValue] { messages.withLock { $0 }.compactMap { try? JSONValue.parse($0) } }
+        var texts: [String] { messages.withLock { $0 } }
+    }
+
+    @Test func clientsGetASnapshotThenEveryChangeInOrder() async throws {
+        let configuration = TestSupport.configuration(engine: TestSupport.fakeEngineCommand(["--job-seconds", "1"]))
+        let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
+        let inbox = Inbox()
+        try await service.application.test(.live) { client in
+            #expect(try await TestSupport.waitUntil { await service.supervisor.state.hello != nil })
+            let form = try MultipartForm.valid()
+            try await client.ws("/ws") { inbound, outbound, _ in
+                var requestID: String?
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case .text(let text) = message else { continue }
+                    inbox.add(text)
+                    let json = try JSONValue.parse(text)
+                    if inbox.texts.count == 1 {
+                        // After the snapshot: ping, then submit a job.
+                        try await outbound.write(.text(#"{"type":"ping"}"#))
+                        let submitted = try await client.execute(uri: "/api/generate", method: .post,
+                                                                 headers: form.headers, body: form.body)
+                        requestID = submitted.json["request_id"]?.stringValue
+                    }
+                    if json["type"] == .string("status_update"), json["status"] == .string("completed"),
+                       json["request_id"]?.stringValue == requestID {
+                        break
+                    }
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+        let messages = inbox.all
+        // A snapshot first
+        #expect(messages.first?["type"] == .string("queue_update"))
+        #expect(messages.contains { $0["type"] == .string("pong") })
+        // Every message matches the OpenAPI document
+        for text in inbox.texts {
+            #expect(OpenAPISpec.problems(ofServerMessage: text).isEmpty, "\(text)")
+        }
+        // The job's statuses in order, progress in between
+        let jobMessages = messages.filter { $0["request_id"] != nil }
+        var statuses: [String] = []
+        for message in jobMessages where message["type"] == .string("status_update") {
+            if let status = message["status"]?.stringValue, statuses.last != status { statuses.append(status) }
+        }
+        #expect(statuses == ["queued", "processing", "completed"])
+        let kinds = jobMessages.compactMap { $0["type"]?.stringValue }
+        let firstProgress = try #require(kinds.firstIndex(of: "progress_update"))
+        let processing = try #require(jobMessages.firstIndex { $0["status"] == .string("processing") })
+        #expect(processing < firstProgress)
+        let fractions = jobMessages.filter { $0["type"] == .string("progress_update") }.compactMap { $0["progress"]?.doubleValue }
+        #expect(fractions == fractions.sorted(), "progress never goes backwards")
+        #expect(fractions.last == 1.0)
+        #expect(messages.filter { $0["type"] == .string("queue_update") }.count >= 3)
+    }
+
+    @Test func progressUpdatesAreLimitedPerJob() async throws {
+        let broadcaster = ProgressBroadcaster(progressInterval: .milliseconds(100))
+        #expect(broadcaster.admitProgress(for: "a"))
+        #expect(!broadcaster.admitProgress(for: "a"), "a second report within 100 ms is dropped")
+        #expect(broadcaster.admitProgress(for: "b"), "other jobs are not affected")
+        #expect(broadcaster.admitProgress(for: "a", force: true), "stage changes always pass")
+        try await Task.sleep(for: .milliseconds(120))
+        #expect(broadcaster.admitProgress(for: "a"))
+    }
+
+    @Test func aSlowClientLosesOldMessagesNotTheOthers() async throws {
+        let broadcaster = ProgressBroadcaster(bufferSize: 2)
+        let (_, slow) = broadcaster.subscribe()
+        for index in 0..<5 { broadcaster.broadcast(["n": index]) }
+        broadcaster.finishAll()
+        var received: [String] = []
+        for await message in slow { received.append(message) }
+        #expect(received == [#"{"n":3}"#, #"{"n":4}"#])
+    }
+}
