@@ -52,7 +52,9 @@ build-release:
 test-engine: deps
 	$(PYTHON) -m pytest -q engine/tests
 
+# The end-to-end tests spawn the built binary (kill -9 and restart), so build it first.
 test-swift: deps
+	swift build --product infinitetalk
 	swift test
 
 test-web: deps build

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JobService
 import Logging
+import Synchronization
 import Uploads
 
 /// `infinitetalk serve` (the HTTP service) and `infinitetalk generate` (one video on the command line).
@@ -150,17 +151,29 @@ struct Generate: AsyncParsableCommand {
     }
 }
 
-/// A one-line progress bar on stderr: `[########------------]  42%  Clip 1 of 2, step 3 of 4  eta 12 s`.
+/// A one-line progress bar on stderr: `[########------------]  42%  generating: Clip 1 of 2, step 3 of 4  eta 12 s`.
+/// Redrawn in place on a terminal; elsewhere (logs, CI) one line per stage and per 10 %.
 final class ProgressBar: Sendable {
     private let isTerminal = isatty(STDERR_FILENO) != 0
+    private let lastLogged = Mutex<(stage: String, tenth: Int)>(("", -1))
 
     func show(_ progress: JobProgress, _ text: String) {
         let width = 30
         let filled = Int((progress.progress * Double(width)).rounded())
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let eta = progress.etaSeconds.map { "  eta \(Int($0.rounded())) s" } ?? ""
-        let line = "[\(bar)] \(String(format: "%3d", Int((progress.progress * 100).rounded())))%  \(progress.stage): \(text)\(eta)"
-        FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
+        let percent = Int((progress.progress * 100).rounded())
+        let line = "[\(bar)] \(String(format: "%3d", percent))%  \(progress.stage): \(text)\(eta)"
+        if isTerminal {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+            return
+        }
+        let isNew = lastLogged.withLock { last in
+            guard last.stage != progress.stage || last.tenth != percent / 10 else { return false }
+            last = (progress.stage, percent / 10)
+            return true
+        }
+        if isNew { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
     func finish() {

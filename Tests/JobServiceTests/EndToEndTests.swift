@@ -225,3 +225,62 @@ struct EndToEndTests {
         #expect(metrics.contains("infinitetalk_engine_restarts_total 1"))
     }
 }
+
+/// `infinitetalk generate`: one video on the command line, no HTTP.
+@Suite(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
+struct GenerateCommandTests {
+    /// Runs the binary; returns its exit status and what it printed.
+    private func generate(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ServerProcess.binaryPath)
+        process.arguments = ["generate"] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: TestSupport.repositoryRoot)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    @Test func itRunsOneJobUnderTheSameSupervision() throws {
+        let output = TestSupport.makeTemporaryDirectory("itk-gen") + "/out.mp4"
+        let engine = TestSupport.fakeEngineCommand().joined(separator: " ")
+        let result = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--output", output,
+                                   "--seed", "3", "--engine-command", engine])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(FileManager.default.fileExists(atPath: output))
+        #expect(result.output.contains("25 frames"))
+        #expect(result.output.contains("100%"), "a progress bar was drawn")
+    }
+
+    @Test func engineErrorsEndWithTheirCodeAndAFailureStatus() throws {
+        let engine = (TestSupport.fakeEngineCommand(["--job-error", "no_face"])).joined(separator: " ")
+        let result = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(),
+                                   "--output", TestSupport.makeTemporaryDirectory() + "/x.mp4", "--engine-command", engine])
+        #expect(result.status != 0)
+        #expect(result.output.contains("no_face"))
+    }
+
+    @Test func badInputsAreRefusedBeforeTheEngineStarts() throws {
+        let result = try generate(["--image", try TestSupport.png(width: 16, height: 16), "--audio", try TestSupport.wav(),
+                                   "--engine-command", "false"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("image_dimensions_too_small"))
+        let badSteps = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--steps", "0",
+                                     "--engine-command", "false"])
+        #expect(badSteps.output.contains("invalid_parameter"))
+    }
+
+    @Test(.enabled(if: PreviewEngine.isAvailable, "the engine package is missing"))
+    func thePreviewEngineMakesAPlayableVideo() throws {
+        let output = TestSupport.makeTemporaryDirectory("itk-gen") + "/talk.mp4"
+        let audio = try PreviewEngine.speech(seconds: 2)
+        let result = try generate(["--image", try PreviewEngine.portrait(), "--audio", audio, "--output", output])
+        #expect(result.status == 0, "\(result.output)")
+        let probe = try MediaProbe(path: output)
+        #expect(probe.stream("video")?["codec_name"] == .string("h264"))
+        #expect(probe.stream("audio")?["codec_name"] == .string("aac"))
+    }
+}
