@@ -38,6 +38,13 @@ import Testing
         return current
     }
 
+    /// Waits until the engine has the job (not only the database says `processing`).
+    private func engineRuns(_ job: Job, _ service: InfiniteTalkService) async throws -> Bool {
+        let supervisor = service.supervisor
+        let id = job.id
+        return try await TestSupport.waitUntil { await supervisor.isRunning(jobID: id) }
+    }
+
     // MARK: - Normal work
 
     @Test func aJobRunsToCompletionOnTheEngine() async throws {
@@ -49,7 +56,9 @@ import Testing
             #expect(done.message == "Video ready")
             #expect(done.attempts == 1)
             // The uploads are gone once the job is over; the result stays.
-            #expect(!FileManager.default.fileExists(atPath: files(service).uploadFolder(for: job.id)))
+            #expect(try await TestSupport.waitUntil(timeout: .seconds(2)) {
+                !FileManager.default.fileExists(atPath: files(service).uploadFolder(for: job.id))
+            })
             #expect(files(service).resultSize(of: job.id) != nil)
         }
     }
@@ -180,7 +189,8 @@ import Testing
             // Given a long job running in the only slot, and one waiting
             let running = try await submit(service)
             let waiting = try await submit(service)
-            _ = try await waitFor(service, running, [.processing])
+            let onEngine = try await engineRuns(running, service)
+            #expect(onEngine)
             // When the running one is cancelled
             let start = ContinuousClock.now
             guard case .cancelled(let cancelled) = try await service.worker.cancel(running.id) else {
@@ -200,7 +210,8 @@ import Testing
     @Test func anEngineThatIgnoresACancelIsRestarted() async throws {
         try await withService(["--job-seconds", "30", "--ignore-cancel"], { $0.engine.cancelTimeout = .seconds(1) }) { service in
             let job = try await submit(service)
-            _ = try await waitFor(service, job, [.processing])
+            let onEngine = try await engineRuns(job, service)
+            #expect(onEngine)
             _ = try await service.worker.cancel(job.id)
             let restarted = try await TestSupport.waitUntil(timeout: .seconds(5)) {
                 await service.supervisor.restartCount >= 1
@@ -218,7 +229,9 @@ import Testing
                 return
             }
             #expect(try await service.repository.queuedJobs().isEmpty)
-            #expect(!FileManager.default.fileExists(atPath: files(service).uploadFolder(for: job.id)))
+            #expect(try await TestSupport.waitUntil(timeout: .seconds(2)) {
+                !FileManager.default.fileExists(atPath: files(service).uploadFolder(for: job.id))
+            })
             guard case .alreadyFinished = try await service.worker.cancel(job.id) else {
                 Issue.record("a second cancel should find it finished")
                 return

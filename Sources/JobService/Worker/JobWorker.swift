@@ -269,10 +269,12 @@ public actor JobWorker: Service {
         metrics.countJob(.cancelled)
         if running.contains(id) {
             await supervisor.cancel(jobID: id)
-        } else {
+        } else if cancelled.startedAt == nil {
+            // It never started.
             cancelRequested.remove(id)
             files.removeUploads(of: id)
         }
+        // Else it was claimed but its runner has not begun: the runner sees `cancelRequested` and skips the engine.
         logger.info("job \(id) cancelled (was \(job.status.rawValue))")
         await notifier.statusChanged(cancelled)
         return .cancelled(cancelled)

@@ -110,20 +110,27 @@ enum TestSupport {
 
     /// A PNG of `width` x `height` (made once by ffmpeg).
     static func png(width: Int = 96, height: Int = 96) throws -> String {
-        let path = (mediaFolder as NSString).appendingPathComponent("image-\(width)x\(height).png")
-        if !FileManager.default.fileExists(atPath: path) {
-            try runProgram(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=\(width)x\(height)",
-                            "-frames:v", "1", path])
+        try makeOnce("image-\(width)x\(height).png") { path in
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=\(width)x\(height)", "-frames:v", "1", path]
         }
-        return path
     }
 
     /// A mono 16 kHz WAV of `seconds` (a tone, made once by ffmpeg).
     static func wav(seconds: Double = 1) throws -> String {
-        let path = (mediaFolder as NSString).appendingPathComponent("audio-\(seconds).wav")
+        try makeOnce("audio-\(seconds).wav") { path in
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=220:duration=\(seconds)",
+             "-ar", "16000", "-ac", "1", path]
+        }
+    }
+
+    /// Runs `command` to make `name` once; tests running in parallel never see a half-written file (it is made
+    /// under a private name, then renamed).
+    private static func makeOnce(_ name: String, command: (String) -> [String]) throws -> String {
+        let path = (mediaFolder as NSString).appendingPathComponent(name)
         if !FileManager.default.fileExists(atPath: path) {
-            try runProgram(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=220:duration=\(seconds)",
-                            "-ar", "16000", "-ac", "1", path])
+            let temporary = (mediaFolder as NSString).appendingPathComponent("\(UUID().uuidString)-\(name)")
+            try runProgram(command(temporary))
+            _ = rename(temporary, path)
         }
         return path
     }
