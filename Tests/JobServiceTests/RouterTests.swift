@@ -420,6 +420,19 @@ import Testing
         }
     }
 
+    @Test func theSweepDeletesOrphanUploadsButNotThoseOfWaitingJobs() async throws {
+        try await withApp({ $0.retention = .seconds(3600) }) { service, client in
+            let waiting = try await submitValid(client)
+            let orphan = (service.configuration.uploadsDirectory as NSString).appendingPathComponent("left-by-a-crash")
+            try FileManager.default.createDirectory(atPath: orphan, withIntermediateDirectories: true)
+            // Two hours later
+            await service.sweepExpiredResults(now: Date(timeIntervalSinceNow: 7200))
+            #expect(!FileManager.default.fileExists(atPath: orphan))
+            let kept = (service.configuration.uploadsDirectory as NSString).appendingPathComponent(waiting)
+            #expect(FileManager.default.fileExists(atPath: kept))
+        }
+    }
+
     @Test func aFreshResultSurvivesTheSweep() async throws {
         try await withApp({ $0.retention = .seconds(3600) }) { service, client in
             let id = try await makeCompletedJob(service)

@@ -24,6 +24,21 @@ struct RetentionService: Service {
         }
     }
 
+    /// Upload folders older than an hour that belong to no waiting or running job: left by a crash in the middle of
+    /// an upload, or by a job that ended while the service was stopping.
+    func removeOrphanUploads(now: Date, minimumAge: TimeInterval = 3600) async throws {
+        let fileManager = FileManager.default
+        let names = (try? fileManager.contentsOfDirectory(atPath: files.uploadsDirectory)) ?? []
+        for name in names {
+            let folder = (files.uploadsDirectory as NSString).appendingPathComponent(name)
+            let modified = (try? fileManager.attributesOfItem(atPath: folder))?[.modificationDate] as? Date ?? now
+            guard now.timeIntervalSince(modified) > minimumAge else { continue }
+            if let job = try await repository.job(id: name), !job.status.isTerminal { continue }
+            try? fileManager.removeItem(atPath: folder)
+            logger.info("retention: deleted orphan upload folder \(name)")
+        }
+    }
+
     /// Expires every job that finished before `now - retention`.
     /// - Returns: how many jobs were expired.
     @discardableResult
@@ -39,6 +54,7 @@ struct RetentionService: Service {
                 try await repository.markExpired(job.id, now: now)
             }
             if !jobs.isEmpty { logger.info("retention: deleted the files of \(jobs.count) job(s)") }
+            try await removeOrphanUploads(now: now)
             return jobs.count
         } catch {
             logger.error("retention sweep failed: \(error)")
