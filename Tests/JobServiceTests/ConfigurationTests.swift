@@ -89,12 +89,12 @@ import Testing
         #expect(RepositoryLocator.findRoot(from: ["/"]) == nil)
     }
 
-    @Test func theConfigurationDocListsEverySetting() throws {
-        let path = (TestSupport.repositoryRoot as NSString).appendingPathComponent("docs/configuration.md")
+    @Test func theReadmeConfigurationTableListsEverySetting() throws {
+        let path = (TestSupport.repositoryRoot as NSString).appendingPathComponent("README.md")
         let document = try String(contentsOfFile: path, encoding: .utf8)
         for setting in ConfigurationSetting.all {
-            #expect(document.contains("`--\(setting.flag)`"), "docs/configuration.md lacks --\(setting.flag)")
-            #expect(document.contains("`\(setting.environmentVariable)`"), "docs/configuration.md lacks \(setting.environmentVariable)")
+            #expect(document.contains("`--\(setting.flag)`"), "README.md lacks --\(setting.flag)")
+            #expect(document.contains("`\(setting.environmentVariable)`"), "README.md lacks \(setting.environmentVariable)")
         }
     }
 }

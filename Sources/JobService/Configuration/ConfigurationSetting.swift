@@ -3,7 +3,7 @@ import Foundation
 /// One configurable setting: its command-line flag, its environment variable and how a text value sets it.
 ///
 /// Every setting is declared once, in `ConfigurationSetting.all`; the `Server` target turns each into a flag and
-/// `docs/configuration.md` lists each (a test checks that). Flags win over environment variables, which win over
+/// the README's configuration table lists each (a test checks that). Flags win over environment variables, which win over
 /// the defaults of `ServiceConfiguration`.
 public struct ConfigurationSetting: Sendable {
     /// The flag without dashes, e.g. `port` for `--port`.
