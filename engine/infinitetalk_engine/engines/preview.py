@@ -40,8 +40,10 @@ class PreviewEngine(Engine):
         self.max_jobs = options.max_jobs or DEFAULT_MAX_JOBS
 
     def capabilities(self) -> dict[str, Any]:
+        # The preview has no sampler and ignores `steps`; it reports the real model's LoRA default (4) so the
+        # service and the page show the same default whichever engine runs.
         return {"resolutions": ["480p", "720p"], "fps": FPS, "max_concurrent_jobs": self.max_jobs, "device": "cpu",
-                "is_preview": True, "two_speakers": False, "default_steps": 1, "max_steps": 50}
+                "is_preview": True, "two_speakers": False, "default_steps": 4, "max_steps": 50}
 
     def load(self) -> None:
         # No model: warm what the first job would otherwise wait for (the loudness meter, OpenCV's cascades).
