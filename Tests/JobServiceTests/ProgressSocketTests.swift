@@ -85,7 +85,7 @@ import WSClient
         for index in 0..<5 { broadcaster.broadcast(["n": index]) }
         broadcaster.finishAll()
         var received: [String] = []
-        for await message in slow { received.append(message) }
+        for await message in slow { received.append(String(buffer: message)) }
         #expect(received == [#"{"n":3}"#, #"{"n":4}"#])
     }
 }

@@ -19,12 +19,16 @@ enum APIJSON {
     }
 
     static func encode(_ value: some Encodable) throws -> ByteBuffer {
-        ByteBuffer(bytes: try makeEncoder().encode(value))
+        ByteBuffer(bytes: try encoder.encode(value))
     }
 
     static func encodeString(_ value: some Encodable) throws -> String {
-        String(decoding: try makeEncoder().encode(value), as: UTF8.self)
+        String(decoding: try encoder.encode(value), as: UTF8.self)
     }
+
+    /// Shared by every request: building an encoder per response costs more than the small status objects
+    /// (`JSONEncoder` is thread-safe to use concurrently).
+    private static let encoder = makeEncoder()
 }
 
 /// A response with a JSON body in the API's style.
@@ -43,5 +47,14 @@ struct JSONResponse<Value: Encodable & Sendable>: ResponseGenerator {
         var headers = self.headers
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: headers, body: .init(byteBuffer: try APIJSON.encode(value)))
+    }
+}
+
+/// A response whose JSON body is already encoded.
+struct EncodedJSONResponse: ResponseGenerator {
+    let json: ByteBuffer
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: json))
     }
 }

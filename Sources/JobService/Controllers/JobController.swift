@@ -16,6 +16,7 @@ struct JobController<Context: RequestContext>: Sendable {
     let shutdownState: ShutdownState
     let wakeUp: WakeUpSignal
     let logger: Logger
+    let statusJSON = StatusJSONCache()
 
     func addRoutes(to router: Router<Context>) {
         router.post("/api/generate", use: generate)
@@ -116,10 +117,10 @@ struct JobController<Context: RequestContext>: Sendable {
 
     // MARK: - Reading
 
-    @Sendable func status(request: Request, context: Context) async throws -> JSONResponse<JobStatusResponse> {
+    @Sendable func status(request: Request, context: Context) async throws -> EncodedJSONResponse {
         let id = try context.parameters.require("id")
-        guard let job = try await repository.job(id: id.lowercased()) else { throw APIError.notFound(id) }
-        return JSONResponse(try await reporter.status(of: job))
+        guard let status = try await reporter.status(ofJobWithID: id.lowercased()) else { throw APIError.notFound(id) }
+        return EncodedJSONResponse(json: try statusJSON.json(for: status))
     }
 
     @Sendable func queue(request: Request, context: Context) async throws -> JSONResponse<QueueResponse> {

@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOCore
+import NIOWebSocket
 
 /// `WebSocket /ws`: a `queue_update` snapshot on connect, then every `queue_update`, `status_update` and
 /// `progress_update` as it happens. A client's `{"type": "ping"}` is answered `{"type": "pong"}`.
@@ -20,11 +22,11 @@ struct ProgressSocketController<Context: WebSocketRequestContext & RequestContex
         // Subscribe before the snapshot so no change between them is missed.
         let (clientID, messages) = broadcaster.subscribe()
         defer { broadcaster.unsubscribe(clientID) }
-        try await outbound.write(.text(try APIJSON.encodeString(try await reporter.queueUpdate())))
+        try await outbound.write(Self.textFrame(try APIJSON.encode(try await reporter.queueUpdate())))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await message in messages {
-                    try await outbound.write(.text(message))
+                    try await outbound.write(Self.textFrame(message))
                 }
             }
             group.addTask {
@@ -37,6 +39,11 @@ struct ProgressSocketController<Context: WebSocketRequestContext & RequestContex
             try await group.next()
             group.cancelAll()
         }
+    }
+
+    /// A text frame around already encoded JSON, so the broadcast's bytes go out without a copy per client.
+    static func textFrame(_ json: ByteBuffer) -> WebSocketOutboundWriter.OutboundFrame {
+        .custom(WebSocketFrame(fin: true, opcode: .text, data: json))
     }
 
     static func isPing(_ text: String) -> Bool {

@@ -5,11 +5,22 @@ import GRDB
 ///
 /// Status changes go through `transition(_:to:)`, which enforces `JobStatus.canMove(to:)`: a change that is not
 /// allowed (e.g. completing a job the client already cancelled) changes nothing and returns `nil`.
+///
+/// The active jobs (queued and processing) are cached between writes, so status reads of them need no query. Make
+/// one repository per database and write only through it: a write elsewhere would not drop the cache.
 public struct JobRepository: Sendable {
     let database: AppDatabase
+    let activeJobsCache = ActiveJobsCache()
 
     public init(database: AppDatabase) {
         self.database = database
+    }
+
+    /// Every change goes through here: one transaction, then the cached active jobs are dropped (also after a
+    /// failed write, which is harmless).
+    private func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
+        defer { activeJobsCache.invalidate() }
+        return try await database.writer.write(updates)
     }
 
     /// The queue already holds `maxQueueSize` jobs.
@@ -22,7 +33,7 @@ public struct JobRepository: Sendable {
     /// Adds `job` at the end of the queue, unless `maxQueueSize` jobs are already queued.
     /// - Returns: the stored job (with its `sequence`) and its 1-based place in the queue.
     public func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
-        try await database.writer.write { db in
+        try await write { db in
             let queued = try Job.filter(Job.Columns.status == JobStatus.queued).fetchCount(db)
             guard queued < maxQueueSize else { throw QueueFull(queued: queued) }
             var job = job
@@ -40,18 +51,34 @@ public struct JobRepository: Sendable {
         try await database.writer.read { db in try Job.fetchOne(db, key: id) }
     }
 
+    /// Queued and running jobs, read in one transaction; from the cache when no write happened since the last read.
+    public func activeJobs() async throws -> ActiveJobs {
+        try await activeJobs(beforeStoring: {})
+    }
+
+    /// `activeJobs()`, with a hook that runs between the read and the cache update (tests use it to write there).
+    func activeJobs(beforeStoring hook: @Sendable () async throws -> Void) async throws -> ActiveJobs {
+        let (cached, version) = activeJobsCache.lookup()
+        if let cached { return cached }
+        let jobs = try await database.writer.read { db in
+            let active = try Job.filter([JobStatus.queued, JobStatus.processing].contains(Job.Columns.status))
+                .order(Job.Columns.sequence).fetchAll(db)
+            return ActiveJobs(queued: active.filter { $0.status == .queued },
+                              processing: active.filter { $0.status == .processing })
+        }
+        try await hook()
+        activeJobsCache.store(jobs, readAt: version)
+        return jobs
+    }
+
     /// Queued jobs in the order they will start.
     public func queuedJobs() async throws -> [Job] {
-        try await database.writer.read { db in
-            try Job.filter(Job.Columns.status == JobStatus.queued).order(Job.Columns.sequence).fetchAll(db)
-        }
+        try await activeJobs().queued
     }
 
     /// Running jobs, oldest start first.
     public func processingJobs() async throws -> [Job] {
-        try await database.writer.read { db in
-            try Job.filter(Job.Columns.status == JobStatus.processing).order(Job.Columns.sequence).fetchAll(db)
-        }
+        try await activeJobs().processing
     }
 
     /// 1-based place of a queued job in the queue; `nil` when it is not queued.
@@ -102,7 +129,7 @@ public struct JobRepository: Sendable {
     @discardableResult
     public func transition(_ id: String, to status: JobStatus,
                            change: @escaping @Sendable (inout Job) -> Void = { _ in }) async throws -> Job? {
-        try await database.writer.write { db in
+        try await write { db in
             guard var job = try Job.fetchOne(db, key: id), job.status.canMove(to: status) else { return nil }
             job.status = status
             change(&job)
@@ -114,7 +141,7 @@ public struct JobRepository: Sendable {
     /// Starts the first queued job (FIFO): `processing`, `startedAt` now, one more attempt.
     /// - Returns: the started job, or `nil` when the queue is empty.
     public func claimNextJob(now: Date = Date()) async throws -> Job? {
-        try await database.writer.write { db in
+        try await write { db in
             guard var job = try Job.filter(Job.Columns.status == JobStatus.queued)
                 .order(Job.Columns.sequence).fetchOne(db) else { return nil }
             job.status = .processing
@@ -129,7 +156,7 @@ public struct JobRepository: Sendable {
     /// Changes only the message of a job that is not finished.
     @discardableResult
     public func updateMessage(_ id: String, message: String) async throws -> Job? {
-        try await database.writer.write { db in
+        try await write { db in
             guard var job = try Job.fetchOne(db, key: id), !job.status.isTerminal else { return nil }
             job.message = message
             try job.update(db)
@@ -181,7 +208,7 @@ public struct JobRepository: Sendable {
     /// After a crash of the service: jobs still marked `processing` were interrupted. Those started fewer than
     /// `maxAttempts` times go back to the queue (in their old place); the others fail with `interrupted`.
     public func recoverInterruptedJobs(maxAttempts: Int, now: Date = Date()) async throws -> (requeued: [Job], failed: [Job]) {
-        try await database.writer.write { db in
+        try await write { db in
             var requeued: [Job] = []
             var failed: [Job] = []
             for var job in try Job.filter(Job.Columns.status == JobStatus.processing).fetchAll(db) {
@@ -216,7 +243,7 @@ public struct JobRepository: Sendable {
 
     /// Records that retention deleted the job's files.
     public func markExpired(_ id: String, now: Date = Date()) async throws {
-        _ = try await database.writer.write { db in
+        _ = try await write { db in
             try Job.filter(key: id).updateAll(db, Job.Columns.expiredAt.set(to: now))
         }
     }

@@ -1,13 +1,14 @@
 import Foundation
+import NIOCore
 import Synchronization
 
 /// Fans WebSocket messages out to every connected client.
 ///
 /// Each client gets its own bounded buffer (the newest `bufferSize` messages), drained by its own task, so a slow
 /// client loses old messages instead of slowing the others. `progress_update`s are limited to one per
-/// `progressInterval` per job.
+/// `progressInterval` per job. A message is encoded once into a `ByteBuffer`; every client's copy shares its bytes.
 public final class ProgressBroadcaster: Sendable {
-    private let clients = Mutex<[UUID: AsyncStream<String>.Continuation]>([:])
+    private let clients = Mutex<[UUID: AsyncStream<ByteBuffer>.Continuation]>([:])
     private let lastProgress = Mutex<[String: ContinuousClock.Instant]>([:])
     private let bufferSize: Int
     private let progressInterval: Duration
@@ -18,8 +19,8 @@ public final class ProgressBroadcaster: Sendable {
     }
 
     /// Registers a client. Call `unsubscribe` when it leaves.
-    public func subscribe() -> (id: UUID, messages: AsyncStream<String>) {
-        let (stream, sink) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(bufferSize))
+    public func subscribe() -> (id: UUID, messages: AsyncStream<ByteBuffer>) {
+        let (stream, sink) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(bufferSize))
         let id = UUID()
         clients.withLock { $0[id] = sink }
         return (id, stream)
@@ -33,9 +34,9 @@ public final class ProgressBroadcaster: Sendable {
 
     /// Sends one message to every client.
     public func broadcast(_ message: some Encodable) {
-        guard let text = try? APIJSON.encodeString(message) else { return }
+        guard let bytes = try? APIJSON.encode(message) else { return }
         let sinks = clients.withLock { Array($0.values) }
-        for sink in sinks { sink.yield(text) }
+        for sink in sinks { sink.yield(bytes) }
     }
 
     /// Whether a `progress_update` for `jobID` may go out now (at most one per `progressInterval`).

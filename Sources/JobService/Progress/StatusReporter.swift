@@ -10,13 +10,21 @@ public struct StatusReporter: Sendable {
     let capacity: @Sendable () async -> Int
 
     /// The queue at one moment, shared by the estimates of many jobs.
-    struct QueueSnapshot {
-        var queued: [Job]
-        var processing: [Job]
-    }
+    typealias QueueSnapshot = ActiveJobs
 
     func snapshot() async throws -> QueueSnapshot {
-        QueueSnapshot(queued: try await repository.queuedJobs(), processing: try await repository.processingJobs())
+        try await repository.activeJobs()
+    }
+
+    /// The status object of the job with `id`; `nil` when there is none. An active job is answered from the
+    /// repository's cached snapshot (no query); a finished one needs one read of the job.
+    public func status(ofJobWithID id: String) async throws -> JobStatusResponse? {
+        let queue = try await snapshot()
+        if let job = queue.job(id: id) {
+            return makeStatus(of: job, queue: queue, slots: await slots(for: [job]))
+        }
+        guard let job = try await repository.job(id: id) else { return nil }
+        return try await status(of: job)
     }
 
     /// The status object of one job.
@@ -27,9 +35,14 @@ public struct StatusReporter: Sendable {
     /// Status objects of many jobs, estimated against one snapshot of the queue.
     public func statuses(of jobs: [Job]) async throws -> [JobStatusResponse] {
         let needsQueue = jobs.contains { !$0.status.isTerminal }
-        let queue = needsQueue ? try await snapshot() : QueueSnapshot(queued: [], processing: [])
-        let slots = needsQueue ? max(1, await capacity()) : 1
+        let queue = needsQueue ? try await snapshot() : .empty
+        let slots = await slots(for: jobs)
         return jobs.map { makeStatus(of: $0, queue: queue, slots: slots) }
+    }
+
+    /// The worker's slots, asked only when a queued job's estimate needs them (it is an actor hop).
+    private func slots(for jobs: [Job]) async -> Int {
+        jobs.contains { $0.status == .queued } ? max(1, await capacity()) : 1
     }
 
     func makeStatus(of job: Job, queue: QueueSnapshot, slots: Int) -> JobStatusResponse {
