@@ -55,7 +55,7 @@ enum TestSupport {
     }()
 
     /// Polls `condition` until it holds or `timeout` passes.
-    static func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+    static func waitUntil(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if try await condition() { return true }
@@ -66,7 +66,7 @@ enum TestSupport {
 
     /// Polls until the job is in one of `statuses`; returns it.
     static func waitForJob(_ id: String, in repository: JobRepository, statuses: Set<JobStatus>,
-                           timeout: Duration = .seconds(10)) async throws -> Job? {
+                           timeout: Duration = .seconds(30)) async throws -> Job? {
         var last: Job?
         _ = try await waitUntil(timeout: timeout) {
             last = try await repository.job(id: id)
