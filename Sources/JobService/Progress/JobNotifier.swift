@@ -11,11 +11,8 @@ public struct JobNotifier: Sendable {
     /// A job's status or message changed.
     func statusChanged(_ job: Job, queueChanged: Bool = true) async {
         do {
-            // Both messages are ready before either goes out, so each client's task wakes once and finds both.
-            let status = StatusUpdateMessage(status: try await reporter.status(of: job))
-            let queue = queueChanged ? try await reporter.queueUpdate() : nil
-            broadcaster.broadcast(status)
-            if let queue { broadcaster.broadcast(queue) }
+            broadcaster.broadcast(StatusUpdateMessage(status: try await reporter.status(of: job)))
+            if queueChanged { broadcaster.broadcast(try await reporter.queueUpdate()) }
         } catch {
             logger.warning("could not publish the status of \(job.id): \(error)")
         }
