@@ -38,8 +38,10 @@ enum TestSupport {
         configuration.dataDirectory = makeTemporaryDirectory("itk-data")
         configuration.engine.command = command
         configuration.engine.heartbeatInterval = .milliseconds(200)
-        configuration.engine.heartbeatTimeout = .seconds(3)
-        configuration.engine.cancelTimeout = .seconds(2)
+        // Generous: on a loaded 2-core CI machine a Python engine can stall for seconds. Tests of hang detection
+        // set short timeouts themselves.
+        configuration.engine.heartbeatTimeout = .seconds(20)
+        configuration.engine.cancelTimeout = .seconds(10)
         configuration.engine.restartBackoff = .milliseconds(50)
         configuration.engine.maxRestartBackoff = .milliseconds(200)
         configuration.shutdownGracePeriod = .seconds(1)
