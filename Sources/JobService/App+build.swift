@@ -4,9 +4,6 @@ import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 
-/// The request context of every route (WebSocket-capable, for `/ws`).
-public typealias AppRequestContext = BasicWebSocketRequestContext
-
 /// Everything `buildApplication` assembled: the HTTP application (with the job worker and retention as its
 /// services) and the parts tests and the server need to reach.
 public struct InfiniteTalkService: Sendable {
@@ -84,7 +81,8 @@ public func buildApplication(_ configuration: ServiceConfiguration, logger: Logg
 
     let application = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router),
+        server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(
+            http1: .init(additionalChannelHandlers: [ExpectContinueHandler()]))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "infinitetalk"),
         services: [worker, retention],
         onServerRunning: { channel in

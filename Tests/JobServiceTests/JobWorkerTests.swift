@@ -72,9 +72,9 @@ import Testing
 
     @Test func aSlowJobIsNotMistakenForAHang() async throws {
         // The job takes longer than the heartbeat timeout, but the engine keeps answering heartbeats.
-        try await withService(["--job-seconds", "8"], { $0.engine.heartbeatTimeout = .seconds(4) }) { service in
+        try await withService(["--job-seconds", "6"], { $0.engine.heartbeatTimeout = .seconds(3) }) { service in
             let job = try await submit(service)
-            _ = try await waitFor(service, job, [.completed])
+            _ = try await waitFor(service, job, [.completed], timeout: .seconds(60))
             #expect(await service.supervisor.restartCount == 0)
         }
     }

@@ -1,6 +1,9 @@
 import Foundation
 import HummingbirdTesting
 import HummingbirdWSTesting
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
 import Synchronization
 import Testing
 import WSClient
@@ -79,13 +82,63 @@ import WSClient
         #expect(broadcaster.admitProgress(for: "a"))
     }
 
-    @Test func aSlowClientLosesOldMessagesNotTheOthers() async throws {
-        let broadcaster = ProgressBroadcaster(bufferSize: 2)
-        let (_, slow) = broadcaster.subscribe()
-        for index in 0..<5 { broadcaster.broadcast(["n": index]) }
+    // MARK: - The broadcaster, on in-memory channels
+
+    private func connectedChannel() async throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
+        return channel
+    }
+
+    /// The text of every frame the channel was sent, and the close codes.
+    private func sent(_ channel: EmbeddedChannel) throws -> (texts: [String], closeCodes: [WebSocketErrorCode]) {
+        channel.embeddedEventLoop.run()
+        var texts: [String] = []
+        var closeCodes: [WebSocketErrorCode] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) {
+            var data = frame.unmaskedData
+            switch frame.opcode {
+            case .text: texts.append(String(buffer: data))
+            case .connectionClose: closeCodes += [data.readWebSocketErrorCode()].compactMap { $0 }
+            default: break
+            }
+        }
+        return (texts, closeCodes)
+    }
+
+    @Test func aNewClientGetsWhatHappenedDuringItsSnapshotAfterIt() async throws {
+        let broadcaster = ProgressBroadcaster()
+        let channel = try await connectedChannel()
+        let id = broadcaster.subscribe(channel)
+        broadcaster.broadcast(["n": 1])
+        #expect(try sent(channel).texts.isEmpty, "held while the snapshot is being sent")
+        broadcaster.goLive(id)
+        broadcaster.broadcast(["n": 2])
+        #expect(try sent(channel).texts == [#"{"n":1}"#, #"{"n":2}"#])
+        broadcaster.unsubscribe(id)
+        broadcaster.broadcast(["n": 3])
+        #expect(try sent(channel).texts.isEmpty)
+    }
+
+    @Test func aClientThatCannotKeepUpIsClosedAndTheOthersStillHearEverything() async throws {
+        let broadcaster = ProgressBroadcaster()
+        let slow = try await connectedChannel()
+        let fast = try await connectedChannel()
+        for channel in [slow, fast] { broadcaster.goLive(broadcaster.subscribe(channel)) }
+        slow.isWritable = false
+        broadcaster.broadcast(["n": 1])
+        let toSlow = try sent(slow)
+        #expect(toSlow.texts.isEmpty)
+        #expect(toSlow.closeCodes == [.policyViolation])
+        #expect(try sent(fast).texts == [#"{"n":1}"#])
+    }
+
+    @Test func shuttingDownSaysGoingAwayToEveryClient() async throws {
+        let broadcaster = ProgressBroadcaster()
+        let channel = try await connectedChannel()
+        _ = broadcaster.subscribe(channel)
         broadcaster.finishAll()
-        var received: [String] = []
-        for await message in slow { received.append(String(buffer: message)) }
-        #expect(received == [#"{"n":3}"#, #"{"n":4}"#])
+        #expect(try sent(channel).closeCodes == [.goingAway])
+        #expect(broadcaster.clientCount == 0)
     }
 }

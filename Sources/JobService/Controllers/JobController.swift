@@ -48,8 +48,9 @@ struct JobController<Context: RequestContext>: Sendable {
             }
             metrics.countJob(.queued)
             logger.info("job \(id) queued (\(String(format: "%.1f", stored.audioSeconds)) s of audio)")
-            wakeUp.signal()
+            // Announced before the worker is woken, so `queued` goes out before `processing`.
             await notifier.statusChanged(stored)
+            wakeUp.signal()
             return JSONResponse(SubmitResponse(requestId: id, status: stored.status, message: stored.message,
                                                timestamp: stored.createdAt, positionInQueue: position,
                                                params: stored.parameters))

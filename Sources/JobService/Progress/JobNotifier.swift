@@ -8,13 +8,22 @@ public struct JobNotifier: Sendable {
     let reporter: StatusReporter
     let logger: Logger
 
+    /// Keeps `statusChanged` broadcasts in the order of the calls.
+    let order = SerialTasks()
+
     /// A job's status or message changed.
     func statusChanged(_ job: Job, queueChanged: Bool = true) async {
-        do {
-            broadcaster.broadcast(StatusUpdateMessage(status: try await reporter.status(of: job)))
-            if queueChanged { broadcaster.broadcast(try await reporter.queueUpdate()) }
-        } catch {
-            logger.warning("could not publish the status of \(job.id): \(error)")
+        await order.run { [broadcaster, reporter, logger] in
+            do {
+                let status = StatusUpdateMessage(status: try await reporter.status(of: job))
+                if queueChanged {
+                    broadcaster.broadcast(status, then: try await reporter.queueUpdate())
+                } else {
+                    broadcaster.broadcast(status)
+                }
+            } catch {
+                logger.warning("could not publish the status of \(job.id): \(error)")
+            }
         }
     }
 

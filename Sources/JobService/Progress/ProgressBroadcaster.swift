@@ -1,33 +1,49 @@
 import Foundation
 import NIOCore
+import NIOWebSocket
 import Synchronization
 
 /// Fans WebSocket messages out to every connected client.
 ///
-/// Each client gets its own bounded buffer (the newest `bufferSize` messages), drained by its own task, so a slow
-/// client loses old messages instead of slowing the others. `progress_update`s are limited to one per
-/// `progressInterval` per job. A message is encoded once into a `ByteBuffer`; every client's copy shares its bytes.
+/// A message is encoded once; on each event loop one task writes its frame straight into every client channel there
+/// (no task, actor or async writer per client: with a thousand clients those hops were most of a broadcast's cost).
+/// A client that cannot keep up (its channel stays unwritable, i.e. NIO's outbound buffer is full) is closed with
+/// 1008; it reconnects and gets a fresh snapshot. `progress_update`s are limited to one per `progressInterval` per job.
 public final class ProgressBroadcaster: Sendable {
-    private let clients = Mutex<[UUID: AsyncStream<ByteBuffer>.Continuation]>([:])
+    /// A client registers before its snapshot is sent and goes live after it; meanwhile its messages wait here.
+    private enum Client {
+        case waiting(any Channel, [ByteBuffer])
+        case live(any Channel)
+    }
+
+    private let clients = Mutex<[UUID: Client]>([:])
     private let lastProgress = Mutex<[String: ContinuousClock.Instant]>([:])
-    private let bufferSize: Int
     private let progressInterval: Duration
 
-    public init(bufferSize: Int = 256, progressInterval: Duration = .milliseconds(100)) {
-        self.bufferSize = bufferSize
+    public init(progressInterval: Duration = .milliseconds(100)) {
         self.progressInterval = progressInterval
     }
 
-    /// Registers a client. Call `unsubscribe` when it leaves.
-    public func subscribe() -> (id: UUID, messages: AsyncStream<ByteBuffer>) {
-        let (stream, sink) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(bufferSize))
+    /// Registers a client's channel. Messages broadcast from now on are held until `goLive`, so the client can be
+    /// sent a snapshot first without missing a change. Call `unsubscribe` when it leaves.
+    public func subscribe(_ channel: any Channel) -> UUID {
         let id = UUID()
-        clients.withLock { $0[id] = sink }
-        return (id, stream)
+        clients.withLock { $0[id] = .waiting(channel, []) }
+        return id
+    }
+
+    /// Sends what was held since `subscribe`, then every broadcast as it happens. Call after the snapshot was written.
+    public func goLive(_ id: UUID) {
+        clients.withLock { clients in
+            guard case .waiting(let channel, let held)? = clients[id] else { return }
+            clients[id] = .live(channel)
+            // Scheduled under the lock, so no later broadcast can overtake these messages on the event loop.
+            if !held.isEmpty { Self.write(held.map(Self.textFrame), to: [channel], on: channel.eventLoop) }
+        }
     }
 
     public func unsubscribe(_ id: UUID) {
-        clients.withLock { $0.removeValue(forKey: id) }?.finish()
+        _ = clients.withLock { $0.removeValue(forKey: id) }
     }
 
     public var clientCount: Int { clients.withLock { $0.count } }
@@ -35,8 +51,29 @@ public final class ProgressBroadcaster: Sendable {
     /// Sends one message to every client.
     public func broadcast(_ message: some Encodable) {
         guard let bytes = try? APIJSON.encode(message) else { return }
-        let sinks = clients.withLock { Array($0.values) }
-        for sink in sinks { sink.yield(bytes) }
+        send([bytes])
+    }
+
+    /// Sends two messages to every client in one write (a job's `status_update` and the `queue_update` after it).
+    public func broadcast(_ first: some Encodable, then second: some Encodable) {
+        guard let firstBytes = try? APIJSON.encode(first), let secondBytes = try? APIJSON.encode(second) else { return }
+        send([firstBytes, secondBytes])
+    }
+
+    private func send(_ messages: [ByteBuffer]) {
+        let frames = messages.map(Self.textFrame)
+        clients.withLock { clients in
+            var byLoop: [ObjectIdentifier: (loop: any EventLoop, channels: [any Channel])] = [:]
+            for (id, client) in clients {
+                switch client {
+                case .waiting(let channel, let held):
+                    clients[id] = .waiting(channel, held + messages)
+                case .live(let channel):
+                    byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].channels.append(channel)
+                }
+            }
+            for (loop, channels) in byLoop.values { Self.write(frames, to: channels, on: loop) }
+        }
     }
 
     /// Whether a `progress_update` for `jobID` may go out now (at most one per `progressInterval`).
@@ -55,12 +92,44 @@ public final class ProgressBroadcaster: Sendable {
         _ = lastProgress.withLock { $0.removeValue(forKey: jobID) }
     }
 
-    /// Ends every client's stream (shutdown).
+    /// Says goodbye (1001, going away) to every client and closes its connection (shutdown).
     public func finishAll() {
-        let sinks = clients.withLock { clients in
+        let channels = clients.withLock { clients in
             defer { clients.removeAll() }
-            return Array(clients.values)
+            return clients.values.map { client in
+                switch client {
+                case .waiting(let channel, _), .live(let channel): channel
+                }
+            }
         }
-        for sink in sinks { sink.finish() }
+        for channel in channels { Self.close(channel, code: .goingAway) }
+    }
+
+    // MARK: - Writing on the event loop
+
+    private static func write(_ frames: [WebSocketFrame], to channels: [any Channel], on loop: any EventLoop) {
+        loop.execute {
+            for channel in channels {
+                guard channel.isActive else { continue }
+                guard channel.isWritable else {
+                    close(channel, code: .policyViolation)
+                    continue
+                }
+                for frame in frames { channel.write(frame, promise: nil) }
+                channel.flush()
+            }
+        }
+    }
+
+    private static func close(_ channel: any Channel, code: WebSocketErrorCode) {
+        var data = channel.allocator.buffer(capacity: 2)
+        data.write(webSocketErrorCode: code)
+        let goodbye = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+        channel.writeAndFlush(goodbye).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// A text frame around already encoded JSON; every client's frame shares the same bytes.
+    static func textFrame(_ json: ByteBuffer) -> WebSocketFrame {
+        WebSocketFrame(fin: true, opcode: .text, data: json)
     }
 }

@@ -162,7 +162,9 @@ public actor JobWorker: Service {
                 }
             case .progress(let report):
                 let progress = liveProgress.record(report)
-                notifier.progressed(job.id, progress: progress, message: progress.summary)
+                // A clip's last step always goes out, so clients see each clip (and the job) reach its end.
+                let clipEnded = report.step != nil && report.step == report.steps
+                notifier.progressed(job.id, progress: progress, message: progress.summary, force: clipEnded)
             case .done(let done): outcome = .done(done)
             case .failed(let error): outcome = .failed(error)
             case .lost(let failure): outcome = .lost(failure)

@@ -93,7 +93,7 @@ enum Curl {
 
     static func request(_ url: String, method: String = "GET", form: [(String, String)] = []) throws -> Response {
         let bodyPath = TestSupport.makeTemporaryDirectory("itk-curl") + "/body"
-        var arguments = ["curl", "-s", "-o", bodyPath, "-w", "%{http_code}", "-X", method, "-H", "Expect:"]
+        var arguments = ["curl", "-s", "-o", bodyPath, "-w", "%{http_code}", "-X", method]
         for (name, value) in form { arguments += ["-F", "\(name)=\(value)"] }
         arguments.append(url)
         let process = Process()
