@@ -241,9 +241,12 @@ import Testing
 
     // MARK: - Shutdown
 
-    @Test func gracefulShutdownLetsARunningJobFinish() async throws {
-        var configuration = TestSupport.configuration(engine: TestSupport.fakeEngineCommand(["--job-seconds", "1"]))
-        configuration.shutdownGracePeriod = .seconds(10)
+    /// Starts the worker on `engineFlags`, submits a job, triggers a graceful shutdown once it runs, and waits for
+    /// the worker to stop. Returns the job as stored afterwards.
+    private func jobAfterGracefulShutdown(engineFlags: [String], gracePeriod: Duration,
+                                          whileDraining: @escaping @Sendable (InfiniteTalkService) -> Void = { _ in }) async throws -> Job? {
+        var configuration = TestSupport.configuration(engine: TestSupport.fakeEngineCommand(engineFlags))
+        configuration.shutdownGracePeriod = gracePeriod
         let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
         let job = try await testGracefulShutdown { trigger in
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -251,30 +254,24 @@ import Testing
                 let job = try await submit(service)
                 _ = try await waitFor(service, job, [.processing])
                 trigger.triggerGracefulShutdown()
+                whileDraining(service)
                 try await group.waitForAll()
                 return job
             }
         }
-        let finished = try await service.repository.job(id: job.id)
+        return try await service.repository.job(id: job.id)
+    }
+
+    @Test func gracefulShutdownLetsARunningJobFinish() async throws {
+        let finished = try await jobAfterGracefulShutdown(engineFlags: ["--job-seconds", "1"], gracePeriod: .seconds(30))
         #expect(finished?.status == .completed, "\(finished?.message ?? "")")
     }
 
     @Test func gracefulShutdownRequeuesWhatDoesNotFinishInTime() async throws {
-        var configuration = TestSupport.configuration(engine: TestSupport.fakeEngineCommand(["--job-seconds", "30"]))
-        configuration.shutdownGracePeriod = .milliseconds(300)
-        let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
-        let job = try await testGracefulShutdown { trigger in
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await service.worker.run() }
-                let job = try await submit(service)
-                _ = try await waitFor(service, job, [.processing])
-                trigger.triggerGracefulShutdown()
-                #expect(service.worker.shutdownState.isDraining)
-                try await group.waitForAll()
-                return job
-            }
+        let requeued = try await jobAfterGracefulShutdown(engineFlags: ["--job-seconds", "30"],
+                                                          gracePeriod: .milliseconds(300)) { service in
+            #expect(service.worker.shutdownState.isDraining)
         }
-        let requeued = try await service.repository.job(id: job.id)
         #expect(requeued?.status == .queued)
         #expect(requeued?.attempts == 0, "a shutdown does not count as an attempt")
     }

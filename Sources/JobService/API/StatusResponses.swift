@@ -103,36 +103,21 @@ public struct StatusUpdateMessage: Encodable, Sendable {
     }
 }
 
-/// `progress_update`: a running job advanced.
+/// `progress_update`: a running job advanced. The progress fields are `JobProgress`'s, as in a status object.
 public struct ProgressUpdateMessage: Encodable, Sendable {
-    public var type = "progress_update"
     public var requestId: String
-    public var stage: String
     public var message: String
-    public var step: Int?
-    public var steps: Int?
-    public var clip: Int?
-    public var clips: Int?
-    public var progress: Double
-    public var etaSeconds: Double?
+    public var progress: JobProgress
     public var timestamp: Date
 
-    enum CodingKeys: String, CodingKey {
-        case type, requestId, stage, message, step, steps, clip, clips, progress, etaSeconds, timestamp
-    }
+    enum CodingKeys: String, CodingKey { case type, requestId, message, timestamp }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(type, forKey: .type)
+        try container.encode("progress_update", forKey: .type)
         try container.encode(requestId, forKey: .requestId)
-        try container.encode(stage, forKey: .stage)
         try container.encode(message, forKey: .message)
-        try container.encode(step, forKey: .step)
-        try container.encode(steps, forKey: .steps)
-        try container.encode(clip, forKey: .clip)
-        try container.encode(clips, forKey: .clips)
-        try container.encode(progress, forKey: .progress)
-        try container.encode(etaSeconds, forKey: .etaSeconds)
         try container.encode(timestamp, forKey: .timestamp)
+        try progress.encode(to: encoder)
     }
 }

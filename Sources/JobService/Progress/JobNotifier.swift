@@ -30,9 +30,7 @@ public struct JobNotifier: Sendable {
     /// A running job advanced; rate-limited per job unless `force` (stage changes).
     func progressed(_ jobID: String, progress: JobProgress, message: String, force: Bool = false) {
         guard broadcaster.admitProgress(for: jobID, force: force) else { return }
-        broadcaster.broadcast(ProgressUpdateMessage(
-            requestId: jobID, stage: progress.stage, message: message, step: progress.step, steps: progress.steps,
-            clip: progress.clip, clips: progress.clips, progress: progress.progress, etaSeconds: progress.etaSeconds,
-            timestamp: Date()))
+        broadcaster.broadcast(ProgressUpdateMessage(requestId: jobID, message: message, progress: progress,
+                                                    timestamp: Date()))
     }
 }
