@@ -37,6 +37,17 @@ import Testing
         #expect(json["params"]?["seed"] == .integer(1))
     }
 
+    @Test func aTwoSpeakerJobCarriesTheSecondAudioAndTheBoxes() throws {
+        let boxes: [[Double]] = [[0, 0, 320, 480], [320, 0, 640, 480]]
+        let request = EngineJobRequest(jobID: "j", imagePath: "/i", audioPath: "/a", audio2Path: "/a2", outputPath: "/o",
+                                       parameters: JobParameters(seed: 1, speakerBoxes: boxes))
+        let line = try EngineCommand.job(request).encoded()
+        #expect(try problems(line, definition: "job") == [])
+        let json = try JSONValue.parse(line)
+        #expect(json["params"]?["audio2_path"] == .string("/a2"))
+        #expect(json["params"]?["speaker_boxes"]?.arrayValue?[1].arrayValue?[2] == .integer(640))
+    }
+
     @Test func engineEventsAreParsed() {
         let hello = #"{"type":"hello","protocol_version":1,"engine":"preview","engine_version":"0.1.0","capabilities":{"resolutions":["480p"],"fps":25,"max_concurrent_jobs":2,"device":"cpu","is_preview":true,"future_key":1}}"#
         guard case .hello(let parsed) = EngineEvent.parse(hello) else {

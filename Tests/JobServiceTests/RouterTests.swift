@@ -68,6 +68,69 @@ import Testing
         }
     }
 
+    // MARK: - Two speakers
+
+    private func twoSpeakerForm(fields: [String: String] = [:]) throws -> MultipartForm {
+        var form = try MultipartForm.valid(fields: fields)
+        try form.addFile("audio2", path: try TestSupport.wav(seconds: 2), contentType: "audio/wav")
+        return form
+    }
+
+    private func waitForHello(_ service: InfiniteTalkService) async throws {
+        let supervisor = service.supervisor
+        #expect(try await TestSupport.waitUntil { await supervisor.lastHello != nil })
+    }
+
+    @Test func aSecondSpeakerIsStoredAndSentToTheEngine() async throws {
+        let records = TestSupport.makeTemporaryDirectory("itk-jobs")
+        try await withApp(engine: TestSupport.fakeEngineCommand(["--two-speakers", "--record-jobs", records])) { service, client in
+            try await waitForHello(service)
+            let boxes = "[[0, 0, 48, 96], [48, 0, 96, 96]]"
+            let response = try await submit(client, try twoSpeakerForm(fields: ["speaker_boxes": boxes]))
+            #expect(response.status == .ok, "\(response.json)")
+            expectConforms(response, "POST", "/api/generate")
+            #expect(response.json["params"]?["speaker_boxes"]?.arrayValue?.count == 2)
+            let id = try #require(response.json["request_id"]?.stringValue)
+            let job = try #require(try await service.repository.job(id: id))
+            #expect(job.audio2Path?.hasSuffix("/\(id)/audio2") == true)
+            #expect(abs(job.audioSeconds - 2) < 0.05, "the video lasts as long as the longer track")
+            _ = try await TestSupport.waitForJob(id, in: service.repository, statuses: [.completed])
+            let sent = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: records + "/\(id).json")))
+            #expect(sent["params"]?["audio2_path"] == .string(job.audio2Path ?? ""))
+            #expect(sent["params"]?["speaker_boxes"]?.arrayValue?[1].arrayValue?[0] == .integer(48))
+        }
+    }
+
+    @Test func aSecondSpeakerNeedsAnEngineThatTakesTwo() async throws {
+        try await withApp(engine: TestSupport.fakeEngineCommand([])) { service, client in
+            try await waitForHello(service)
+            let response = try await submit(client, try twoSpeakerForm())
+            #expect(response.status == .unprocessableContent)
+            #expect(response.errorCode == "two_speakers_unsupported")
+            #expect(response.errorField == "audio2")
+            expectConforms(response, "POST", "/api/generate")
+            #expect(try await service.repository.queuedJobs().isEmpty, "nothing was queued")
+        }
+    }
+
+    @Test(arguments: [
+        ("[[0, 0, 48, 96], [48, 0, 96, 96]]", false),      // boxes without audio2
+        ("[[0, 0, 48, 96]]", true),                          // one box
+        ("[[0, 0, 48, 96], [60, 0, 50, 96]]", true),       // min > max
+        ("[[0, 0, 48, 96], [48, 0, 200, 96]]", true),      // outside the 96x96 image
+        ("left and right", true),
+    ])
+    func badSpeakerBoxesAreRefused(boxes: String, withSecondAudio: Bool) async throws {
+        try await withApp(engine: TestSupport.fakeEngineCommand(["--two-speakers"])) { service, client in
+            try await waitForHello(service)
+            let fields = ["speaker_boxes": boxes]
+            let response = try await submit(client, withSecondAudio ? try twoSpeakerForm(fields: fields) : try .valid(fields: fields))
+            #expect(response.status == .unprocessableContent)
+            #expect(response.errorCode == "invalid_parameter")
+            #expect(response.errorField == "speaker_boxes")
+        }
+    }
+
     @Test(arguments: [("steps", "abc"), ("steps", "0"), ("steps", "51"), ("resolution", "1080p"), ("seed", "-1"),
                       ("seed", "2147483648"), ("shift", "0.1"), ("color_correction", "2"), ("text_guidance_scale", "nan")])
     func badOptionsAreRefusedNamingTheField(field: String, value: String) async throws {

@@ -71,13 +71,37 @@ struct JobController<Context: RequestContext>: Sendable {
                                           field: upload.files["image"] == nil ? "image" : "audio")
         }
         let validator = UploadValidator(limits: limits, ffprobePath: configuration.ffprobePath)
-        _ = try validator.validateImage(at: imageFile.path)
-        let audio = try await validator.validateAudio(at: audioFile.path)
+        let image = try validator.validateImage(at: imageFile.path)
+        var audioSeconds = try await validator.validateAudio(at: audioFile.path).durationSeconds
         let parameters = try JobParameters.parse(fields: upload.fields, limits: await parameterLimits())
+        let secondAudio = upload.files["audio2"]
+        if let secondAudio {
+            try await checkEngineTakesTwoSpeakers()
+            // The two tracks play side by side: the video lasts as long as the longer one.
+            audioSeconds = max(audioSeconds, try await validator.validateAudio(at: secondAudio.path, field: "audio2").durationSeconds)
+        }
+        if let boxes = parameters.speakerBoxes {
+            guard secondAudio != nil else {
+                throw APIError.invalidParameter("speaker_boxes", "speaker_boxes needs a second speaker: send audio2 too.")
+            }
+            guard boxes.allSatisfy({ $0[2] <= Double(image.width) && $0[3] <= Double(image.height) }) else {
+                throw APIError.invalidParameter("speaker_boxes",
+                                                "speaker_boxes must lie inside the image (\(image.width)x\(image.height)).")
+            }
+        }
         metrics.countUpload(kind: "image", bytes: imageFile.byteCount)
-        metrics.countUpload(kind: "audio", bytes: audioFile.byteCount)
+        for file in [audioFile, secondAudio].compactMap({ $0 }) { metrics.countUpload(kind: "audio", bytes: file.byteCount) }
         return Job(id: id, parameters: parameters, imagePath: imageFile.path, audioPath: audioFile.path,
-                   audioSeconds: audio.durationSeconds, resultPath: files.resultPath(for: id))
+                   audio2Path: secondAudio?.path, audioSeconds: audioSeconds, resultPath: files.resultPath(for: id))
+    }
+
+    /// A second speaker needs an engine loaded with the two-speaker adapter (`two_speakers` in its hello). While the
+    /// engine has not said hello yet the job is taken: the engine refuses it later (`bad_params`) if it cannot.
+    private func checkEngineTakesTwoSpeakers() async throws {
+        guard let capabilities = await supervisor.lastHello?.capabilities, capabilities.twoSpeakers != true else { return }
+        throw APIError(.unprocessableContent, code: "two_speakers_unsupported",
+                       message: "This engine cannot animate two speakers (audio2): that needs the InfiniteTalk engine with the multi-speaker weights (InfiniteTalk/multi/).",
+                       field: "audio2")
     }
 
     private func parameterLimits() async -> ParameterLimits {

@@ -31,6 +31,8 @@ struct SystemController<Context: RequestContext>: Sendable {
         let isPreview: Bool?
         let ready: Bool
         let device: String?
+        /// Whether jobs may have a second speaker (`audio2`).
+        let twoSpeakers: Bool?
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -39,16 +41,18 @@ struct SystemController<Context: RequestContext>: Sendable {
             try container.encode(isPreview, forKey: .isPreview)
             try container.encode(ready, forKey: .ready)
             try container.encode(device, forKey: .device)
+            try container.encode(twoSpeakers, forKey: .twoSpeakers)
         }
 
-        enum CodingKeys: String, CodingKey { case name, version, isPreview, ready, device }
+        enum CodingKeys: String, CodingKey { case name, version, isPreview, ready, device, twoSpeakers }
     }
 
     private func engineSummary() async -> EngineSummary {
         let hello = await supervisor.lastHello
         let ready = await supervisor.state.hello != nil
         return EngineSummary(name: hello?.engine ?? configuration.engine.name, version: hello?.engineVersion,
-                             isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device)
+                             isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device,
+                             twoSpeakers: hello?.capabilities.twoSpeakers)
     }
 
     struct Readiness: Encodable, Sendable {

@@ -50,6 +50,11 @@ public final class AppDatabase: Sendable {
                 table.column("expiredAt", .datetime)
             }
         }
+        migrator.registerMigration("v2: second speaker") { db in
+            try db.alter(table: "job") { table in
+                table.add(column: "audio2Path", .text)
+            }
+        }
         return migrator
     }
 }

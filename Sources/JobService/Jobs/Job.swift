@@ -13,6 +13,8 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
     public var parameters: JobParameters
     public var imagePath: String
     public var audioPath: String
+    /// The second speaker's audio (two-speaker jobs only).
+    public var audio2Path: String?
     /// Measured at upload; drives time estimates.
     public var audioSeconds: Double
     /// Where the engine writes the video.
@@ -29,7 +31,8 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
     public var expiredAt: Date?
 
     public init(id: String, sequence: Int64 = 0, status: JobStatus = .queued, message: String = "Request added to queue",
-                parameters: JobParameters, imagePath: String, audioPath: String, audioSeconds: Double,
+                parameters: JobParameters, imagePath: String, audioPath: String, audio2Path: String? = nil,
+                audioSeconds: Double,
                 resultPath: String, output: JobOutput? = nil, errorCode: String? = nil, errorMessage: String? = nil,
                 attempts: Int = 0, createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil,
                 expiredAt: Date? = nil) {
@@ -40,6 +43,7 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         self.parameters = parameters
         self.imagePath = imagePath
         self.audioPath = audioPath
+        self.audio2Path = audio2Path
         self.audioSeconds = audioSeconds
         self.resultPath = resultPath
         self.output = output

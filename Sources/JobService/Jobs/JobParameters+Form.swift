@@ -38,6 +38,7 @@ extension JobParameters {
         parameters.textGuidanceScale = try form.number("text_guidance_scale", in: 0...20)
         parameters.audioGuidanceScale = try form.number("audio_guidance_scale", in: 0...20)
         parameters.colorCorrection = try form.number("color_correction", in: 0...1)
+        parameters.speakerBoxes = try form.speakerBoxes("speaker_boxes")
         return parameters
     }
 }
@@ -73,6 +74,17 @@ private struct FormReader {
             throw APIError.invalidParameter(name, "\(name) must be a number in \(format(range.lowerBound))...\(format(range.upperBound)).")
         }
         return number
+    }
+
+    /// Two boxes as JSON: `[[x_min, y_min, x_max, y_max], [x_min, y_min, x_max, y_max]]`, in image pixels.
+    func speakerBoxes(_ name: String) throws -> [[Double]]? {
+        guard let value = text(name) else { return nil }
+        let invalid = APIError.invalidParameter(
+            name, "\(name) must be JSON with two boxes [[x_min, y_min, x_max, y_max], [...]] in image pixels, each with min < max.")
+        guard let boxes = try? JSONDecoder().decode([[Double]].self, from: Data(value.utf8)), boxes.count == 2,
+              boxes.allSatisfy({ $0.count == 4 && $0.allSatisfy { $0.isFinite && $0 >= 0 } && $0[0] < $0[2] && $0[1] < $0[3] })
+        else { throw invalid }
+        return boxes
     }
 
     private func format(_ value: Double) -> String {

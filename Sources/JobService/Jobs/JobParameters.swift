@@ -11,6 +11,8 @@ public struct JobParameters: Codable, Sendable, Equatable {
     public var textGuidanceScale: Double?
     public var audioGuidanceScale: Double?
     public var colorCorrection: Double?
+    /// Two-speaker jobs: where each speaker is in the image, `[x_min, y_min, x_max, y_max]` in image pixels.
+    public var speakerBoxes: [[Double]]?
 
     public static let defaultPrompt = "A person is talking."
     public static let defaultResolution = "480p"
@@ -19,7 +21,7 @@ public struct JobParameters: Codable, Sendable, Equatable {
     public init(resolution: String = JobParameters.defaultResolution, steps: Int = JobParameters.defaultSteps,
                 seed: Int, prompt: String = JobParameters.defaultPrompt, negativePrompt: String? = nil,
                 shift: Double? = nil, textGuidanceScale: Double? = nil, audioGuidanceScale: Double? = nil,
-                colorCorrection: Double? = nil) {
+                colorCorrection: Double? = nil, speakerBoxes: [[Double]]? = nil) {
         self.resolution = resolution
         self.steps = steps
         self.seed = seed
@@ -29,6 +31,7 @@ public struct JobParameters: Codable, Sendable, Equatable {
         self.textGuidanceScale = textGuidanceScale
         self.audioGuidanceScale = audioGuidanceScale
         self.colorCorrection = colorCorrection
+        self.speakerBoxes = speakerBoxes
     }
 
     // Nil options are written as `null` (not left out) so clients see every key.
@@ -43,5 +46,6 @@ public struct JobParameters: Codable, Sendable, Equatable {
         try container.encode(textGuidanceScale, forKey: .textGuidanceScale)
         try container.encode(audioGuidanceScale, forKey: .audioGuidanceScale)
         try container.encode(colorCorrection, forKey: .colorCorrection)
+        try container.encode(speakerBoxes, forKey: .speakerBoxes)
     }
 }

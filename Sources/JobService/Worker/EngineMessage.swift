@@ -160,6 +160,8 @@ public struct EngineJobRequest: Encodable, Sendable, Equatable {
         public var textGuidanceScale: Double?
         public var audioGuidanceScale: Double?
         public var colorCorrection: Double?
+        public var audio2Path: String?
+        public var speakerBoxes: [[Double]]?
     }
 
     public let type = "job"
@@ -169,7 +171,8 @@ public struct EngineJobRequest: Encodable, Sendable, Equatable {
     public var outputPath: String
     public var params: Params
 
-    public init(jobID: String, imagePath: String, audioPath: String, outputPath: String, parameters: JobParameters) {
+    public init(jobID: String, imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
+                parameters: JobParameters) {
         self.jobId = jobID
         self.imagePath = imagePath
         self.audioPath = audioPath
@@ -178,7 +181,8 @@ public struct EngineJobRequest: Encodable, Sendable, Equatable {
                              prompt: parameters.prompt, negativePrompt: parameters.negativePrompt,
                              shift: parameters.shift, textGuidanceScale: parameters.textGuidanceScale,
                              audioGuidanceScale: parameters.audioGuidanceScale,
-                             colorCorrection: parameters.colorCorrection)
+                             colorCorrection: parameters.colorCorrection, audio2Path: audio2Path,
+                             speakerBoxes: parameters.speakerBoxes)
     }
 
     enum CodingKeys: String, CodingKey {

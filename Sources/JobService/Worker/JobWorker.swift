@@ -148,7 +148,7 @@ public actor JobWorker: Service {
     private func runOnEngine(_ job: Job) async -> Outcome {
         if cancelRequested.contains(job.id) { return .cancelledBeforeStart }
         let request = EngineJobRequest(jobID: job.id, imagePath: job.imagePath, audioPath: job.audioPath,
-                                       outputPath: job.resultPath, parameters: job.parameters)
+                                       audio2Path: job.audio2Path, outputPath: job.resultPath, parameters: job.parameters)
         guard let events = await supervisor.submit(request) else { return .notSent }
         if cancelRequested.contains(job.id) { await supervisor.cancel(jobID: job.id) }
         var outcome = Outcome.lost(JobFailure(code: "internal", message: "The engine ended the job without a result"))

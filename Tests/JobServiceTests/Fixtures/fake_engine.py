@@ -27,6 +27,8 @@ parser.add_argument("--fail-load", action="store_true")
 parser.add_argument("--never-ready", action="store_true")
 parser.add_argument("--job-error", metavar="CODE")
 parser.add_argument("--retryable", action="store_true")
+parser.add_argument("--two-speakers", action="store_true", help="say two_speakers in hello")
+parser.add_argument("--record-jobs", metavar="DIR", help="write each job message to DIR/<job_id>.json")
 args = parser.parse_args()
 
 out_lock = threading.Lock()
@@ -106,7 +108,7 @@ def main():
     garbage("fake engine says hi on stdout (not a protocol message)")
     send({"type": "hello", "protocol_version": 1, "engine": "fake", "engine_version": "0.0.1",
           "capabilities": {"resolutions": ["480p", "720p"], "fps": 25, "max_concurrent_jobs": args.max_jobs,
-                           "device": "cpu", "is_preview": True, "two_speakers": False, "default_steps": 4,
+                           "device": "cpu", "is_preview": True, "two_speakers": args.two_speakers, "default_steps": 4,
                            "max_steps": 50}})
     if args.fail_load:
         send({"type": "error", "job_id": None, "code": "load_failed", "message": "weights/missing.safetensors not found",
@@ -127,6 +129,9 @@ def main():
         if kind == "heartbeat":
             send({"type": "heartbeat", "seq": message["seq"], "active_jobs": sorted(active)})
         elif kind == "job":
+            if args.record_jobs:
+                with open(os.path.join(args.record_jobs, message["job_id"] + ".json"), "w") as record:
+                    json.dump(message, record)
             threading.Thread(target=run_job, args=(message,), daemon=True).start()
         elif kind == "cancel":
             cancelled.add(message["job_id"])
