@@ -98,6 +98,10 @@ struct Generate: AsyncParsableCommand {
 
     @Option(help: "The portrait (JPEG, PNG or WebP).") var image: String
     @Option(help: "The speech (WAV, MP3, M4A, OGG or FLAC).") var audio: String
+    @Option(help: "A second speaker's speech (needs the infinitetalk engine with InfiniteTalk/multi/).") var audio2: String?
+    @Option(name: .customLong("speaker-boxes"),
+            help: "With --audio2: JSON [[x_min, y_min, x_max, y_max], [...]] in image pixels (default: left and right halves).")
+    var speakerBoxes: String?
     @Option(help: "Where to write the MP4.") var output: String = "infinitetalk.mp4"
     @Option(help: "Text prompt.") var prompt: String?
     @Option(name: .customLong("negative-prompt"), help: "Negative prompt.") var negativePrompt: String?
@@ -117,12 +121,17 @@ struct Generate: AsyncParsableCommand {
         do {
             _ = try validator.validateImage(at: image, field: "image")
             audioInfo = try await validator.validateAudio(at: audio, field: "audio")
+            if let audio2 { _ = try await validator.validateAudio(at: audio2, field: "audio2") }
+            guard speakerBoxes == nil || audio2 != nil else {
+                throw ValidationError("--speaker-boxes needs --audio2")
+            }
             var fields: [String: String] = [:]
             fields["prompt"] = prompt
             fields["negative_prompt"] = negativePrompt
             fields["seed"] = seed
             fields["resolution"] = resolution
             fields["steps"] = steps
+            fields["speaker_boxes"] = speakerBoxes
             parameters = try JobParameters.parse(
                 fields: fields,
                 limits: ParameterLimits(maxPromptLength: configuration.maxPromptLength, maxSteps: configuration.maxSteps))
@@ -137,7 +146,7 @@ struct Generate: AsyncParsableCommand {
         let started = ContinuousClock.now
         do {
             let done = try await OneShotGeneration(engine: configuration.engine, logger: logger).run(
-                imagePath: image, audioPath: audio, outputPath: output, parameters: parameters,
+                imagePath: image, audioPath: audio, audio2Path: audio2, outputPath: output, parameters: parameters,
                 onProgress: { progress, text in bar.show(progress, text) })
             bar.finish()
             let seconds = (ContinuousClock.now - started).components.seconds

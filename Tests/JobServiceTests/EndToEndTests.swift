@@ -278,6 +278,27 @@ struct GenerateCommandTests {
         #expect(badSteps.output.contains("invalid_parameter"))
     }
 
+    @Test func aSecondSpeakerIsSentToTheEngine() throws {
+        let records = TestSupport.makeTemporaryDirectory("itk-gen-jobs")
+        let engine = TestSupport.fakeEngineCommand(["--two-speakers", "--record-jobs", records]).joined(separator: " ")
+        let audio2 = try TestSupport.wav(seconds: 2)
+        let result = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--audio2", audio2,
+                                   "--speaker-boxes", "[[0,0,48,96],[48,0,96,96]]",
+                                   "--output", TestSupport.makeTemporaryDirectory() + "/two.mp4", "--engine-command", engine])
+        #expect(result.status == 0, "\(result.output)")
+        let record = try #require(try FileManager.default.contentsOfDirectory(atPath: records).first)
+        let sent = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: records + "/" + record)))
+        #expect(sent["params"]?["audio2_path"] == .string(audio2))
+        #expect(sent["params"]?["speaker_boxes"]?.arrayValue?.count == 2)
+    }
+
+    @Test func speakerBoxesWithoutASecondSpeakerAreRefused() throws {
+        let result = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(),
+                                   "--speaker-boxes", "[[0,0,48,96],[48,0,96,96]]", "--engine-command", "false"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("--speaker-boxes needs --audio2"))
+    }
+
     @Test(.enabled(if: PreviewEngine.isAvailable, "the engine package is missing"))
     func thePreviewEngineMakesAPlayableVideo() throws {
         let output = TestSupport.makeTemporaryDirectory("itk-gen") + "/talk.mp4"

@@ -22,13 +22,15 @@ public struct OneShotGeneration: Sendable {
     /// - Parameters:
     ///   - onProgress: called with each stage or progress report, and a one-line description.
     /// - Returns: the engine's `done` report; the video is at `outputPath`.
-    public func run(imagePath: String, audioPath: String, outputPath: String, parameters: JobParameters,
+    public func run(imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
+                    parameters: JobParameters,
                     onProgress: @escaping @Sendable (JobProgress, String) -> Void) async throws -> EngineDone {
         let supervisor = EngineSupervisor(configuration: engine, logger: logger)
         let progress = LiveProgressStore()
         let jobID = UUID().uuidString.lowercased()
         let request = EngineJobRequest(jobID: jobID, imagePath: absolute(imagePath), audioPath: absolute(audioPath),
-                                       outputPath: absolute(outputPath), parameters: parameters)
+                                       audio2Path: audio2Path.map(absolute), outputPath: absolute(outputPath),
+                                       parameters: parameters)
         return try await withThrowingTaskGroup(of: EngineDone?.self) { group in
             group.addTask {
                 await supervisor.run()
