@@ -114,6 +114,10 @@ def test_page_shows_the_servers_limits_engine_and_live_connection(page, config):
     badge = page.driver.find_element(By.ID, "engine-badge").text
     assert "Preview engine" in badge and config["engine"]["version"] in badge
 
+    second_speaker = page.driver.find_element(By.ID, "audio2-drop")
+    assert not config["engine"]["two_speakers"], "the preview engine animates one person"
+    assert not second_speaker.is_displayed(), "no second-speaker zone for a one-speaker engine"
+
     resolutions = [radio.get_attribute("value")
                    for radio in page.driver.find_elements(By.CSS_SELECTOR, "input[name=resolution]")]
     assert resolutions == config["resolutions"]

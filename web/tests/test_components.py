@@ -3,6 +3,9 @@ demand (a failed job), and the merge rules that keep the live view consistent wh
 
 from __future__ import annotations
 
+import base64
+import shutil
+
 RENDER_CARD = """
 const [job, done] = arguments;
 import('./ui/job-card.js').then(({ JobCard }) => {
@@ -95,3 +98,37 @@ def test_store_takes_queue_positions_from_queue_updates(page):
                    "max_concurrent": 1, "queued_ids": [JOB_ID, other], "processing_ids": []}],
     ])
     assert jobs[0]["position_in_queue"] == 1
+
+
+TWO_SPEAKER_FORM = """
+const [config, files, done] = arguments;
+import('./ui/generate-form.js').then(async ({ GenerateForm }) => {
+  const twoSpeakers = {...config, engine: {...config.engine, two_speakers: true}};
+  const form = new GenerateForm(twoSpeakers, { onQueued: () => {} });
+  const zone = document.getElementById('audio2-drop');
+  const shown = !zone.hidden && zone.getBoundingClientRect().height > 0;
+  const asFile = (f) => new File([Uint8Array.from(atob(f.data), c => c.charCodeAt(0))], f.name, {type: f.type});
+  // Without a second recording the form is complete: the second speaker is optional.
+  form.routeDrop(files.slice(0, 2).map(asFile), null);
+  const oneSpeaker = await form.collect();
+  // Two recordings dropped with the picture: the second goes to the second speaker.
+  form.routeDrop(files.map(asFile), null);
+  const twoSpeakersForm = await form.collect();
+  const names = (collected) => collected.form ? [...collected.form.entries()]
+      .filter(([, value]) => value instanceof File).map(([field, value]) => `${field}=${value.name}`) : null;
+  done({ shown, one: names(oneSpeaker), two: names(twoSpeakersForm) });
+}).catch(error => done({ error: String(error) }));
+"""
+
+
+def test_an_engine_for_two_people_gets_an_optional_second_speaker(page, config, media, tmp_path):
+    second = tmp_path / "second-speaker.wav"
+    shutil.copy(media / "speech-en.wav", second)
+    files = [{"name": path.name, "type": kind, "data": base64.b64encode(path.read_bytes()).decode()}
+             for path, kind in ((media / "astronaut.png", "image/png"), (media / "speech-en.wav", "audio/wav"),
+                                (second, "audio/wav"))]
+    shown = page.driver.execute_async_script(TWO_SPEAKER_FORM, config, files)
+    assert shown.get("error") is None, shown
+    assert shown["shown"]
+    assert shown["one"] == ["image=astronaut.png", "audio=speech-en.wav"]
+    assert shown["two"] == ["image=astronaut.png", "audio=speech-en.wav", "audio2=second-speaker.wav"]

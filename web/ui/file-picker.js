@@ -12,12 +12,14 @@ export class FilePicker {
   /**
    * @param {HTMLElement} root  the `.drop` element of index.html
    * @param {object} config  `GET /api/config`
-   * @param {(files: File[], kind: string) => void} onDrop  lets the page route a dropped pair to both pickers
+   * @param {(files: File[], field: string) => void} onDrop  lets the page route dropped files to the pickers
    * @param {() => void} onChange
    */
   constructor(root, config, { onDrop, onChange }) {
     this.root = root;
     this.kind = root.dataset.kind;
+    this.field = root.dataset.field ?? this.kind; // the form field it fills: image, audio or audio2
+    this.isOptional = "optional" in root.dataset;
     this.config = config;
     this.onChange = onChange;
     this.input = root.querySelector("input[type=file]");
@@ -61,7 +63,7 @@ export class FilePicker {
       depth = 0;
       this.root.classList.remove("is-dragover");
       const files = [...(event.dataTransfer?.files ?? [])];
-      if (files.length > 0) onDrop(files, this.kind);
+      if (files.length > 0) onDrop(files, this.field);
     });
   }
 
@@ -151,6 +153,7 @@ export class FilePicker {
   async validate() {
     await this.checking;
     if (this.problem) return { problem: this.problem };
+    if (!this.file && this.isOptional && this.message.dataset.tone !== "error") return { file: null };
     if (!this.file) {
       const problem = this.message.dataset.tone === "error" ? this.message.textContent : MISSING[this.kind];
       this.showMessage(problem, "error");

@@ -1,4 +1,5 @@
-// The "New video" form: two file pickers and the options, checked locally, then sent to `POST /api/generate`.
+// The "New video" form: the file pickers (portrait, speech, and a second speaker when the engine can) and the
+// options, checked locally, then sent to `POST /api/generate`.
 // When the server refuses, its message is shown exactly as it sent it, next to the field it names.
 
 import { submitGenerate } from "../api.js";
@@ -25,6 +26,12 @@ export class GenerateForm {
       image: new FilePicker(document.getElementById("image-drop"), config, handlers),
       audio: new FilePicker(document.getElementById("audio-drop"), config, handlers),
     };
+    // A second speaker only where the engine can animate two people.
+    const secondSpeaker = document.getElementById("audio2-drop");
+    if (config.engine?.two_speakers) {
+      secondSpeaker.hidden = false;
+      this.pickers.audio2 = new FilePicker(secondSpeaker, config, handlers);
+    }
     this.options = new OptionsForm(this.form, config);
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -43,18 +50,22 @@ export class GenerateForm {
     });
   }
 
-  /** One file goes to the zone it was dropped on; several (or one outside the zones) go by their type. */
-  routeDrop(files, zoneKind) {
-    if (files.length === 1 && zoneKind) {
-      this.pickers[zoneKind].choose(files[0]);
+  /**
+   * One file goes to the zone it was dropped on; several (or one outside the zones) go by their type, a second
+   * recording to the second speaker when that zone is shown.
+   */
+  routeDrop(files, zoneField) {
+    if (files.length === 1 && zoneField) {
+      this.pickers[zoneField].choose(files[0]);
       return;
     }
-    const taken = new Set();
+    const free = Object.keys(this.pickers);
     for (const file of files) {
-      const kind = kindOfFile(file, this.config) ?? zoneKind;
-      if (kind && !taken.has(kind)) {
-        taken.add(kind);
-        this.pickers[kind].choose(file);
+      const kind = kindOfFile(file, this.config) ?? this.pickers[zoneField]?.kind;
+      const field = free.find((name) => this.pickers[name].kind === kind);
+      if (field) {
+        free.splice(free.indexOf(field), 1);
+        this.pickers[field].choose(file);
       }
     }
   }
@@ -63,19 +74,12 @@ export class GenerateForm {
     if (this.busy) return;
     this.hideError();
     this.status.textContent = "Checking…";
-    const [image, audio] = await Promise.all([this.pickers.image.validate(), this.pickers.audio.validate()]);
-    const { values, problems } = this.options.validate();
-    const firstProblem = image.problem ? this.pickers.image : audio.problem ? this.pickers.audio : problems[0]?.input;
+    const { form, firstProblem } = await this.collect();
     if (firstProblem) {
       this.status.textContent = "Please fix the marked fields.";
       firstProblem.focus();
       return;
     }
-
-    const form = new FormData();
-    form.append("image", image.file, image.file.name);
-    form.append("audio", audio.file, audio.file.name);
-    for (const [field, value] of Object.entries(values)) form.append(field, value);
 
     this.setBusy(true);
     this.status.textContent = "Uploading…";
@@ -97,6 +101,23 @@ export class GenerateForm {
     } finally {
       this.setBusy(false);
     }
+  }
+
+  /** Checks every field; returns the form to send, or the first field with a problem (each is marked). */
+  async collect() {
+    const fields = Object.keys(this.pickers); // image, audio, and audio2 when shown
+    const files = await Promise.all(fields.map((field) => this.pickers[field].validate()));
+    const { values, problems } = this.options.validate();
+    const badFile = fields.find((field, index) => files[index].problem);
+    const firstProblem = badFile ? this.pickers[badFile] : problems[0]?.input;
+    if (firstProblem) return { firstProblem };
+    const form = new FormData();
+    fields.forEach((field, index) => {
+      const { file } = files[index];
+      if (file) form.append(field, file, file.name);
+    });
+    for (const [field, value] of Object.entries(values)) form.append(field, value);
+    return { form };
   }
 
   setBusy(busy) {
