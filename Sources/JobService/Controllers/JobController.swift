@@ -42,14 +42,16 @@ struct JobController<Context: RequestContext>: Sendable {
             let job = try await receiveJob(id: id, folder: folder, request: request)
             let (stored, position): (Job, Int)
             do {
-                (stored, position) = try await repository.enqueue(job, maxQueueSize: configuration.maxQueueSize)
+                // Stored and announced in one turn, so `queued` goes out before the worker's `processing`.
+                let maxQueueSize = configuration.maxQueueSize
+                (stored, position) = try await notifier.enqueued { [repository] in
+                    try await repository.enqueue(job, maxQueueSize: maxQueueSize)
+                }
             } catch is JobRepository.QueueFull {
                 throw try await queueFullError()
             }
             metrics.countJob(.queued)
             logger.info("job \(id) queued (\(String(format: "%.1f", stored.audioSeconds)) s of audio)")
-            // Announced before the worker is woken, so `queued` goes out before `processing`.
-            await notifier.statusChanged(stored)
             wakeUp.signal()
             return JSONResponse(SubmitResponse(requestId: id, status: stored.status, message: stored.message,
                                                timestamp: stored.createdAt, positionInQueue: position,
@@ -71,7 +73,7 @@ struct JobController<Context: RequestContext>: Sendable {
                                           field: upload.files["image"] == nil ? "image" : "audio")
         }
         let validator = UploadValidator(limits: limits, ffprobePath: configuration.ffprobePath)
-        let image = try validator.validateImage(at: imageFile.path)
+        _ = try validator.validateImage(at: imageFile.path)
         var audioSeconds = try await validator.validateAudio(at: audioFile.path).durationSeconds
         let parameters = try JobParameters.parse(fields: upload.fields, limits: await parameterLimits())
         let secondAudio = upload.files["audio2"]
@@ -80,14 +82,9 @@ struct JobController<Context: RequestContext>: Sendable {
             // The two tracks play side by side: the video lasts as long as the longer one.
             audioSeconds = max(audioSeconds, try await validator.validateAudio(at: secondAudio.path, field: "audio2").durationSeconds)
         }
-        if let boxes = parameters.speakerBoxes {
-            guard secondAudio != nil else {
-                throw APIError.invalidParameter("speaker_boxes", "speaker_boxes needs a second speaker: send audio2 too.")
-            }
-            guard boxes.allSatisfy({ $0[2] <= Double(image.width) && $0[3] <= Double(image.height) }) else {
-                throw APIError.invalidParameter("speaker_boxes",
-                                                "speaker_boxes must lie inside the image (\(image.width)x\(image.height)).")
-            }
+        // Boxes are not checked against the header's size: the engine applies the EXIF orientation first, and clips.
+        if parameters.speakerBoxes != nil, secondAudio == nil {
+            throw APIError.invalidParameter("speaker_boxes", "speaker_boxes needs a second speaker: send audio2 too.")
         }
         metrics.countUpload(kind: "image", bytes: imageFile.byteCount)
         for file in [audioFile, secondAudio].compactMap({ $0 }) { metrics.countUpload(kind: "audio", bytes: file.byteCount) }

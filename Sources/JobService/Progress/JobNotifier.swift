@@ -11,19 +11,33 @@ public struct JobNotifier: Sendable {
     /// Keeps `statusChanged` broadcasts in the order of the calls.
     let order = SerialTasks()
 
+    /// Adds a job (`insert` writes it) and announces it, in one turn of the notification order: a worker that claims
+    /// the job the moment it is written announces `processing` only after this `queued`.
+    func enqueued(_ insert: @escaping @Sendable () async throws -> (job: Job, position: Int)) async throws -> (job: Job, position: Int) {
+        try await order.run { [self] in
+            let inserted = try await insert()
+            await publish(inserted.job, queueChanged: true)
+            return inserted
+        }
+    }
+
     /// A job's status or message changed.
     func statusChanged(_ job: Job, queueChanged: Bool = true) async {
-        await order.run { [broadcaster, reporter, logger] in
+        _ = try? await order.run { [self] in await publish(job, queueChanged: queueChanged) }
+    }
+
+    private func publish(_ job: Job, queueChanged: Bool) async {
+        do {
+            let status = StatusUpdateMessage(status: try await reporter.status(of: job))
+            guard queueChanged else { return broadcaster.broadcast(status) }
             do {
-                let status = StatusUpdateMessage(status: try await reporter.status(of: job))
-                if queueChanged {
-                    broadcaster.broadcast(status, then: try await reporter.queueUpdate())
-                } else {
-                    broadcaster.broadcast(status)
-                }
+                broadcaster.broadcast(status, then: try await reporter.queueUpdate())
             } catch {
-                logger.warning("could not publish the status of \(job.id): \(error)")
+                broadcaster.broadcast(status) // the job's news still goes out
+                throw error
             }
+        } catch {
+            logger.warning("could not publish the status of \(job.id): \(error)")
         }
     }
 

@@ -7,8 +7,9 @@ import Synchronization
 ///
 /// A message is encoded once; on each event loop one task writes its frame straight into every client channel there
 /// (no task, actor or async writer per client: with a thousand clients those hops were most of a broadcast's cost).
-/// A client that cannot keep up (its channel stays unwritable, i.e. NIO's outbound buffer is full) is closed with
-/// 1008; it reconnects and gets a fresh snapshot. `progress_update`s are limited to one per `progressInterval` per job.
+/// A client that cannot keep up (its channel is unwritable: NIO's outbound buffer holds 64 KiB it has not read) is
+/// dropped and its connection closed at once (a close frame would only queue behind the unread bytes); it
+/// reconnects and gets a fresh snapshot. `progress_update`s are limited to one per `progressInterval` per job.
 public final class ProgressBroadcaster: Sendable {
     /// A client registers before its snapshot is sent and goes live after it; meanwhile its messages wait here.
     private enum Client {
@@ -38,7 +39,7 @@ public final class ProgressBroadcaster: Sendable {
             guard case .waiting(let channel, let held)? = clients[id] else { return }
             clients[id] = .live(channel)
             // Scheduled under the lock, so no later broadcast can overtake these messages on the event loop.
-            if !held.isEmpty { Self.write(held.map(Self.textFrame), to: [channel], on: channel.eventLoop) }
+            if !held.isEmpty { write(held.map(Self.textFrame), to: [(id, channel)], on: channel.eventLoop) }
         }
     }
 
@@ -63,16 +64,16 @@ public final class ProgressBroadcaster: Sendable {
     private func send(_ messages: [ByteBuffer]) {
         let frames = messages.map(Self.textFrame)
         clients.withLock { clients in
-            var byLoop: [ObjectIdentifier: (loop: any EventLoop, channels: [any Channel])] = [:]
+            var byLoop: [ObjectIdentifier: (loop: any EventLoop, channels: [(UUID, any Channel)])] = [:]
             for (id, client) in clients {
                 switch client {
                 case .waiting(let channel, let held):
                     clients[id] = .waiting(channel, held + messages)
                 case .live(let channel):
-                    byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].channels.append(channel)
+                    byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].channels.append((id, channel))
                 }
             }
-            for (loop, channels) in byLoop.values { Self.write(frames, to: channels, on: loop) }
+            for (loop, channels) in byLoop.values { write(frames, to: channels, on: loop) }
         }
     }
 
@@ -107,12 +108,13 @@ public final class ProgressBroadcaster: Sendable {
 
     // MARK: - Writing on the event loop
 
-    private static func write(_ frames: [WebSocketFrame], to channels: [any Channel], on loop: any EventLoop) {
+    private func write(_ frames: [WebSocketFrame], to channels: [(id: UUID, channel: any Channel)], on loop: any EventLoop) {
         loop.execute {
-            for channel in channels {
+            for (id, channel) in channels {
                 guard channel.isActive else { continue }
                 guard channel.isWritable else {
-                    close(channel, code: .policyViolation)
+                    self.unsubscribe(id)
+                    channel.close(promise: nil)
                     continue
                 }
                 for frame in frames { channel.write(frame, promise: nil) }

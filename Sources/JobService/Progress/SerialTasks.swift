@@ -8,17 +8,17 @@ import Synchronization
 final class SerialTasks: Sendable {
     private let tail = Mutex<Task<Void, Never>?>(nil)
 
-    /// Runs `work` after everything submitted before it; returns when it is done.
-    func run(_ work: @escaping @Sendable () async -> Void) async {
+    /// Runs `work` after everything submitted before it; returns its result when it is done.
+    func run<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
         let task = tail.withLock { tail in
             let previous = tail
             let task = Task {
                 await previous?.value
-                await work()
+                return try await work()
             }
-            tail = task
+            tail = Task { _ = try? await task.value }
             return task
         }
-        await task.value
+        return try await task.value
     }
 }
