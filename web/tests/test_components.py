@@ -132,3 +132,4 @@ def test_an_engine_for_two_people_gets_an_optional_second_speaker(page, config, 
     assert shown["shown"]
     assert shown["one"] == ["image=astronaut.png", "audio=speech-en.wav"]
     assert shown["two"] == ["image=astronaut.png", "audio=speech-en.wav", "audio2=second-speaker.wav"]
+    page.screenshot("desktop-two-speakers")
