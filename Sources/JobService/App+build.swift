@@ -68,6 +68,7 @@ public func buildApplication(_ configuration: ServiceConfiguration, logger: Logg
                                      interval: configuration.retentionSweepInterval, logger: logger)
 
     let router = Router(context: AppRequestContext.self)
+    router.add(middleware: JSONErrorMiddleware())
     if let webDirectory = configuration.webDirectory, FileManager.default.fileExists(atPath: webDirectory) {
         router.add(middleware: FileMiddleware(webDirectory, searchForIndexHtml: true, logger: logger))
     }

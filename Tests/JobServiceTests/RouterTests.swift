@@ -307,6 +307,28 @@ import Testing
         }
     }
 
+    @Test func anUnknownPathIsAJSONNotFound() async throws {
+        try await withApp { _, client in
+            for path in ["/api/nothing", "/api/result/", "/api/status/a/b", "/no-such-page.html"] {
+                let response = try await client.execute(uri: path, method: .get)
+                #expect(response.status == .notFound, "\(path)")
+                #expect(response.errorCode == "not_found", "\(path)")
+            }
+        }
+    }
+
+    @Test func aWrongMethodIs405WithTheMethodsAllowed() async throws {
+        try await withApp { _, client in
+            let put = try await client.execute(uri: "/api/generate", method: .put)
+            #expect(put.status == .methodNotAllowed)
+            #expect(put.errorCode == "method_not_allowed")
+            #expect(put.headers[.allow] == "POST")
+            let post = try await client.execute(uri: "/api/requests/some-id", method: .post)
+            #expect(post.status == .methodNotAllowed)
+            #expect(post.headers[.allow] == "DELETE, GET")
+        }
+    }
+
     @Test func anUnknownRequestIsNotFound() async throws {
         try await withApp { _, client in
             for path in ["/api/status/nope", "/api/requests/nope", "/api/result/nope"] {
