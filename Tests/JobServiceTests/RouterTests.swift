@@ -325,7 +325,18 @@ import Testing
             #expect(put.headers[.allow] == "POST")
             let post = try await client.execute(uri: "/api/requests/some-id", method: .post)
             #expect(post.status == .methodNotAllowed)
-            #expect(post.headers[.allow] == "DELETE, GET")
+            #expect(post.headers[.allow] == "DELETE, GET, HEAD")
+        }
+    }
+
+    @Test func everyGetRouteAnswersHead() async throws {
+        try await withApp { _, client in
+            for path in ["/healthz", "/api/queue", "/api/config", "/openapi.json"] {
+                let head = try await client.execute(uri: path, method: .head)
+                #expect(head.status == .ok, "\(path)")
+                #expect(head.body.readableBytes == 0, "\(path)")
+                #expect(head.headers[.contentType] != nil, "\(path)")
+            }
         }
     }
 

@@ -27,7 +27,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return APIError(.notFound, code: "not_found", message: "Nothing at \(path).")
         }
         var headers = HTTPFields()
-        headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+        headers[.allow] = (allowed.contains(.get) && !allowed.contains(.head) ? allowed + [.head] : allowed)
+            .map(\.rawValue).sorted().joined(separator: ", ") // GET routes answer HEAD too (HeadForGetMiddleware)
         return APIError(.methodNotAllowed, code: "method_not_allowed",
                         message: "\(path) does not take \(request.method.rawValue); it takes \(headers[.allow] ?? "").",
                         headers: headers)

@@ -20,10 +20,10 @@ struct JobController<Context: RequestContext>: Sendable {
 
     func addRoutes(to router: Router<Context>) {
         router.post("/api/generate", use: generate)
-        router.get("/api/status/:id", use: status)
-        router.get("/api/requests/:id", use: status)
-        router.get("/api/queue", use: queue)
-        router.get("/api/requests", use: list)
+        router.getAndHead("/api/status/:id", use: status)
+        router.getAndHead("/api/requests/:id", use: status)
+        router.getAndHead("/api/queue", use: queue)
+        router.getAndHead("/api/requests", use: list)
         router.delete("/api/requests/:id", use: cancel)
         router.post("/api/cancel/:id", use: cancel)
     }

@@ -11,11 +11,11 @@ struct SystemController<Context: RequestContext>: Sendable {
     let shutdownState: ShutdownState
 
     func addRoutes(to router: Router<Context>) {
-        router.get("/healthz", use: health)
-        router.get("/readyz", use: readiness)
-        router.get("/metrics", use: prometheus)
-        router.get("/openapi.json", use: openAPI)
-        router.get("/api/config", use: clientConfiguration)
+        router.getAndHead("/healthz", use: health)
+        router.getAndHead("/readyz", use: readiness)
+        router.getAndHead("/metrics", use: prometheus)
+        router.getAndHead("/openapi.json", use: openAPI)
+        router.getAndHead("/api/config", use: clientConfiguration)
     }
 
     struct Health: Encodable, Sendable { let status: String }
