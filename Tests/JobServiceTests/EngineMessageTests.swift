@@ -41,7 +41,7 @@ import Testing
         let boxes: [[Double]] = [[0, 0, 320, 480], [320, 0, 640, 480]]
         let request = EngineJobRequest(jobID: "j", imagePath: "/i", audioPath: "/a", audio2Path: "/a2", outputPath: "/o",
                                        parameters: JobParameters(seed: 1, speakerBoxes: boxes))
-        let line = try EngineCommand.job(request).encoded()
+        let line = EngineCommand.job(request).encoded()
         #expect(try problems(line, definition: "job") == [])
         let json = try JSONValue.parse(line)
         #expect(json["params"]?["audio2_path"] == .string("/a2"))

@@ -8,43 +8,19 @@ public struct JobStatusResponse: Encodable, Sendable, Equatable {
     public var message: String
     /// When the request was created (as in the seed).
     public var timestamp: Date
-    public var positionInQueue: Int?
-    public var estimatedTime: String?
-    public var estimatedSeconds: Double?
-    public var resultUrl: String?
+    @NullEncoded public var positionInQueue: Int?
+    @NullEncoded public var estimatedTime: String?
+    @NullEncoded public var estimatedSeconds: Double?
+    @NullEncoded public var resultUrl: String?
     public var createdAt: Date
-    public var startedAt: Date?
-    public var finishedAt: Date?
-    public var progress: JobProgress?
+    @NullEncoded public var startedAt: Date?
+    @NullEncoded public var finishedAt: Date?
+    @NullEncoded public var progress: JobProgress?
     public var params: JobParameters
-    public var error: JobFailure?
+    @NullEncoded public var error: JobFailure?
     public var attempts: Int
-    public var result: JobOutput?
+    @NullEncoded public var result: JobOutput?
 
-    enum CodingKeys: String, CodingKey {
-        case requestId, status, message, timestamp, positionInQueue, estimatedTime, estimatedSeconds, resultUrl
-        case createdAt, startedAt, finishedAt, progress, params, error, attempts, result
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(requestId, forKey: .requestId)
-        try container.encode(status, forKey: .status)
-        try container.encode(message, forKey: .message)
-        try container.encode(timestamp, forKey: .timestamp)
-        try container.encode(positionInQueue, forKey: .positionInQueue)
-        try container.encode(estimatedTime, forKey: .estimatedTime)
-        try container.encode(estimatedSeconds, forKey: .estimatedSeconds)
-        try container.encode(resultUrl, forKey: .resultUrl)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(startedAt, forKey: .startedAt)
-        try container.encode(finishedAt, forKey: .finishedAt)
-        try container.encode(progress, forKey: .progress)
-        try container.encode(params, forKey: .params)
-        try container.encode(error, forKey: .error)
-        try container.encode(attempts, forKey: .attempts)
-        try container.encode(result, forKey: .result)
-    }
 }
 
 /// `POST /api/generate`'s answer: the seed's shape plus `params`.

@@ -27,24 +27,12 @@ struct SystemController<Context: RequestContext>: Sendable {
     /// The engine as clients see it.
     struct EngineSummary: Encodable, Sendable {
         let name: String
-        let version: String?
-        let isPreview: Bool?
+        @NullEncoded var version: String?
+        @NullEncoded var isPreview: Bool?
         let ready: Bool
-        let device: String?
+        @NullEncoded var device: String?
         /// Whether jobs may have a second speaker (`audio2`).
-        let twoSpeakers: Bool?
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(name, forKey: .name)
-            try container.encode(version, forKey: .version)
-            try container.encode(isPreview, forKey: .isPreview)
-            try container.encode(ready, forKey: .ready)
-            try container.encode(device, forKey: .device)
-            try container.encode(twoSpeakers, forKey: .twoSpeakers)
-        }
-
-        enum CodingKeys: String, CodingKey { case name, version, isPreview, ready, device, twoSpeakers }
+        @NullEncoded var twoSpeakers: Bool?
     }
 
     private func engineSummary() async -> EngineSummary {

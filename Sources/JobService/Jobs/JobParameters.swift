@@ -1,18 +1,19 @@
 /// The generation options a client chose (or their defaults), as stored with the job and sent to the engine.
 ///
-/// `nil` means "the engine's default"; `seed` is always chosen at submission so a result can be reproduced.
+/// `nil` means "the engine's default" (written as `null`, so clients see every key); `seed` is always chosen at
+/// submission so a result can be reproduced.
 public struct JobParameters: Codable, Sendable, Equatable {
     public var resolution: String
     public var steps: Int
     public var seed: Int
     public var prompt: String
-    public var negativePrompt: String?
-    public var shift: Double?
-    public var textGuidanceScale: Double?
-    public var audioGuidanceScale: Double?
-    public var colorCorrection: Double?
+    @NullEncoded public var negativePrompt: String?
+    @NullEncoded public var shift: Double?
+    @NullEncoded public var textGuidanceScale: Double?
+    @NullEncoded public var audioGuidanceScale: Double?
+    @NullEncoded public var colorCorrection: Double?
     /// Two-speaker jobs: where each speaker is in the image, `[x_min, y_min, x_max, y_max]` in image pixels.
-    public var speakerBoxes: [[Double]]?
+    @NullEncoded public var speakerBoxes: [[Double]]?
 
     public static let defaultPrompt = "A person is talking."
     public static let defaultResolution = "480p"
@@ -32,20 +33,5 @@ public struct JobParameters: Codable, Sendable, Equatable {
         self.audioGuidanceScale = audioGuidanceScale
         self.colorCorrection = colorCorrection
         self.speakerBoxes = speakerBoxes
-    }
-
-    // Nil options are written as `null` (not left out) so clients see every key.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(resolution, forKey: .resolution)
-        try container.encode(steps, forKey: .steps)
-        try container.encode(seed, forKey: .seed)
-        try container.encode(prompt, forKey: .prompt)
-        try container.encode(negativePrompt, forKey: .negativePrompt)
-        try container.encode(shift, forKey: .shift)
-        try container.encode(textGuidanceScale, forKey: .textGuidanceScale)
-        try container.encode(audioGuidanceScale, forKey: .audioGuidanceScale)
-        try container.encode(colorCorrection, forKey: .colorCorrection)
-        try container.encode(speakerBoxes, forKey: .speakerBoxes)
     }
 }

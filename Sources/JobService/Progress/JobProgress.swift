@@ -5,13 +5,13 @@ import Synchronization
 public struct JobProgress: Codable, Sendable, Equatable {
     public var stage: String
     public var message: String?
-    public var step: Int?
-    public var steps: Int?
-    public var clip: Int?
-    public var clips: Int?
+    @NullEncoded public var step: Int?
+    @NullEncoded public var steps: Int?
+    @NullEncoded public var clip: Int?
+    @NullEncoded public var clips: Int?
     /// The whole job's fraction in `[0, 1]`; never goes backwards.
     public var progress: Double
-    public var etaSeconds: Double?
+    @NullEncoded public var etaSeconds: Double?
 
     public init(stage: String, message: String? = nil, step: Int? = nil, steps: Int? = nil, clip: Int? = nil,
                 clips: Int? = nil, progress: Double = 0, etaSeconds: Double? = nil) {
@@ -35,16 +35,8 @@ public struct JobProgress: Codable, Sendable, Equatable {
         return text.prefix(1).uppercased() + text.dropFirst()
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(stage, forKey: .stage)
-        try container.encode(step, forKey: .step)
-        try container.encode(steps, forKey: .steps)
-        try container.encode(clip, forKey: .clip)
-        try container.encode(clips, forKey: .clips)
-        try container.encode(progress, forKey: .progress)
-        try container.encode(etaSeconds, forKey: .etaSeconds)
-    }
+    /// `message` stays out of the API object: a status object has its own, and `progress_update` sends it beside.
+    enum CodingKeys: String, CodingKey { case stage, step, steps, clip, clips, progress, etaSeconds }
 }
 
 /// Progress of running jobs, kept in memory only (it changes many times a second; the database keeps the
