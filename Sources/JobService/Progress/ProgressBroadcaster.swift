@@ -11,10 +11,11 @@ import Synchronization
 /// dropped and its connection closed at once (a close frame would only queue behind the unread bytes); it
 /// reconnects and gets a fresh snapshot. `progress_update`s are limited to one per `progressInterval` per job.
 public final class ProgressBroadcaster: Sendable {
-    /// A client registers before its snapshot is sent and goes live after it; meanwhile its messages wait here.
-    private enum Client {
-        case waiting(any Channel, [ByteBuffer])
-        case live(any Channel)
+    private struct Client {
+        let channel: any Channel
+        /// A client registers before its snapshot is sent and goes live after it; meanwhile its messages wait here
+        /// (`nil` once live).
+        var held: [ByteBuffer]? = []
     }
 
     private let clients = Mutex<[UUID: Client]>([:])
@@ -29,15 +30,15 @@ public final class ProgressBroadcaster: Sendable {
     /// sent a snapshot first without missing a change. Call `unsubscribe` when it leaves.
     public func subscribe(_ channel: any Channel) -> UUID {
         let id = UUID()
-        clients.withLock { $0[id] = .waiting(channel, []) }
+        clients.withLock { $0[id] = Client(channel: channel) }
         return id
     }
 
     /// Sends what was held since `subscribe`, then every broadcast as it happens. Call after the snapshot was written.
     public func goLive(_ id: UUID) {
         clients.withLock { clients in
-            guard case .waiting(let channel, let held)? = clients[id] else { return }
-            clients[id] = .live(channel)
+            guard let channel = clients[id]?.channel, let held = clients[id]?.held else { return }
+            clients[id]?.held = nil
             // Scheduled under the lock, so no later broadcast can overtake these messages on the event loop.
             if !held.isEmpty { write(held.map(Self.textFrame), to: [(id, channel)], on: channel.eventLoop) }
         }
@@ -66,11 +67,11 @@ public final class ProgressBroadcaster: Sendable {
         clients.withLock { clients in
             var byLoop: [ObjectIdentifier: (loop: any EventLoop, channels: [(UUID, any Channel)])] = [:]
             for (id, client) in clients {
-                switch client {
-                case .waiting(let channel, let held):
-                    clients[id] = .waiting(channel, held + messages)
-                case .live(let channel):
-                    byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].channels.append((id, channel))
+                if client.held != nil {
+                    clients[id]?.held?.append(contentsOf: messages)
+                } else {
+                    let loop = client.channel.eventLoop
+                    byLoop[ObjectIdentifier(loop), default: (loop, [])].channels.append((id, client.channel))
                 }
             }
             for (loop, channels) in byLoop.values { write(frames, to: channels, on: loop) }
@@ -97,11 +98,7 @@ public final class ProgressBroadcaster: Sendable {
     public func finishAll() {
         let channels = clients.withLock { clients in
             defer { clients.removeAll() }
-            return clients.values.map { client in
-                switch client {
-                case .waiting(let channel, _), .live(let channel): channel
-                }
-            }
+            return clients.values.map(\.channel)
         }
         for channel in channels { Self.close(channel, code: .goingAway) }
     }
