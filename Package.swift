@@ -5,7 +5,7 @@ let package = Package(
     name: "infinitetalk",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "infinitetalk", targets: ["Server"]),
+        .executable(name: "infinitetalk", targets: ["Server"])
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),

@@ -6,6 +6,7 @@ RTF = processing seconds / audio seconds (lower is better; 0.2 = 5x faster than 
 wall time depends on the neighbours, so the job's own CPU time per audio second is printed too: below 0.2 means
 5x real time even on one free core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,26 @@ SHARED = REPO.parent / "shared"
 def make_audio(seconds: float, folder: Path) -> Path:
     """`seconds` of the shared English speech, looped, as 16 kHz mono WAV."""
     path = folder / f"speech_{seconds:g}s.wav"
-    subprocess.run(["ffmpeg", "-y", "-v", "error", "-stream_loop", "-1", "-i", str(SHARED / "media" / "speech-en.wav"),
-                    "-t", str(seconds), "-ac", "1", "-ar", "16000", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-y",
+            "-v",
+            "error",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(SHARED / "media" / "speech-en.wav"),
+            "-t",
+            str(seconds),
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
@@ -47,18 +66,29 @@ def rss_mb(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process so far (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime, stime
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def run_one(image: Path, audio: Path, output: Path, resolution: str, extra_args: list[str]) -> dict:
-    process = subprocess.Popen([sys.executable, "-m", "infinitetalk_engine", "--engine", "preview", "--max-jobs", "1",
-                                *extra_args], cwd=REPO / "engine", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infinitetalk_engine", "--engine", "preview", "--max-jobs", "1", *extra_args],
+        cwd=REPO / "engine",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     read_event(process, {"ready"})
     idle_rss = rss_mb(process.pid)
     cpu_at_ready = cpu_seconds(process.pid)
-    job = {"type": "job", "job_id": "bench", "image_path": str(image), "audio_path": str(audio),
-           "output_path": str(output), "params": {"resolution": resolution, "seed": 1}}
+    job = {
+        "type": "job",
+        "job_id": "bench",
+        "image_path": str(image),
+        "audio_path": str(audio),
+        "output_path": str(output),
+        "params": {"resolution": resolution, "seed": 1},
+    }
     started = time.monotonic()
     process.stdin.write(json.dumps(job) + "\n")
     process.stdin.flush()
@@ -70,8 +100,14 @@ def run_one(image: Path, audio: Path, output: Path, resolution: str, extra_args:
     _, status, usage = os.wait4(process.pid, 0)
     if outcome["type"] != "done":
         raise RuntimeError(f"job failed: {outcome}")
-    return {"done": outcome, "wall": wall, "idle_rss": idle_rss, "peak_rss": usage.ru_maxrss / 1024,
-            "job_cpu": job_cpu, "size_mb": output.stat().st_size / 1e6}
+    return {
+        "done": outcome,
+        "wall": wall,
+        "idle_rss": idle_rss,
+        "peak_rss": usage.ru_maxrss / 1024,
+        "job_cpu": job_cpu,
+        "size_mb": output.stat().st_size / 1e6,
+    }
 
 
 def main() -> int:
@@ -82,21 +118,45 @@ def main() -> int:
     parser.add_argument("--engine-args", default="", help="extra engine options, e.g. '--video-preset veryfast'")
     args = parser.parse_args()
 
-    print(f"preview engine, {args.resolution}, image {args.image.name}; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
-    header = ["audio s", "frames", "size", "wall s", "RTF", "x real time", "job CPU s", "CPU s / audio s",
-              "idle RSS MB", "peak RSS MB", "MP4 MB"]
+    print(
+        f"preview engine, {args.resolution}, image {args.image.name}; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
+    header = [
+        "audio s",
+        "frames",
+        "size",
+        "wall s",
+        "RTF",
+        "x real time",
+        "job CPU s",
+        "CPU s / audio s",
+        "idle RSS MB",
+        "peak RSS MB",
+        "MP4 MB",
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for seconds in [float(s) for s in args.seconds.split(",")]:
             audio = make_audio(seconds, Path(folder))
             result = run_one(args.image, audio, Path(folder) / "out.mp4", args.resolution, args.engine_args.split())
             done = result["done"]
-            rows.append([f"{seconds:g}", str(done["frames"]), f"{done['width']}x{done['height']}",
-                         f"{done['seconds']:.1f}", f"{done['seconds'] / seconds:.3f}",
-                         f"{seconds / done['seconds']:.1f}", f"{result['job_cpu']:.1f}",
-                         f"{result['job_cpu'] / seconds:.3f}", f"{result['idle_rss']:.0f}",
-                         f"{result['peak_rss']:.0f}", f"{result['size_mb']:.1f}"])
+            rows.append(
+                [
+                    f"{seconds:g}",
+                    str(done["frames"]),
+                    f"{done['width']}x{done['height']}",
+                    f"{done['seconds']:.1f}",
+                    f"{done['seconds'] / seconds:.3f}",
+                    f"{seconds / done['seconds']:.1f}",
+                    f"{result['job_cpu']:.1f}",
+                    f"{result['job_cpu'] / seconds:.3f}",
+                    f"{result['idle_rss']:.0f}",
+                    f"{result['peak_rss']:.0f}",
+                    f"{result['size_mb']:.1f}",
+                ]
+            )
             print(f"  {seconds:g} s done", file=sys.stderr, flush=True)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print("| " + " | ".join(h.rjust(w) for h, w in zip(header, widths)) + " |")

@@ -12,14 +12,13 @@ peak VRAM and peak host RAM. Target on one H100: <= 3.5 GPU-s per video-second i
 On the lent GPU machine (Python 3.12 + torch + transformers, no diffusers): run `bench/fetch_gpu_wheels.sh` here,
 carry `.whl`; this script installs those wheels into a temporary folder when diffusers is missing.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import importlib
 import json
-import math
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,13 +31,14 @@ sys.path.insert(0, str(REPO / "engine"))
 
 import torch  # noqa: E402  (after the path setup)
 
-PASSES = {1: (1.0, 1.0), 2: (1.0, 2.0), 3: (5.0, 4.0)}   # passes -> (text scale, audio scale)
+PASSES = {1: (1.0, 1.0), 2: (1.0, 2.0), 3: (5.0, 4.0)}  # passes -> (text scale, audio scale)
 
 
 def ensure_diffusers() -> None:
     """Import diffusers, installing the carried wheels (`.whl/`) into a temporary folder if it is missing."""
     try:
         import diffusers  # noqa: F401
+
         return
     except ImportError:
         pass
@@ -46,8 +46,22 @@ def ensure_diffusers() -> None:
     if not wheels:
         sys.exit("diffusers is not installed: run bench/fetch_gpu_wheels.sh and carry .whl (see the docstring)")
     target = tempfile.mkdtemp(prefix="gpu-bench-site-")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                    "--target", target, *map(str, wheels)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            target,
+            *map(str, wheels),
+        ],
+        check=True,
+    )
     sys.path.insert(0, target)
     importlib.invalidate_caches()
 
@@ -60,10 +74,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=None, help="frames per clip (default 81; --tiny: 9)")
     p.add_argument("--motion-frames", type=int, default=None, help="overlap (default 9; --tiny: 5)")
     p.add_argument("--steps", type=int, default=None, help="default 4 (--tiny: 2)")
-    p.add_argument("--passes", type=int, choices=sorted(PASSES), default=2,
-                   help="model passes per step: 1 (text=audio=1), 2 (LoRA path, audio 2), 3 (text 5, audio 4)")
-    p.add_argument("--clips", type=int, default=None, help="clips to generate, the first one is the warm-up "
-                                                             "(default 3; --tiny: 2)")
+    p.add_argument(
+        "--passes",
+        type=int,
+        choices=sorted(PASSES),
+        default=2,
+        help="model passes per step: 1 (text=audio=1), 2 (LoRA path, audio 2), 3 (text 5, audio 4)",
+    )
+    p.add_argument(
+        "--clips", type=int, default=None, help="clips to generate, the first one is the warm-up (default 3; --tiny: 2)"
+    )
     p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default=None, help="DiT dtype (default bf16; cpu fp32)")
     p.add_argument("--vae-dtype", choices=["bf16", "fp32"], default="fp32", help="VAE dtype (upstream: fp32)")
     p.add_argument("--color-correction", type=float, default=1.0)
@@ -73,6 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # 1. Models with random weights, built in place on the device -------------------------------------------------------
+
 
 def random_fill(module: torch.nn.Module, device, dtype, keep_fp32=lambda name: False, seed: int = 0) -> None:
     """Give every meta parameter a random value on `device` (norm weights 1, biases 0, others N(0, 0.02)).
@@ -91,7 +112,7 @@ def random_fill(module: torch.nn.Module, device, dtype, keep_fp32=lambda name: F
         owner_name, _, attr = name.rpartition(".")
         owner = module.get_submodule(owner_name) if owner_name else module
         owner._parameters[attr] = torch.nn.Parameter(value, requires_grad=False)
-    module.to(device).eval().requires_grad_(False)   # buffers (RoPE tables) follow
+    module.to(device).eval().requires_grad_(False)  # buffers (RoPE tables) follow
 
 
 def build_models(args, device, dtype):
@@ -101,8 +122,18 @@ def build_models(args, device, dtype):
     from infinitetalk_engine.models.vae import VaeArgs, WanVae
 
     if args.tiny:
-        config = TransformerConfig(dim=32, ffn_dim=64, num_heads=2, num_layers=2, text_dim=32, clip_dim=64,
-                                   audio_channels=32, audio_intermediate_dim=32, audio_dim=32, audio_tokens=8)
+        config = TransformerConfig(
+            dim=32,
+            ffn_dim=64,
+            num_heads=2,
+            num_layers=2,
+            text_dim=32,
+            clip_dim=64,
+            audio_channels=32,
+            audio_intermediate_dim=32,
+            audio_dim=32,
+            audio_tokens=8,
+        )
         vae_args = dataclasses.replace(VaeArgs.wan21(), base_dim=8)
     else:
         config, vae_args = TransformerConfig.infinitetalk_14b(), VaeArgs.wan21()
@@ -118,6 +149,7 @@ def build_models(args, device, dtype):
 
 
 # 2. Timing proxies ------------------------------------------------------------------------------------------------
+
 
 class Timer:
     def __init__(self, device: torch.device):
@@ -176,6 +208,7 @@ def dit_flops(config, tokens: int, text_tokens: int = 512 + 257) -> float:
 
 # 3. The run -----------------------------------------------------------------------------------------------------------
 
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     ensure_diffusers()
@@ -186,7 +219,8 @@ def main(argv=None) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("CUDA is not available; use --device cpu (with --tiny)")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[
-        args.dtype or ("fp32" if device.type == "cpu" else "bf16")]
+        args.dtype or ("fp32" if device.type == "cpu" else "bf16")
+    ]
     height, width = map(int, (args.size or ("32x48" if args.tiny else "640x640")).lower().split("x"))
     frame_num = args.frames or (9 if args.tiny else 81)
     motion = args.motion_frames or (5 if args.tiny else 9)
@@ -213,10 +247,18 @@ def main(argv=None) -> dict:
         context_negative=torch.randn(60, config.text_dim, generator=g).to(device, dtype),
         clip_features=torch.randn(1, config.clip_tokens, config.clip_dim, generator=g).to(device, dtype),
         audio=[torch.randn(audio_frames, config.audio_layers, config.audio_channels, generator=g)],
-        ref_target_masks=torch.ones(3, height // 8, width // 8, device=device))
-    settings = SamplerSettings(frame_num=frame_num, motion_frames=motion, steps=steps, shift=7.0,
-                               text_scale=text_scale, audio_scale=audio_scale,
-                               color_correction=args.color_correction, seed=0)
+        ref_target_masks=torch.ones(3, height // 8, width // 8, device=device),
+    )
+    settings = SamplerSettings(
+        frame_num=frame_num,
+        motion_frames=motion,
+        steps=steps,
+        shift=7.0,
+        text_scale=text_scale,
+        audio_scale=audio_scale,
+        color_correction=args.color_correction,
+        seed=0,
+    )
 
     # 3. Generate, timing each clip and each phase.
     timer = Timer(device)
@@ -231,8 +273,11 @@ def main(argv=None) -> dict:
         phases.append(dict(timer.seconds))
         timer.reset()
         clip_started = now
-        print(f"clip {clip.index + 1}/{clip.clips}: {clip_seconds[-1]:.2f} s "
-              f"({', '.join(f'{k} {v:.2f}' for k, v in phases[-1].items())})", flush=True)
+        print(
+            f"clip {clip.index + 1}/{clip.clips}: {clip_seconds[-1]:.2f} s "
+            f"({', '.join(f'{k} {v:.2f}' for k, v in phases[-1].items())})",
+            flush=True,
+        )
 
     # 4. Report.
     steady = clip_seconds[1:] or clip_seconds
@@ -242,10 +287,19 @@ def main(argv=None) -> dict:
     dit_seconds = sum(p.get("dit_forward", 0.0) for p in phases[1:] or phases) / len(steady)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "tiny": args.tiny, "dtype": str(dtype), "vae_dtype": args.vae_dtype,
-        "compile": args.compile, "size": f"{height}x{width}", "frames_per_clip": frame_num,
-        "motion_frames": motion, "steps": steps, "passes": args.passes, "clips": args.clips,
-        "dit_parameters_billion": round(params / 1e9, 3), "tokens_per_clip": tokens,
+        "torch": torch.__version__,
+        "tiny": args.tiny,
+        "dtype": str(dtype),
+        "vae_dtype": args.vae_dtype,
+        "compile": args.compile,
+        "size": f"{height}x{width}",
+        "frames_per_clip": frame_num,
+        "motion_frames": motion,
+        "steps": steps,
+        "passes": args.passes,
+        "clips": args.clips,
+        "dit_parameters_billion": round(params / 1e9, 3),
+        "tokens_per_clip": tokens,
         "build_seconds": round(build_seconds, 2),
         "clip_seconds": [round(s, 3) for s in clip_seconds],
         "seconds_per_clip": round(per_clip, 3),
@@ -254,8 +308,10 @@ def main(argv=None) -> dict:
         "dit_seconds_per_clip": round(dit_seconds, 3),
         "dit_seconds_per_forward": round(dit_seconds / forwards, 4),
         "dit_tflops": round(dit_flops(config, tokens) * forwards / max(dit_seconds, 1e-9) / 1e12, 1),
-        "phases_seconds_per_clip": {k: round(sum(p.get(k, 0.0) for p in (phases[1:] or phases)) / len(steady), 3)
-                                    for k in sorted({k for p in phases for k in p})},
+        "phases_seconds_per_clip": {
+            k: round(sum(p.get(k, 0.0) for p in (phases[1:] or phases)) / len(steady), 3)
+            for k in sorted({k for p in phases for k in p})
+        },
         "peak_vram_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
         "peak_host_rss_gb": round(peak_host_rss_gb(), 2),
         "target_gpu_seconds_per_video_second": 3.5,

@@ -47,7 +47,7 @@ HOST = "127.0.0.1"
 
 # A fake engine speaking docs/engine-protocol.md: ready at once, takes jobs, never finishes them (so they pile up),
 # answers heartbeats and cancels, and leaves on shutdown.
-FAKE_ENGINE = r'''
+FAKE_ENGINE = r"""
 import json, sys
 def send(message):
     sys.stdout.write(json.dumps(message) + "\n"); sys.stdout.flush()
@@ -76,7 +76,7 @@ for line in sys.stdin:
             send({"type": "error", "job_id": job_id, "code": "cancelled", "message": "shutdown", "retryable": False})
         send({"type": "bye"})
         break
-'''
+"""
 
 
 # MARK: - Server
@@ -91,10 +91,26 @@ class Server:
         engine.write_text(FAKE_ENGINE)
         self.log = open(data_dir / "server.log", "wb")
         self.process = subprocess.Popen(
-            [str(binary), "serve", "--host", HOST, "--port", str(self.port), "--data-dir", str(data_dir / "data"),
-             "--engine-command", f"{sys.executable} {engine}", "--max-queue-size", str(max_queue_size),
-             "--log-level", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(binary),
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir / "data"),
+                "--engine-command",
+                f"{sys.executable} {engine}",
+                "--max-queue-size",
+                str(max_queue_size),
+                "--log-level",
+                "warning",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.base = f"http://{HOST}:{self.port}"
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -153,18 +169,31 @@ def request_json(method: str, url: str) -> dict:
 
 def multipart_parts(image: Path, audio: Path, boundary: str) -> list[bytes | Path]:
     def header(name: str, filename: str, content_type: str) -> bytes:
-        return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
-                f"Content-Type: {content_type}\r\n\r\n").encode()
-    return [header("image", image.name, "image/png"), image, b"\r\n",
-            header("audio", audio.name, "audio/wav"), audio, b"\r\n",
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"steps\"\r\n\r\n4\r\n--{boundary}--\r\n".encode()]
+        return (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+
+    return [
+        header("image", image.name, "image/png"),
+        image,
+        b"\r\n",
+        header("audio", audio.name, "audio/wav"),
+        audio,
+        b"\r\n",
+        f'--{boundary}\r\nContent-Disposition: form-data; name="steps"\r\n\r\n4\r\n--{boundary}--\r\n'.encode(),
+    ]
 
 
 async def post_multipart(port: int, parts: list[bytes | Path], boundary: str) -> tuple[int, dict]:
     length = sum(part.stat().st_size if isinstance(part, Path) else len(part) for part in parts)
     reader, writer = await asyncio.open_connection(HOST, port)
-    writer.write((f"POST /api/generate HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {length}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={boundary}\r\nConnection: close\r\n\r\n").encode())
+    writer.write(
+        (
+            f"POST /api/generate HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {length}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nConnection: close\r\n\r\n"
+        ).encode()
+    )
     for part in parts:
         if isinstance(part, Path):
             with part.open("rb") as file:
@@ -209,9 +238,15 @@ async def measure_uploads(server: Server, image: Path, audio: Path, count: int) 
     await sampler
     accepted = [body["request_id"] for status, body in results if status == 200]
     failures = [f"{status} {body.get('error', {}).get('code')}" for status, body in results if status != 200]
-    return {"accepted": accepted, "failures": failures, "seconds": elapsed, "rss_baseline_mib": baseline / 1024,
-            "rss_peak_mib": peak / 1024, "rss_growth_mib": (peak - baseline) / 1024,
-            "megabytes": count * sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in parts) / 1e6}
+    return {
+        "accepted": accepted,
+        "failures": failures,
+        "seconds": elapsed,
+        "rss_baseline_mib": baseline / 1024,
+        "rss_peak_mib": peak / 1024,
+        "rss_growth_mib": (peak - baseline) / 1024,
+        "megabytes": count * sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in parts) / 1e6,
+    }
 
 
 # MARK: - A minimal WebSocket client (RFC 6455: handshake, unmasked server frames, masked pong/close)
@@ -235,9 +270,12 @@ class BenchSocket(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write((f"GET /ws HTTP/1.1\r\nHost: {HOST}:{self.port}\r\nUpgrade: websocket\r\n"
-                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
-                        .encode())
+        transport.write(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {HOST}:{self.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
 
     def connection_lost(self, exc):
         if not self.upgraded.done():
@@ -251,7 +289,7 @@ class BenchSocket(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(self.buffer[:end])
-            del self.buffer[:end + 4]
+            del self.buffer[: end + 4]
             if b" 101 " not in head.split(b"\r\n", 1)[0]:
                 self.upgraded.set_exception(RuntimeError(f"WebSocket upgrade refused: {head[:80]!r}"))
                 return
@@ -264,20 +302,21 @@ class BenchSocket(asyncio.Protocol):
             if length == 126:
                 if len(buffer) - offset < 4:
                     break
-                length, header = int.from_bytes(buffer[offset + 2:offset + 4], "big"), 4
+                length, header = int.from_bytes(buffer[offset + 2 : offset + 4], "big"), 4
             elif length == 127:
                 if len(buffer) - offset < 10:
                     break
-                length, header = int.from_bytes(buffer[offset + 2:offset + 10], "big"), 10
+                length, header = int.from_bytes(buffer[offset + 2 : offset + 10], "big"), 10
             if len(buffer) - offset < header + length:
                 break
-            payload = bytes(buffer[offset + header:offset + header + length])
+            payload = bytes(buffer[offset + header : offset + header + length])
             offset += header + length
             opcode = first & 0x0F
             if opcode == 0x9:  # ping -> masked pong
                 mask = os.urandom(4)
-                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + mask
-                                     + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+                self.transport.write(
+                    bytes([0x8A, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                )
             elif opcode == 0x8:
                 self.transport.close()
                 break
@@ -293,6 +332,7 @@ def websocket_worker(port: int, clients: int, cancelled_ids: list[str], ready_qu
     """One client process: `clients` sockets. For each round (one cancelled job), each socket records when it read
     the first message about the cancel (`status_update` of that job, or a `queue_update` without it) and when it read
     the `queue_update` without it."""
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         first: list[list[float]] = [[] for _ in cancelled_ids]
@@ -318,7 +358,9 @@ def websocket_worker(port: int, clients: int, cancelled_ids: list[str], ready_qu
                     return
                 marker = markers[round_index]
                 is_queue_update = b'"queue_update"' in message and marker not in message
-                if not state["seen_first"] and (is_queue_update or (b'"status_update"' in message and marker in message)):
+                if not state["seen_first"] and (
+                    is_queue_update or (b'"status_update"' in message and marker in message)
+                ):
                     first[round_index].append(now)
                     state["seen_first"] = True
                 if is_queue_update:
@@ -328,6 +370,7 @@ def websocket_worker(port: int, clients: int, cancelled_ids: list[str], ready_qu
                         remaining["listening"] -= 1
                         if remaining["listening"] == 0 and not finished.done():
                             finished.set_result(None)
+
             return on_message
 
         sockets = []
@@ -355,9 +398,13 @@ def measure_websockets(server: Server, clients: int, processes: int, queued_ids:
     context = multiprocessing.get_context("fork")
     ready_queue, result_queue = context.Queue(), context.Queue()
     per_process = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
-    workers = [context.Process(target=websocket_worker,
-                               args=(server.port, n, cancelled_ids, ready_queue, result_queue), daemon=True)
-               for n in per_process if n > 0]
+    workers = [
+        context.Process(
+            target=websocket_worker, args=(server.port, n, cancelled_ids, ready_queue, result_queue), daemon=True
+        )
+        for n in per_process
+        if n > 0
+    ]
     for worker in workers:
         worker.start()
     connected = sum(ready_queue.get(timeout=120) for _ in workers)
@@ -384,12 +431,18 @@ def measure_websockets(server: Server, clients: int, processes: int, queued_ids:
 
     first, first_missing = latencies(0)
     queue, queue_missing = latencies(1)
-    return {"clients": connected, "rounds": rounds, "missing": max(first_missing, queue_missing),
-            "server_cpu_ms": cpu_per_round_ms,
-            "first_p50_ms": percentile(first, 50), "first_p99_ms": percentile(first, 99),
-            "first_max_ms": first[-1] if first else float("nan"),
-            "queue_p50_ms": percentile(queue, 50), "queue_p99_ms": percentile(queue, 99),
-            "queue_max_ms": queue[-1] if queue else float("nan")}
+    return {
+        "clients": connected,
+        "rounds": rounds,
+        "missing": max(first_missing, queue_missing),
+        "server_cpu_ms": cpu_per_round_ms,
+        "first_p50_ms": percentile(first, 50),
+        "first_p99_ms": percentile(first, 99),
+        "first_max_ms": first[-1] if first else float("nan"),
+        "queue_p50_ms": percentile(queue, 50),
+        "queue_p99_ms": percentile(queue, 99),
+        "queue_max_ms": queue[-1] if queue else float("nan"),
+    }
 
 
 def measure_cancel(server: Server, running: str, waiting: str) -> float:
@@ -416,14 +469,19 @@ def measure_throughput(server: Server, path: str, seconds: int, connections: int
     """(c) wrk against GET `path`."""
     output = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", server.base + path],
-        capture_output=True, text=True, timeout=seconds + 60).stdout
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
     rate = re.search(r"Requests/sec:\s*([\d.]+)", output)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return {"requests_per_second": float(rate.group(1)) if rate else float("nan"),
-            "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
-            "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+    return {
+        "requests_per_second": float(rate.group(1)) if rate else float("nan"),
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+    }
 
 
 # MARK: - Media
@@ -432,15 +490,46 @@ def measure_throughput(server: Server, path: str, seconds: int, connections: int
 def make_wav(path: Path, target_bytes: int) -> None:
     """A 16-bit mono 44.1 kHz tone just under `target_bytes` (50 MB: ~590 s, inside the 600 s limit)."""
     seconds = (target_bytes - 1024) / (44100 * 2)
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                    f"sine=frequency=220:sample_rate=44100:duration={seconds:.3f}", "-ac", "1", "-c:a", "pcm_s16le",
-                    str(path)], check=True, timeout=300)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=220:sample_rate=44100:duration={seconds:.3f}",
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+            str(path),
+        ],
+        check=True,
+        timeout=300,
+    )
 
 
 def small_job_parts(directory: Path) -> tuple[Path, Path]:
     audio = directory / "short.wav"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                    "sine=frequency=330:sample_rate=16000:duration=1", str(audio)], check=True, timeout=60)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=16000:duration=1",
+            str(audio),
+        ],
+        check=True,
+        timeout=60,
+    )
     return SHARED_MEDIA / "astronaut.png", audio
 
 
@@ -490,46 +579,102 @@ def main() -> int:
             make_wav(big_audio, int(args.upload_mb * 1e6))
             result = asyncio.run(measure_uploads(server, image, big_audio, args.uploads))
             big_audio.unlink()
-            rows.append((f"(a) {args.uploads} concurrent uploads of {args.upload_mb:g} MB: accepted",
-                         f"{len(result['accepted'])}/{args.uploads}"
-                         + (f" ({', '.join(sorted(set(result['failures'])))})" if result["failures"] else ""),
-                         f"{args.uploads}", verdict(len(result["accepted"]) == args.uploads)))
-            rows.append(("(a) server RSS growth (peak - before)",
-                         f"{result['rss_growth_mib']:.1f} MiB ({result['rss_baseline_mib']:.0f} -> "
-                         f"{result['rss_peak_mib']:.0f})", "< 100 MiB", verdict(result["rss_growth_mib"] < 100)))
-            rows.append(("(a) time for all uploads (incl. ffprobe)",
-                         f"{result['seconds']:.1f} s ({result['megabytes'] / result['seconds']:.1f} MB/s)", "-", ""))
+            rows.append(
+                (
+                    f"(a) {args.uploads} concurrent uploads of {args.upload_mb:g} MB: accepted",
+                    f"{len(result['accepted'])}/{args.uploads}"
+                    + (f" ({', '.join(sorted(set(result['failures'])))})" if result["failures"] else ""),
+                    f"{args.uploads}",
+                    verdict(len(result["accepted"]) == args.uploads),
+                )
+            )
+            rows.append(
+                (
+                    "(a) server RSS growth (peak - before)",
+                    f"{result['rss_growth_mib']:.1f} MiB ({result['rss_baseline_mib']:.0f} -> "
+                    f"{result['rss_peak_mib']:.0f})",
+                    "< 100 MiB",
+                    verdict(result["rss_growth_mib"] < 100),
+                )
+            )
+            rows.append(
+                (
+                    "(a) time for all uploads (incl. ffprobe)",
+                    f"{result['seconds']:.1f} s ({result['megabytes'] / result['seconds']:.1f} MB/s)",
+                    "-",
+                    "",
+                )
+            )
 
         if "websocket" not in skip:
             # Cancel from the back of the queue; the job the engine holds (queued[0]) stays for (c).
             result = measure_websockets(server, args.clients, args.client_processes, list(reversed(queued[1:])))
-            rows.append((f"(b) {result['clients']} WebSocket clients x {result['rounds']} broadcasts: missed",
-                         str(result["missing"]), "0", verdict(result["missing"] == 0)))
-            rows.append(("(b) first broadcast about it (status_update) p50 / p99 / max",
-                         f"{result['first_p50_ms']:.1f} / {result['first_p99_ms']:.1f} / {result['first_max_ms']:.1f} ms",
-                         "p99 < 50 ms", verdict(result["first_p99_ms"] < 50)))
-            rows.append(("(b) the queue_update after it p50 / p99 / max",
-                         f"{result['queue_p50_ms']:.1f} / {result['queue_p99_ms']:.1f} / {result['queue_max_ms']:.1f} ms",
-                         "-", ""))
-            rows.append(("(b) server CPU per cancel (its broadcasts to every client)",
-                         f"{result['server_cpu_ms']:.0f} ms", "-", ""))
+            rows.append(
+                (
+                    f"(b) {result['clients']} WebSocket clients x {result['rounds']} broadcasts: missed",
+                    str(result["missing"]),
+                    "0",
+                    verdict(result["missing"] == 0),
+                )
+            )
+            rows.append(
+                (
+                    "(b) first broadcast about it (status_update) p50 / p99 / max",
+                    f"{result['first_p50_ms']:.1f} / {result['first_p99_ms']:.1f} / {result['first_max_ms']:.1f} ms",
+                    "p99 < 50 ms",
+                    verdict(result["first_p99_ms"] < 50),
+                )
+            )
+            rows.append(
+                (
+                    "(b) the queue_update after it p50 / p99 / max",
+                    f"{result['queue_p50_ms']:.1f} / {result['queue_p99_ms']:.1f} / {result['queue_max_ms']:.1f} ms",
+                    "-",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    "(b) server CPU per cancel (its broadcasts to every client)",
+                    f"{result['server_cpu_ms']:.0f} ms",
+                    "-",
+                    "",
+                )
+            )
 
         if "status" not in skip:
             result = measure_throughput(server, f"/api/status/{queued[0]}", args.wrk_seconds, args.wrk_connections)
-            rows.append((f"(c) GET /api/status/{{id}}, wrk {args.wrk_connections} connections, {args.wrk_seconds} s",
-                         f"{result['requests_per_second']:,.0f} req/s (p99 {result['p99_ms']:.1f} ms"
-                         f", non-2xx {result['non_2xx']})",
-                         ">= 10,000 req/s", verdict(result["requests_per_second"] >= 10_000 and not result["non_2xx"])))
+            rows.append(
+                (
+                    f"(c) GET /api/status/{{id}}, wrk {args.wrk_connections} connections, {args.wrk_seconds} s",
+                    f"{result['requests_per_second']:,.0f} req/s (p99 {result['p99_ms']:.1f} ms"
+                    f", non-2xx {result['non_2xx']})",
+                    ">= 10,000 req/s",
+                    verdict(result["requests_per_second"] >= 10_000 and not result["non_2xx"]),
+                )
+            )
             # Baseline: the same server answering its cheapest route, to tell handler cost from HTTP cost.
             result = measure_throughput(server, "/healthz", min(5, args.wrk_seconds), args.wrk_connections)
-            rows.append(("(c) baseline: GET /healthz", f"{result['requests_per_second']:,.0f} req/s "
-                         f"(p99 {result['p99_ms']:.1f} ms)", "-", ""))
+            rows.append(
+                (
+                    "(c) baseline: GET /healthz",
+                    f"{result['requests_per_second']:,.0f} req/s (p99 {result['p99_ms']:.1f} ms)",
+                    "-",
+                    "",
+                )
+            )
 
         if "cancel" not in skip:
             # The engine holds queued[0]; queued[1] waits (the rounds in (b) cancelled from the back).
             seconds = measure_cancel(server, running=queued[0], waiting=queued[1])
-            rows.append(("(d) cancel the running job -> next job processing (engine stops at once)",
-                         f"{seconds * 1000:.0f} ms", "< 2 s", verdict(seconds < 2)))
+            rows.append(
+                (
+                    "(d) cancel the running job -> next job processing (engine stops at once)",
+                    f"{seconds * 1000:.0f} ms",
+                    "< 2 s",
+                    verdict(seconds < 2),
+                )
+            )
     finally:
         if server:
             server.stop()

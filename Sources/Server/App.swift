@@ -53,8 +53,9 @@ struct SettingsOptions: ParsableArguments {
             index += 1
         }
         do {
-            var configuration = try ServiceConfiguration.resolve(environment: ProcessInfo.processInfo.environment,
-                                                                 flags: flags)
+            var configuration = try ServiceConfiguration.resolve(
+                environment: ProcessInfo.processInfo.environment,
+                flags: flags)
             configuration.locateRepository(root: RepositoryLocator.findRoot(from: RepositoryLocator.defaultStarts()))
             return configuration
         } catch let error as ConfigurationError {
@@ -98,9 +99,13 @@ struct Generate: AsyncParsableCommand {
 
     @Option(help: "The portrait (JPEG, PNG or WebP).") var image: String
     @Option(help: "The speech (WAV, MP3, M4A, OGG or FLAC).") var audio: String
-    @Option(help: "A second speaker's speech (needs the infinitetalk engine with InfiniteTalk/multi/).") var audio2: String?
-    @Option(name: .customLong("speaker-boxes"),
-            help: "With --audio2: JSON [[x_min, y_min, x_max, y_max], [...]] in image pixels (default: left and right halves).")
+    @Option(help: "A second speaker's speech (needs the infinitetalk engine with InfiniteTalk/multi/).") var audio2:
+        String?
+    @Option(
+        name: .customLong("speaker-boxes"),
+        help:
+            "With --audio2: JSON [[x_min, y_min, x_max, y_max], [...]] in image pixels (default: left and right halves)."
+    )
     var speakerBoxes: String?
     @Option(help: "Where to write the MP4.") var output: String = "infinitetalk.mp4"
     @Option(help: "Text prompt.") var prompt: String?
@@ -134,7 +139,8 @@ struct Generate: AsyncParsableCommand {
             fields["speaker_boxes"] = speakerBoxes
             parameters = try JobParameters.parse(
                 fields: fields,
-                limits: ParameterLimits(maxPromptLength: configuration.maxPromptLength, maxSteps: configuration.maxSteps))
+                limits: ParameterLimits(
+                    maxPromptLength: configuration.maxPromptLength, maxSteps: configuration.maxSteps))
         } catch let error as UploadError {
             throw ValidationError("\(error.code): \(error.message)")
         } catch let error as APIError {
@@ -142,7 +148,10 @@ struct Generate: AsyncParsableCommand {
         }
 
         let bar = ProgressBar()
-        FileHandle.standardError.write(Data("audio: \(String(format: "%.2f", audioInfo.durationSeconds)) s, seed \(parameters.seed), starting the \(configuration.engine.name) engine...\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "audio: \(String(format: "%.2f", audioInfo.durationSeconds)) s, seed \(parameters.seed), starting the \(configuration.engine.name) engine...\n"
+                    .utf8))
         let started = ContinuousClock.now
         do {
             let done = try await OneShotGeneration(engine: configuration.engine, logger: logger).run(
@@ -150,8 +159,9 @@ struct Generate: AsyncParsableCommand {
                 onProgress: { progress, text in bar.show(progress, text) })
             bar.finish()
             let seconds = (ContinuousClock.now - started).components.seconds
-            print("\(output): \(done.frames) frames, \(done.width)x\(done.height) at \(done.fps) fps, " +
-                  "\(String(format: "%.2f", done.durationSeconds)) s (took \(seconds) s)")
+            print(
+                "\(output): \(done.frames) frames, \(done.width)x\(done.height) at \(done.fps) fps, "
+                    + "\(String(format: "%.2f", done.durationSeconds)) s (took \(seconds) s)")
         } catch let error as OneShotGeneration.Failed {
             bar.finish()
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))

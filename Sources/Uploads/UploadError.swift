@@ -28,8 +28,9 @@ public struct UploadError: Error, Sendable, Equatable, CustomStringConvertible {
 extension UploadError {
     /// 415: the request is not `multipart/form-data`.
     public static func unsupportedContentType(_ contentType: String?) -> UploadError {
-        UploadError(status: 415, code: "unsupported_content_type",
-                    message: "Expected multipart/form-data, got \(contentType ?? "no Content-Type").")
+        UploadError(
+            status: 415, code: "unsupported_content_type",
+            message: "Expected multipart/form-data, got \(contentType ?? "no Content-Type").")
     }
 
     /// 400: the body is not valid multipart.
@@ -53,20 +54,23 @@ extension UploadError {
 extension UploadError {
     /// 422 `missing_image` / `missing_audio`: a required file is absent or empty.
     public static func missingFile(_ kind: MediaKind, field: String) -> UploadError {
-        UploadError(status: 422, code: "missing_\(kind.rawValue)",
-                    message: "The \(kind.rawValue) file `\(field)` is missing or empty.", field: field)
+        UploadError(
+            status: 422, code: "missing_\(kind.rawValue)",
+            message: "The \(kind.rawValue) file `\(field)` is missing or empty.", field: field)
     }
 
     /// 413 `image_too_large` / `audio_too_large`: a file crossed its byte cap.
     public static func fileTooLarge(_ kind: MediaKind, field: String, limit: Int) -> UploadError {
-        UploadError(status: 413, code: "\(kind.rawValue)_too_large",
-                    message: "The \(kind.rawValue) file `\(field)` is larger than \(limit) bytes.", field: field)
+        UploadError(
+            status: 413, code: "\(kind.rawValue)_too_large",
+            message: "The \(kind.rawValue) file `\(field)` is larger than \(limit) bytes.", field: field)
     }
 
     /// 415 `unsupported_image_format` / `unsupported_audio_format`: the bytes are not an accepted format.
     public static func unsupportedFormat(_ kind: MediaKind, field: String?, accepted: [String]) -> UploadError {
-        UploadError(status: 415, code: "unsupported_\(kind.rawValue)_format",
-                    message: "The \(kind.rawValue) is not one of: \(accepted.joined(separator: ", ")).", field: field)
+        UploadError(
+            status: 415, code: "unsupported_\(kind.rawValue)_format",
+            message: "The \(kind.rawValue) is not one of: \(accepted.joined(separator: ", ")).", field: field)
     }
 }
 
@@ -79,17 +83,23 @@ extension UploadError {
     }
 
     /// 422: the image header names more pixels than allowed.
-    public static func imageDimensionsTooLarge(width: Int, height: Int, maxWidth: Int, maxHeight: Int,
-                                               field: String? = "image") -> UploadError {
-        UploadError(status: 422, code: "image_dimensions_too_large",
-                    message: "The image is \(width)x\(height); at most \(maxWidth)x\(maxHeight) is allowed.", field: field)
+    public static func imageDimensionsTooLarge(
+        width: Int, height: Int, maxWidth: Int, maxHeight: Int,
+        field: String? = "image"
+    ) -> UploadError {
+        UploadError(
+            status: 422, code: "image_dimensions_too_large",
+            message: "The image is \(width)x\(height); at most \(maxWidth)x\(maxHeight) is allowed.", field: field)
     }
 
     /// 422: an image side is shorter than allowed.
-    public static func imageDimensionsTooSmall(width: Int, height: Int, minSide: Int,
-                                               field: String? = "image") -> UploadError {
-        UploadError(status: 422, code: "image_dimensions_too_small",
-                    message: "The image is \(width)x\(height); each side must be at least \(minSide) pixels.", field: field)
+    public static func imageDimensionsTooSmall(
+        width: Int, height: Int, minSide: Int,
+        field: String? = "image"
+    ) -> UploadError {
+        UploadError(
+            status: 422, code: "image_dimensions_too_small",
+            message: "The image is \(width)x\(height); each side must be at least \(minSide) pixels.", field: field)
     }
 
     /// 422: the audio cannot be probed (corrupt, truncated, or no audio stream).
@@ -99,14 +109,18 @@ extension UploadError {
 
     /// 422: the audio is shorter than allowed.
     public static func audioTooShort(seconds: Double, minimum: Double, field: String? = "audio") -> UploadError {
-        UploadError(status: 422, code: "audio_too_short",
-                    message: "The audio lasts \(formatted(seconds)) s; at least \(formatted(minimum)) s is needed.", field: field)
+        UploadError(
+            status: 422, code: "audio_too_short",
+            message: "The audio lasts \(formatted(seconds)) s; at least \(formatted(minimum)) s is needed.",
+            field: field)
     }
 
     /// 422: the audio is longer than allowed.
     public static func audioTooLong(seconds: Double, maximum: Double, field: String? = "audio") -> UploadError {
-        UploadError(status: 422, code: "audio_too_long",
-                    message: "The audio lasts \(formatted(seconds)) s; at most \(formatted(maximum)) s is allowed.", field: field)
+        UploadError(
+            status: 422, code: "audio_too_long",
+            message: "The audio lasts \(formatted(seconds)) s; at most \(formatted(maximum)) s is allowed.",
+            field: field)
     }
 
     /// 500 `audio_probe_unavailable`: the server could not run its audio probe (e.g. ffprobe missing).

@@ -49,8 +49,10 @@ public struct UploadValidator: Sendable {
     ///   - limits: byte, pixel and duration limits.
     ///   - ffprobePath: `ffprobe` as an absolute path, or a name looked up in `PATH`.
     ///   - probeTimeout: longest an ffprobe run may take before the audio is rejected as `invalid_audio`.
-    public init(limits: UploadLimits = UploadLimits(), ffprobePath: String = "ffprobe",
-                probeTimeout: Duration = .seconds(15)) {
+    public init(
+        limits: UploadLimits = UploadLimits(), ffprobePath: String = "ffprobe",
+        probeTimeout: Duration = .seconds(15)
+    ) {
         self.limits = limits
         self.audioProbe = AudioProbe(executable: ffprobePath, timeout: probeTimeout)
     }
@@ -72,13 +74,15 @@ public struct UploadValidator: Sendable {
             throw error
         }
         if header.width > limits.maxImageWidth || header.height > limits.maxImageHeight {
-            throw UploadError.imageDimensionsTooLarge(width: header.width, height: header.height,
-                                                      maxWidth: limits.maxImageWidth,
-                                                      maxHeight: limits.maxImageHeight, field: field)
+            throw UploadError.imageDimensionsTooLarge(
+                width: header.width, height: header.height,
+                maxWidth: limits.maxImageWidth,
+                maxHeight: limits.maxImageHeight, field: field)
         }
         if min(header.width, header.height) < limits.minImageSide {
-            throw UploadError.imageDimensionsTooSmall(width: header.width, height: header.height,
-                                                      minSide: limits.minImageSide, field: field)
+            throw UploadError.imageDimensionsTooSmall(
+                width: header.width, height: header.height,
+                minSide: limits.minImageSide, field: field)
         }
         return ImageInfo(format: format, width: header.width, height: header.height)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Testing
+
 @testable import JobService
 
 /// The repository's cache of active jobs: read once, dropped by every write, never keeps a stale snapshot.
@@ -15,8 +16,9 @@ import Testing
 
     private func makeJob(audioSeconds: Double = 2) -> Job {
         let id = UUID().uuidString.lowercased()
-        return Job(id: id, parameters: JobParameters(seed: 1), imagePath: "/u/\(id)/image", audioPath: "/u/\(id)/audio",
-                   audioSeconds: audioSeconds, resultPath: "/r/\(id).mp4")
+        return Job(
+            id: id, parameters: JobParameters(seed: 1), imagePath: "/u/\(id)/image", audioPath: "/u/\(id)/audio",
+            audioSeconds: audioSeconds, resultPath: "/r/\(id).mp4")
     }
 
     private func enqueue(_ count: Int, audioSeconds: Double = 2) async throws -> [Job] {
@@ -123,8 +125,9 @@ import Testing
 
     private func makeReporter(slots: Int = 1) -> (StatusReporter, ThroughputEstimator) {
         let estimator = ThroughputEstimator(prior: 3)
-        let reporter = StatusReporter(repository: repository, liveProgress: LiveProgressStore(), estimator: estimator,
-                                      maxQueueSize: 20, capacity: { slots })
+        let reporter = StatusReporter(
+            repository: repository, liveProgress: LiveProgressStore(), estimator: estimator,
+            maxQueueSize: 20, capacity: { slots })
         return (reporter, estimator)
     }
 

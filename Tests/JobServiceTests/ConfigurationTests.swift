@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import JobService
 
 @Suite struct ConfigurationTests {
@@ -15,8 +16,10 @@ import Testing
 
     @Test func environmentVariablesSetValuesAndFlagsWin() throws {
         // Given both an environment variable and a flag for the port
-        let environment = ["INFINITETALK_PORT": "9000", "INFINITETALK_MAX_QUEUE_SIZE": "5",
-                           "INFINITETALK_HEARTBEAT_TIMEOUT": "45s", "INFINITETALK_RETENTION": "off"]
+        let environment = [
+            "INFINITETALK_PORT": "9000", "INFINITETALK_MAX_QUEUE_SIZE": "5",
+            "INFINITETALK_HEARTBEAT_TIMEOUT": "45s", "INFINITETALK_RETENTION": "off",
+        ]
         // When resolved
         let configuration = try ServiceConfiguration.resolve(environment: environment, flags: ["port": "9100"])
         // Then the flag wins, and the others come from the environment
@@ -40,27 +43,35 @@ import Testing
 
     @Test func inconsistentCombinationsAreRefused() {
         #expect(throws: ConfigurationError.self) {
-            try ServiceConfiguration.resolve(environment: [:], flags: ["heartbeat-interval": "10s", "heartbeat-timeout": "5s"])
+            try ServiceConfiguration.resolve(
+                environment: [:], flags: ["heartbeat-interval": "10s", "heartbeat-timeout": "5s"])
         }
         #expect(throws: ConfigurationError.self) {
             try ServiceConfiguration.resolve(environment: [:], flags: ["max-queue-size": "0"])
         }
     }
 
-    @Test(arguments: [("10485760", 10_485_760), ("512K", 524_288), ("10M", 10_485_760), ("10MB", 10_485_760),
-                      ("10MiB", 10_485_760), ("1G", 1_073_741_824)])
+    @Test(arguments: [
+        ("10485760", 10_485_760), ("512K", 524_288), ("10M", 10_485_760), ("10MB", 10_485_760),
+        ("10MiB", 10_485_760), ("1G", 1_073_741_824),
+    ])
     func byteCounts(text: String, bytes: Int) throws {
         #expect(try parseBytes(text) == bytes)
     }
 
-    @Test(arguments: [("30", Duration.seconds(30)), ("500ms", .milliseconds(500)), ("1.5s", .milliseconds(1500)),
-                      ("5m", .seconds(300)), ("2h", .seconds(7200)), ("7d", .seconds(604_800))])
+    @Test(arguments: [
+        ("30", Duration.seconds(30)), ("500ms", .milliseconds(500)), ("1.5s", .milliseconds(1500)),
+        ("5m", .seconds(300)), ("2h", .seconds(7200)), ("7d", .seconds(604_800)),
+    ])
     func durations(text: String, duration: Duration) throws {
         #expect(try parseDuration(text) == duration)
     }
 
     @Test func commandLinesSplitOnSpacesAndKeepQuotedArguments() throws {
-        #expect(try splitCommandLine("python3 /a/fake.py --mode 'two words'") == ["python3", "/a/fake.py", "--mode", "two words"])
+        #expect(
+            try splitCommandLine("python3 /a/fake.py --mode 'two words'") == [
+                "python3", "/a/fake.py", "--mode", "two words",
+            ])
         #expect(throws: ConfigurationError.self) { try splitCommandLine("python3 'open") }
     }
 
@@ -71,14 +82,18 @@ import Testing
         // When the repository is located
         configuration.locateRepository(root: "/repo")
         // Then the engine runs from its venv, the web page from <repo>/web
-        #expect(configuration.engine.commandLine == ["/repo/.venv/bin/python", "-m", "infinitetalk_engine",
-                                                     "--engine", "preview", "--weights", "/weights"])
+        #expect(
+            configuration.engine.commandLine == [
+                "/repo/.venv/bin/python", "-m", "infinitetalk_engine",
+                "--engine", "preview", "--weights", "/weights",
+            ])
         #expect(configuration.webDirectory == "/repo/web")
         #expect(configuration.engine.extraEnvironment["PYTHONPATH"]?.hasPrefix("/repo/engine") == true)
     }
 
     @Test func anEngineCommandReplacesThePythonOne() throws {
-        var configuration = try ServiceConfiguration.resolve(environment: [:], flags: ["engine-command": "python3 fake.py --max-jobs 2"])
+        var configuration = try ServiceConfiguration.resolve(
+            environment: [:], flags: ["engine-command": "python3 fake.py --max-jobs 2"])
         configuration.locateRepository(root: "/repo")
         #expect(configuration.engine.commandLine == ["python3", "fake.py", "--max-jobs", "2"])
     }
@@ -94,7 +109,8 @@ import Testing
         let document = try String(contentsOfFile: path, encoding: .utf8)
         for setting in ConfigurationSetting.all {
             #expect(document.contains("`--\(setting.flag)`"), "README.md lacks --\(setting.flag)")
-            #expect(document.contains("`\(setting.environmentVariable)`"), "README.md lacks \(setting.environmentVariable)")
+            #expect(
+                document.contains("`\(setting.environmentVariable)`"), "README.md lacks \(setting.environmentVariable)")
         }
     }
 }

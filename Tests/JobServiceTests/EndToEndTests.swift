@@ -4,9 +4,11 @@ import HummingbirdWSTesting
 import Synchronization
 import Testing
 import WSClient
+
 @testable import JobService
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The real preview engine (`.venv/bin/python -m infinitetalk_engine --engine preview`) behind the real service.
@@ -30,8 +32,10 @@ enum PreviewEngine {
         let shared = (TestSupport.sharedMedia as NSString).appendingPathComponent("speech-en.wav")
         guard FileManager.default.fileExists(atPath: shared) else { return try TestSupport.wav(seconds: seconds) }
         let path = TestSupport.makeTemporaryDirectory("itk-speech") + "/speech-\(seconds).wav"
-        try TestSupport.runProgram(["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", shared,
-                                    "-t", "\(seconds)", path])
+        try TestSupport.runProgram([
+            "ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", shared,
+            "-t", "\(seconds)", path,
+        ])
         return path
     }
 }
@@ -43,8 +47,10 @@ struct MediaProbe {
     init(path: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,r_frame_rate,duration",
-                             "-of", "json", path]
+        process.arguments = [
+            "ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,r_frame_rate,duration",
+            "-of", "json", path,
+        ]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -57,7 +63,8 @@ struct MediaProbe {
     func duration(_ type: String) -> Double? { stream(type)?["duration"]?.stringValue.flatMap(Double.init) }
 }
 
-@Suite(.serialized, .enabled(if: PreviewEngine.isAvailable, "the engine package (engine/infinitetalk_engine) is missing"))
+@Suite(
+    .serialized, .enabled(if: PreviewEngine.isAvailable, "the engine package (engine/infinitetalk_engine) is missing"))
 struct EndToEndTests {
     final class Inbox: Sendable {
         private let messages = Mutex<[JSONValue]>([])
@@ -90,14 +97,16 @@ struct EndToEndTests {
                     guard case .text(let text) = message, let json = try? JSONValue.parse(text) else { continue }
                     inbox.add(json)
                     if requestID == nil {
-                        let response = try await client.execute(uri: "/api/generate", method: .post,
-                                                                headers: submitted.headers, body: submitted.body)
+                        let response = try await client.execute(
+                            uri: "/api/generate", method: .post,
+                            headers: submitted.headers, body: submitted.body)
                         #expect(response.status == .ok, "\(response.json)")
                         requestID = response.json["request_id"]?.stringValue
                         if requestID == nil { break }
                     }
                     if json["type"] == .string("status_update"), json["request_id"]?.stringValue == requestID,
-                       let status = json["status"]?.stringValue, ["completed", "failed", "cancelled"].contains(status) {
+                        let status = json["status"]?.stringValue, ["completed", "failed", "cancelled"].contains(status)
+                    {
                         break
                     }
                 }
@@ -124,7 +133,9 @@ struct EndToEndTests {
         #expect(!progress.isEmpty)
         let fractions = progress.compactMap { $0["progress"]?.doubleValue }
         #expect(fractions == fractions.sorted())
-        let order = ["decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video"]
+        let order = [
+            "decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video",
+        ]
         let stages = progress.compactMap { $0["stage"]?.stringValue }.compactMap { order.firstIndex(of: $0) }
         #expect(stages == stages.sorted(), "stages follow the documented order")
         for event in inbox.all {
@@ -138,7 +149,8 @@ struct EndToEndTests {
         #expect(probe.stream("video")?["r_frame_rate"] == .string("25/1"))
         let audioSeconds = try #require(MediaProbe(path: audio).duration("audio"))
         let videoSeconds = try #require(probe.duration("video"))
-        #expect(abs(videoSeconds - audioSeconds) <= 1.0 / 25 + 0.001, "video \(videoSeconds) s, audio \(audioSeconds) s")
+        #expect(
+            abs(videoSeconds - audioSeconds) <= 1.0 / 25 + 0.001, "video \(videoSeconds) s, audio \(audioSeconds) s")
     }
 
     // MARK: - The binary, killed and restarted
@@ -153,35 +165,43 @@ struct EndToEndTests {
 
         // Given a server with three jobs, the first running
         let first = try await ServerProcess(arguments: arguments)
-        #expect(try await TestSupport.waitUntil(timeout: .seconds(120)) {
-            try Curl.request(first.baseURL + "/readyz").status == 200
-        })
+        #expect(
+            try await TestSupport.waitUntil(timeout: .seconds(120)) {
+                try Curl.request(first.baseURL + "/readyz").status == 200
+            })
         var ids: [String] = []
         for _ in 0..<3 {
-            let response = try Curl.request(first.baseURL + "/api/generate", method: "POST",
-                                            form: [("image", "@" + image), ("audio", "@" + audio)])
+            let response = try Curl.request(
+                first.baseURL + "/api/generate", method: "POST",
+                form: [("image", "@" + image), ("audio", "@" + audio)])
             #expect(response.status == 200, "\(response.json)")
             ids.append(try #require(response.json["request_id"]?.stringValue))
         }
         // (Uploads are slow in debug builds, so the first job may be done already: catch whichever one runs.)
         var interrupted: String?
-        #expect(try await TestSupport.waitUntil(timeout: .seconds(60)) {
-            interrupted = try ids.first { try Curl.request(first.baseURL + "/api/status/\($0)").json["status"] == .string("processing") }
-            return interrupted != nil
-        })
+        #expect(
+            try await TestSupport.waitUntil(timeout: .seconds(60)) {
+                interrupted = try ids.first {
+                    try Curl.request(first.baseURL + "/api/status/\($0)").json["status"] == .string("processing")
+                }
+                return interrupted != nil
+            })
         let engines = first.childProcessIDs()
         #expect(!engines.isEmpty)
 
         // When it is killed with -9
         first.killHard()
         // Then its engine goes away too (its stdin closed)
-        #expect(try await TestSupport.waitUntil(timeout: .seconds(15)) { !engines.contains(where: ServerProcess.isAlive) })
+        #expect(
+            try await TestSupport.waitUntil(timeout: .seconds(15)) { !engines.contains(where: ServerProcess.isAlive) })
 
         // And after a restart on the same data every job completes; the interrupted one was started twice
         let second = try await ServerProcess(arguments: arguments)
         defer { second.terminate() }
         let allDone = try await TestSupport.waitUntil(timeout: .seconds(180)) {
-            try ids.allSatisfy { try Curl.request(second.baseURL + "/api/status/\($0)").json["status"] == .string("completed") }
+            try ids.allSatisfy {
+                try Curl.request(second.baseURL + "/api/status/\($0)").json["status"] == .string("completed")
+            }
         }
         #expect(allDone, "\(second.log.suffix(3000))")
         let restarted = try #require(interrupted)
@@ -197,35 +217,42 @@ struct EndToEndTests {
     @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
     func anEngineKilledMidJobFailsThatJobAndTheNextOneRuns() async throws {
         let dataDirectory = TestSupport.makeTemporaryDirectory("itk-crash")
-        let server = try await ServerProcess(arguments: ["--data-dir", dataDirectory, "--max-concurrent", "1",
-                                                         "--restart-backoff", "100ms", "--log-level", "notice"])
+        let server = try await ServerProcess(arguments: [
+            "--data-dir", dataDirectory, "--max-concurrent", "1",
+            "--restart-backoff", "100ms", "--log-level", "notice",
+        ])
         defer { server.terminate() }
-        #expect(try await TestSupport.waitUntil(timeout: .seconds(120)) {
-            try Curl.request(server.baseURL + "/readyz").status == 200
-        })
+        #expect(
+            try await TestSupport.waitUntil(timeout: .seconds(120)) {
+                try Curl.request(server.baseURL + "/readyz").status == 200
+            })
         let image = try PreviewEngine.portrait()
         let audio = try PreviewEngine.speech(seconds: 30)
         func submit() throws -> String {
-            let response = try Curl.request(server.baseURL + "/api/generate", method: "POST",
-                                            form: [("image", "@" + image), ("audio", "@" + audio)])
+            let response = try Curl.request(
+                server.baseURL + "/api/generate", method: "POST",
+                form: [("image", "@" + image), ("audio", "@" + audio)])
             return try #require(response.json["request_id"]?.stringValue)
         }
         var ids = [try submit()]
-        #expect(try await TestSupport.waitUntil(timeout: .seconds(30)) {
-            try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("processing")
-        })
+        #expect(
+            try await TestSupport.waitUntil(timeout: .seconds(30)) {
+                try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("processing")
+            })
         // When the engine dies in the middle of the first job (and another job is sent meanwhile)
         for engine in server.childProcessIDs() { kill(engine, SIGKILL) }
         ids.append(try submit())
         // Then that job fails with engine_crashed, and the restarted engine runs the next one
-        #expect(try await TestSupport.waitUntil(timeout: .seconds(30)) {
-            try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("failed")
-        })
+        #expect(
+            try await TestSupport.waitUntil(timeout: .seconds(30)) {
+                try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("failed")
+            })
         let failed = try Curl.request(server.baseURL + "/api/status/\(ids[0])").json
         #expect(failed["error"]?["code"] == .string("engine_crashed"))
-        #expect(try await TestSupport.waitUntil(timeout: .seconds(120)) {
-            try Curl.request(server.baseURL + "/api/status/\(ids[1])").json["status"] == .string("completed")
-        })
+        #expect(
+            try await TestSupport.waitUntil(timeout: .seconds(120)) {
+                try Curl.request(server.baseURL + "/api/status/\(ids[1])").json["status"] == .string("completed")
+            })
         let metrics = String(decoding: try Curl.request(server.baseURL + "/metrics").body, as: UTF8.self)
         #expect(metrics.contains("infinitetalk_engine_restarts_total 1"))
     }
@@ -252,8 +279,10 @@ struct GenerateCommandTests {
     @Test func itRunsOneJobUnderTheSameSupervision() throws {
         let output = TestSupport.makeTemporaryDirectory("itk-gen") + "/out.mp4"
         let engine = TestSupport.fakeEngineCommand().joined(separator: " ")
-        let result = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--output", output,
-                                   "--seed", "3", "--engine-command", engine])
+        let result = try generate([
+            "--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--output", output,
+            "--seed", "3", "--engine-command", engine,
+        ])
         #expect(result.status == 0, "\(result.output)")
         #expect(FileManager.default.fileExists(atPath: output))
         #expect(result.output.contains("25 frames"))
@@ -262,19 +291,25 @@ struct GenerateCommandTests {
 
     @Test func engineErrorsEndWithTheirCodeAndAFailureStatus() throws {
         let engine = (TestSupport.fakeEngineCommand(["--job-error", "no_face"])).joined(separator: " ")
-        let result = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(),
-                                   "--output", TestSupport.makeTemporaryDirectory() + "/x.mp4", "--engine-command", engine])
+        let result = try generate([
+            "--image", try TestSupport.png(), "--audio", try TestSupport.wav(),
+            "--output", TestSupport.makeTemporaryDirectory() + "/x.mp4", "--engine-command", engine,
+        ])
         #expect(result.status != 0)
         #expect(result.output.contains("no_face"))
     }
 
     @Test func badInputsAreRefusedBeforeTheEngineStarts() throws {
-        let result = try generate(["--image", try TestSupport.png(width: 16, height: 16), "--audio", try TestSupport.wav(),
-                                   "--engine-command", "false"])
+        let result = try generate([
+            "--image", try TestSupport.png(width: 16, height: 16), "--audio", try TestSupport.wav(),
+            "--engine-command", "false",
+        ])
         #expect(result.status != 0)
         #expect(result.output.contains("image_dimensions_too_small"))
-        let badSteps = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--steps", "0",
-                                     "--engine-command", "false"])
+        let badSteps = try generate([
+            "--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--steps", "0",
+            "--engine-command", "false",
+        ])
         #expect(badSteps.output.contains("invalid_parameter"))
     }
 
@@ -282,9 +317,11 @@ struct GenerateCommandTests {
         let records = TestSupport.makeTemporaryDirectory("itk-gen-jobs")
         let engine = TestSupport.fakeEngineCommand(["--two-speakers", "--record-jobs", records]).joined(separator: " ")
         let audio2 = try TestSupport.wav(seconds: 2)
-        let result = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--audio2", audio2,
-                                   "--speaker-boxes", "[[0,0,48,96],[48,0,96,96]]",
-                                   "--output", TestSupport.makeTemporaryDirectory() + "/two.mp4", "--engine-command", engine])
+        let result = try generate([
+            "--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--audio2", audio2,
+            "--speaker-boxes", "[[0,0,48,96],[48,0,96,96]]",
+            "--output", TestSupport.makeTemporaryDirectory() + "/two.mp4", "--engine-command", engine,
+        ])
         #expect(result.status == 0, "\(result.output)")
         let record = try #require(try FileManager.default.contentsOfDirectory(atPath: records).first)
         let sent = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: records + "/" + record)))
@@ -293,8 +330,10 @@ struct GenerateCommandTests {
     }
 
     @Test func speakerBoxesWithoutASecondSpeakerAreRefused() throws {
-        let result = try generate(["--image", try TestSupport.png(), "--audio", try TestSupport.wav(),
-                                   "--speaker-boxes", "[[0,0,48,96],[48,0,96,96]]", "--engine-command", "false"])
+        let result = try generate([
+            "--image", try TestSupport.png(), "--audio", try TestSupport.wav(),
+            "--speaker-boxes", "[[0,0,48,96],[48,0,96,96]]", "--engine-command", "false",
+        ])
         #expect(result.status != 0)
         #expect(result.output.contains("--speaker-boxes needs --audio2"))
     }

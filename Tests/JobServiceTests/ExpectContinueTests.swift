@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdTesting
 import Testing
+
 @testable import JobService
 
 /// `Expect: 100-continue`: clients that ask before sending a large body are answered at once.
@@ -15,10 +16,13 @@ import Testing
             // curl waits up to a second for the 100, then sends the body anyway: only its verbose log tells.
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["curl", "-s", "-v", "-o", "/dev/null", "-w", "%{http_code}",
-                                 "-H", "Expect: 100-continue", "-F", "image=@\(image)", "-F", "audio=@\(audio)",
-                                 "http://127.0.0.1:\(port)/api/generate"]
-            let output = Pipe(), log = Pipe()
+            process.arguments = [
+                "curl", "-s", "-v", "-o", "/dev/null", "-w", "%{http_code}",
+                "-H", "Expect: 100-continue", "-F", "image=@\(image)", "-F", "audio=@\(audio)",
+                "http://127.0.0.1:\(port)/api/generate",
+            ]
+            let output = Pipe()
+            let log = Pipe()
             process.standardOutput = output
             process.standardError = log
             try process.run()

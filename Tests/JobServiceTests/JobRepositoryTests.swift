@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import JobService
 
 @Suite struct JobRepositoryTests {
@@ -12,8 +13,9 @@ import Testing
 
     private func makeJob(audioSeconds: Double = 2) -> Job {
         let id = UUID().uuidString.lowercased()
-        return Job(id: id, parameters: JobParameters(seed: 1), imagePath: "/u/\(id)/image", audioPath: "/u/\(id)/audio",
-                   audioSeconds: audioSeconds, resultPath: "/r/\(id).mp4")
+        return Job(
+            id: id, parameters: JobParameters(seed: 1), imagePath: "/u/\(id)/image", audioPath: "/u/\(id)/audio",
+            audioSeconds: audioSeconds, resultPath: "/r/\(id).mp4")
     }
 
     private func enqueue(_ count: Int, max: Int = 20) async throws -> [Job] {

@@ -4,14 +4,17 @@ import HummingbirdTesting
 import ServiceLifecycle
 import ServiceLifecycleTestKit
 import Testing
+
 @testable import JobService
 
 /// The worker and the engine supervisor against `Fixtures/fake_engine.py`, an engine that can crash, hang, print
 /// garbage, run slowly or refuse jobs.
 @Suite struct JobWorkerTests {
     /// Runs the whole service (worker included) around `body`.
-    private func withService(_ engineFlags: [String], _ adjust: (inout ServiceConfiguration) -> Void = { _ in },
-                             _ body: @escaping @Sendable (InfiniteTalkService) async throws -> Void) async throws {
+    private func withService(
+        _ engineFlags: [String], _ adjust: (inout ServiceConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (InfiniteTalkService) async throws -> Void
+    ) async throws {
         let configuration = TestSupport.configuration(engine: TestSupport.fakeEngineCommand(engineFlags), adjust)
         let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
         try await service.application.test(.router) { _ in
@@ -20,19 +23,24 @@ import Testing
     }
 
     private func files(_ service: InfiniteTalkService) -> JobFiles {
-        JobFiles(uploadsDirectory: service.configuration.uploadsDirectory,
-                 resultsDirectory: service.configuration.resultsDirectory)
+        JobFiles(
+            uploadsDirectory: service.configuration.uploadsDirectory,
+            resultsDirectory: service.configuration.resultsDirectory)
     }
 
     private func submit(_ service: InfiniteTalkService, audioSeconds: Double = 1) async throws -> Job {
-        let job = try await TestSupport.enqueueJob(service.repository, files: files(service), audioSeconds: audioSeconds)
+        let job = try await TestSupport.enqueueJob(
+            service.repository, files: files(service), audioSeconds: audioSeconds)
         service.worker.wakeUp.signal()
         return job
     }
 
-    private func waitFor(_ service: InfiniteTalkService, _ job: Job, _ statuses: Set<JobStatus>,
-                         timeout: Duration = .seconds(45)) async throws -> Job {
-        let found = try await TestSupport.waitForJob(job.id, in: service.repository, statuses: statuses, timeout: timeout)
+    private func waitFor(
+        _ service: InfiniteTalkService, _ job: Job, _ statuses: Set<JobStatus>,
+        timeout: Duration = .seconds(45)
+    ) async throws -> Job {
+        let found = try await TestSupport.waitForJob(
+            job.id, in: service.repository, statuses: statuses, timeout: timeout)
         let current = try #require(found)
         #expect(statuses.contains(current.status), "job is \(current.status) (\(current.message))")
         return current
@@ -56,9 +64,10 @@ import Testing
             #expect(done.message == "Video ready")
             #expect(done.attempts == 1)
             // The uploads are gone once the job is over; the result stays.
-            #expect(try await TestSupport.waitUntil(timeout: .seconds(10)) {
-                !FileManager.default.fileExists(atPath: files(service).uploadFolder(for: job.id))
-            })
+            #expect(
+                try await TestSupport.waitUntil(timeout: .seconds(10)) {
+                    !FileManager.default.fileExists(atPath: files(service).uploadFolder(for: job.id))
+                })
             #expect(files(service).resultSize(of: job.id) != nil)
         }
     }
@@ -166,14 +175,17 @@ import Testing
 
     @Test func anEngineSpeakingAnotherProtocolVersionIsRefused() async throws {
         let script = TestSupport.makeTemporaryDirectory() + "/v2.sh"
-        try #"echo '{"type":"hello","protocol_version":2,"engine":"x","engine_version":"9","capabilities":{"resolutions":["480p"],"fps":25,"max_concurrent_jobs":1,"device":"cpu","is_preview":true}}'; echo '{"type":"ready","load_seconds":0}'; sleep 30"#
+        try
+            #"echo '{"type":"hello","protocol_version":2,"engine":"x","engine_version":"9","capabilities":{"resolutions":["480p"],"fps":25,"max_concurrent_jobs":1,"device":"cpu","is_preview":true}}'; echo '{"type":"ready","load_seconds":0}'; sleep 30"#
             .write(toFile: script, atomically: true, encoding: .utf8)
         var configuration = TestSupport.configuration(engine: ["sh", script])
         configuration.engine.restartBackoff = .seconds(5)
         let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
         try await service.application.test(.router) { _ in
             let refused = try await TestSupport.waitUntil {
-                if case .unavailable(let reason) = await service.supervisor.state { return reason.contains("protocol 2") }
+                if case .unavailable(let reason) = await service.supervisor.state {
+                    return reason.contains("protocol 2")
+                }
                 return false
             }
             #expect(refused)
@@ -205,7 +217,8 @@ import Testing
     }
 
     @Test func anEngineThatIgnoresACancelIsRestarted() async throws {
-        try await withService(["--job-seconds", "30", "--ignore-cancel"], { $0.engine.cancelTimeout = .seconds(1) }) { service in
+        try await withService(["--job-seconds", "30", "--ignore-cancel"], { $0.engine.cancelTimeout = .seconds(1) }) {
+            service in
             let job = try await submit(service)
             let onEngine = try await engineRuns(job, service)
             #expect(onEngine)
@@ -226,9 +239,10 @@ import Testing
                 return
             }
             #expect(try await service.repository.queuedJobs().isEmpty)
-            #expect(try await TestSupport.waitUntil(timeout: .seconds(10)) {
-                !FileManager.default.fileExists(atPath: files(service).uploadFolder(for: job.id))
-            })
+            #expect(
+                try await TestSupport.waitUntil(timeout: .seconds(10)) {
+                    !FileManager.default.fileExists(atPath: files(service).uploadFolder(for: job.id))
+                })
             guard case .alreadyFinished = try await service.worker.cancel(job.id) else {
                 Issue.record("a second cancel should find it finished")
                 return
@@ -240,8 +254,10 @@ import Testing
 
     /// Starts the worker on `engineFlags`, submits a job, triggers a graceful shutdown once it runs, and waits for
     /// the worker to stop. Returns the job as stored afterwards.
-    private func jobAfterGracefulShutdown(engineFlags: [String], gracePeriod: Duration,
-                                          whileDraining: @escaping @Sendable (InfiniteTalkService) -> Void = { _ in }) async throws -> Job? {
+    private func jobAfterGracefulShutdown(
+        engineFlags: [String], gracePeriod: Duration,
+        whileDraining: @escaping @Sendable (InfiniteTalkService) -> Void = { _ in }
+    ) async throws -> Job? {
         var configuration = TestSupport.configuration(engine: TestSupport.fakeEngineCommand(engineFlags))
         configuration.shutdownGracePeriod = gracePeriod
         let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
@@ -260,13 +276,16 @@ import Testing
     }
 
     @Test func gracefulShutdownLetsARunningJobFinish() async throws {
-        let finished = try await jobAfterGracefulShutdown(engineFlags: ["--job-seconds", "1"], gracePeriod: .seconds(30))
+        let finished = try await jobAfterGracefulShutdown(
+            engineFlags: ["--job-seconds", "1"], gracePeriod: .seconds(30))
         #expect(finished?.status == .completed, "\(finished?.message ?? "")")
     }
 
     @Test func gracefulShutdownRequeuesWhatDoesNotFinishInTime() async throws {
-        let requeued = try await jobAfterGracefulShutdown(engineFlags: ["--job-seconds", "30"],
-                                                          gracePeriod: .milliseconds(300)) { service in
+        let requeued = try await jobAfterGracefulShutdown(
+            engineFlags: ["--job-seconds", "30"],
+            gracePeriod: .milliseconds(300)
+        ) { service in
             #expect(service.worker.shutdownState.isDraining)
         }
         #expect(requeued?.status == .queued)

@@ -7,6 +7,7 @@ import NIOWebSocket
 import Synchronization
 import Testing
 import WSClient
+
 @testable import JobService
 
 /// `WebSocket /ws` on a live server, with the fake engine.
@@ -35,12 +36,14 @@ import WSClient
                     if inbox.texts.count == 1 {
                         // After the snapshot: ping, then submit a job.
                         try await outbound.write(.text(#"{"type":"ping"}"#))
-                        let submitted = try await client.execute(uri: "/api/generate", method: .post,
-                                                                 headers: form.headers, body: form.body)
+                        let submitted = try await client.execute(
+                            uri: "/api/generate", method: .post,
+                            headers: form.headers, body: form.body)
                         requestID = submitted.json["request_id"]?.stringValue
                     }
                     if json["type"] == .string("status_update"), json["status"] == .string("completed"),
-                       json["request_id"]?.stringValue == requestID {
+                        json["request_id"]?.stringValue == requestID
+                    {
                         break
                     }
                 }
@@ -66,7 +69,9 @@ import WSClient
         let firstProgress = try #require(kinds.firstIndex(of: "progress_update"))
         let processing = try #require(jobMessages.firstIndex { $0["status"] == .string("processing") })
         #expect(processing < firstProgress)
-        let fractions = jobMessages.filter { $0["type"] == .string("progress_update") }.compactMap { $0["progress"]?.doubleValue }
+        let fractions = jobMessages.filter { $0["type"] == .string("progress_update") }.compactMap {
+            $0["progress"]?.doubleValue
+        }
         #expect(fractions == fractions.sorted(), "progress never goes backwards")
         #expect(fractions.last == 1.0)
         #expect(messages.filter { $0["type"] == .string("queue_update") }.count >= 3)

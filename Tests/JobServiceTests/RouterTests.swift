@@ -2,14 +2,17 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+
 @testable import JobService
 
 /// Every endpoint and every error path, in process (`.router`), each answer checked against `openapi.json`.
 /// The engine is silent (never ready) unless a test needs it, so submitted jobs stay queued.
 @Suite struct RouterTests {
-    private func withApp(engine: [String] = TestSupport.silentEngineCommand,
-                         _ adjust: (inout ServiceConfiguration) -> Void = { _ in },
-                         _ body: @escaping @Sendable (InfiniteTalkService, any TestClientProtocol) async throws -> Void) async throws {
+    private func withApp(
+        engine: [String] = TestSupport.silentEngineCommand,
+        _ adjust: (inout ServiceConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (InfiniteTalkService, any TestClientProtocol) async throws -> Void
+    ) async throws {
         let configuration = TestSupport.configuration(engine: engine, adjust)
         let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
         try await service.application.test(.router) { client in
@@ -52,9 +55,11 @@ import Testing
 
     @Test func optionsAreReadFromTheForm() async throws {
         try await withApp { _, client in
-            let fields = ["steps": "8", "seed": "42", "resolution": "720p", "prompt": "A woman sings.",
-                          "negative_prompt": "blurry", "shift": "5", "text_guidance_scale": "4.5",
-                          "audio_guidance_scale": "3", "color_correction": "0.2", "unknown_field": "ignored"]
+            let fields = [
+                "steps": "8", "seed": "42", "resolution": "720p", "prompt": "A woman sings.",
+                "negative_prompt": "blurry", "shift": "5", "text_guidance_scale": "4.5",
+                "audio_guidance_scale": "3", "color_correction": "0.2", "unknown_field": "ignored",
+            ]
             let response = try await submit(client, try .valid(fields: fields))
             #expect(response.status == .ok)
             let params = try #require(response.json["params"])
@@ -83,7 +88,8 @@ import Testing
 
     @Test func aSecondSpeakerIsStoredAndSentToTheEngine() async throws {
         let records = TestSupport.makeTemporaryDirectory("itk-jobs")
-        try await withApp(engine: TestSupport.fakeEngineCommand(["--two-speakers", "--record-jobs", records])) { service, client in
+        try await withApp(engine: TestSupport.fakeEngineCommand(["--two-speakers", "--record-jobs", records])) {
+            service, client in
             try await waitForHello(service)
             let boxes = "[[0, 0, 48, 96], [48, 0, 96, 96]]"
             let response = try await submit(client, try twoSpeakerForm(fields: ["speaker_boxes": boxes]))
@@ -114,24 +120,27 @@ import Testing
     }
 
     @Test(arguments: [
-        ("[[0, 0, 48, 96], [48, 0, 96, 96]]", false),      // boxes without audio2
-        ("[[0, 0, 48, 96]]", true),                          // one box
-        ("[[0, 0, 48, 96], [60, 0, 50, 96]]", true),       // min > max
+        ("[[0, 0, 48, 96], [48, 0, 96, 96]]", false), // boxes without audio2
+        ("[[0, 0, 48, 96]]", true), // one box
+        ("[[0, 0, 48, 96], [60, 0, 50, 96]]", true), // min > max
         ("left and right", true),
     ])
     func badSpeakerBoxesAreRefused(boxes: String, withSecondAudio: Bool) async throws {
         try await withApp(engine: TestSupport.fakeEngineCommand(["--two-speakers"])) { service, client in
             try await waitForHello(service)
             let fields = ["speaker_boxes": boxes]
-            let response = try await submit(client, withSecondAudio ? try twoSpeakerForm(fields: fields) : try .valid(fields: fields))
+            let response = try await submit(
+                client, withSecondAudio ? try twoSpeakerForm(fields: fields) : try .valid(fields: fields))
             #expect(response.status == .unprocessableContent)
             #expect(response.errorCode == "invalid_parameter")
             #expect(response.errorField == "speaker_boxes")
         }
     }
 
-    @Test(arguments: [("steps", "abc"), ("steps", "0"), ("steps", "51"), ("resolution", "1080p"), ("seed", "-1"),
-                      ("seed", "2147483648"), ("shift", "0.1"), ("color_correction", "2"), ("text_guidance_scale", "nan")])
+    @Test(arguments: [
+        ("steps", "abc"), ("steps", "0"), ("steps", "51"), ("resolution", "1080p"), ("seed", "-1"),
+        ("seed", "2147483648"), ("shift", "0.1"), ("color_correction", "2"), ("text_guidance_scale", "nan"),
+    ])
     func badOptionsAreRefusedNamingTheField(field: String, value: String) async throws {
         try await withApp { service, client in
             let response = try await submit(client, try .valid(fields: [field: value]))
@@ -164,86 +173,126 @@ import Testing
         let make: @Sendable () throws -> (HTTPFields, ByteBuffer)
         var testDescription: String { name }
 
-        static func form(_ build: @escaping @Sendable (inout MultipartForm) throws -> Void) -> @Sendable () throws -> (HTTPFields, ByteBuffer) {
-            { var form = MultipartForm(); try build(&form); return (form.headers, form.body) }
+        static func form(_ build: @escaping @Sendable (inout MultipartForm) throws -> Void)
+            -> @Sendable () throws -> (HTTPFields, ByteBuffer)
+        {
+            {
+                var form = MultipartForm()
+                try build(&form)
+                return (form.headers, form.body)
+            }
         }
     }
 
     static let badUploads: [BadUpload] = [
-        BadUpload(name: "JSON instead of multipart", status: .unsupportedMediaType, code: "unsupported_content_type", field: nil,
-                  adjust: { _ in }, make: {
-                      var headers = HTTPFields()
-                      headers[.contentType] = "application/json"
-                      return (headers, ByteBuffer(string: "{}"))
-                  }),
-        BadUpload(name: "broken multipart", status: .badRequest, code: "invalid_multipart", field: nil, adjust: { _ in }, make: {
-            var headers = HTTPFields()
-            headers[.contentType] = "multipart/form-data; boundary=xyz"
-            return (headers, ByteBuffer(string: "this is not multipart at all"))
-        }),
-        BadUpload(name: "no image", status: .unprocessableContent, code: "missing_image", field: "image", adjust: { _ in },
-                  make: BadUpload.form { try $0.addFile("audio", path: try TestSupport.wav()) }),
-        BadUpload(name: "no audio", status: .unprocessableContent, code: "missing_audio", field: "audio", adjust: { _ in },
-                  make: BadUpload.form { try $0.addFile("image", path: try TestSupport.png()) }),
-        BadUpload(name: "text as image", status: .unsupportedMediaType, code: "unsupported_image_format", field: "image",
-                  adjust: { _ in }, make: BadUpload.form {
-                      $0.addFile("image", filename: "a.png", contentType: "image/png", data: Data(repeating: 0x41, count: 500))
-                      try $0.addFile("audio", path: try TestSupport.wav())
-                  }),
-        BadUpload(name: "text as audio", status: .unsupportedMediaType, code: "unsupported_audio_format", field: "audio",
-                  adjust: { _ in }, make: BadUpload.form {
-                      try $0.addFile("image", path: try TestSupport.png())
-                      $0.addFile("audio", filename: "a.wav", contentType: "audio/wav", data: Data(repeating: 0x41, count: 500))
-                  }),
-        BadUpload(name: "truncated PNG", status: .unprocessableContent, code: "invalid_image", field: "image",
-                  adjust: { _ in }, make: BadUpload.form {
-                      let png = try Data(contentsOf: URL(fileURLWithPath: try TestSupport.png()))
-                      $0.addFile("image", filename: "a.png", contentType: "image/png", data: png.prefix(14))
-                      try $0.addFile("audio", path: try TestSupport.wav())
-                  }),
-        BadUpload(name: "tiny image", status: .unprocessableContent, code: "image_dimensions_too_small", field: "image",
-                  adjust: { _ in }, make: BadUpload.form {
-                      try $0.addFile("image", path: try TestSupport.png(width: 16, height: 16))
-                      try $0.addFile("audio", path: try TestSupport.wav())
-                  }),
-        BadUpload(name: "wide image", status: .unprocessableContent, code: "image_dimensions_too_large", field: "image",
-                  adjust: { $0.uploadLimits.maxImageWidth = 80 }, make: BadUpload.form {
-                      try $0.addFile("image", path: try TestSupport.png(width: 96, height: 96))
-                      try $0.addFile("audio", path: try TestSupport.wav())
-                  }),
-        BadUpload(name: "large image file", status: .contentTooLarge, code: "image_too_large", field: "image",
-                  adjust: { $0.uploadLimits.maxImageBytes = 100 }, make: BadUpload.form {
-                      try $0.addFile("image", path: try TestSupport.png())
-                      try $0.addFile("audio", path: try TestSupport.wav())
-                  }),
-        BadUpload(name: "large audio file", status: .contentTooLarge, code: "audio_too_large", field: "audio",
-                  adjust: { $0.uploadLimits.maxAudioBytes = 1000 }, make: BadUpload.form {
-                      try $0.addFile("image", path: try TestSupport.png())
-                      try $0.addFile("audio", path: try TestSupport.wav())
-                  }),
-        BadUpload(name: "large request", status: .contentTooLarge, code: "request_too_large", field: nil,
-                  adjust: { $0.uploadLimits.maxImageBytes = 1000; $0.uploadLimits.maxAudioBytes = 1000; $0.uploadLimits.requestOverheadBytes = 100 },
-                  make: BadUpload.form {
-                      try $0.addFile("audio", path: try TestSupport.wav())
-                      try $0.addFile("image", path: try TestSupport.png())
-                  }),
-        BadUpload(name: "corrupt WAV", status: .unprocessableContent, code: "invalid_audio", field: "audio",
-                  adjust: { _ in }, make: BadUpload.form {
-                      try $0.addFile("image", path: try TestSupport.png())
-                      var wav = Data("RIFF".utf8) + Data([0x24, 0, 0, 0]) + Data("WAVEfmt ".utf8)
-                      wav += Data(repeating: 0xFF, count: 200)
-                      $0.addFile("audio", filename: "a.wav", contentType: "audio/wav", data: wav)
-                  }),
-        BadUpload(name: "short audio", status: .unprocessableContent, code: "audio_too_short", field: "audio",
-                  adjust: { _ in }, make: BadUpload.form {
-                      try $0.addFile("image", path: try TestSupport.png())
-                      try $0.addFile("audio", path: try TestSupport.wav(seconds: 0.2))
-                  }),
-        BadUpload(name: "long audio", status: .unprocessableContent, code: "audio_too_long", field: "audio",
-                  adjust: { $0.uploadLimits.maxAudioSeconds = 0.6 }, make: BadUpload.form {
-                      try $0.addFile("image", path: try TestSupport.png())
-                      try $0.addFile("audio", path: try TestSupport.wav())
-                  }),
+        BadUpload(
+            name: "JSON instead of multipart", status: .unsupportedMediaType, code: "unsupported_content_type",
+            field: nil,
+            adjust: { _ in },
+            make: {
+                var headers = HTTPFields()
+                headers[.contentType] = "application/json"
+                return (headers, ByteBuffer(string: "{}"))
+            }),
+        BadUpload(
+            name: "broken multipart", status: .badRequest, code: "invalid_multipart", field: nil, adjust: { _ in },
+            make: {
+                var headers = HTTPFields()
+                headers[.contentType] = "multipart/form-data; boundary=xyz"
+                return (headers, ByteBuffer(string: "this is not multipart at all"))
+            }),
+        BadUpload(
+            name: "no image", status: .unprocessableContent, code: "missing_image", field: "image", adjust: { _ in },
+            make: BadUpload.form { try $0.addFile("audio", path: try TestSupport.wav()) }),
+        BadUpload(
+            name: "no audio", status: .unprocessableContent, code: "missing_audio", field: "audio", adjust: { _ in },
+            make: BadUpload.form { try $0.addFile("image", path: try TestSupport.png()) }),
+        BadUpload(
+            name: "text as image", status: .unsupportedMediaType, code: "unsupported_image_format", field: "image",
+            adjust: { _ in },
+            make: BadUpload.form {
+                $0.addFile(
+                    "image", filename: "a.png", contentType: "image/png", data: Data(repeating: 0x41, count: 500))
+                try $0.addFile("audio", path: try TestSupport.wav())
+            }),
+        BadUpload(
+            name: "text as audio", status: .unsupportedMediaType, code: "unsupported_audio_format", field: "audio",
+            adjust: { _ in },
+            make: BadUpload.form {
+                try $0.addFile("image", path: try TestSupport.png())
+                $0.addFile(
+                    "audio", filename: "a.wav", contentType: "audio/wav", data: Data(repeating: 0x41, count: 500))
+            }),
+        BadUpload(
+            name: "truncated PNG", status: .unprocessableContent, code: "invalid_image", field: "image",
+            adjust: { _ in },
+            make: BadUpload.form {
+                let png = try Data(contentsOf: URL(fileURLWithPath: try TestSupport.png()))
+                $0.addFile("image", filename: "a.png", contentType: "image/png", data: png.prefix(14))
+                try $0.addFile("audio", path: try TestSupport.wav())
+            }),
+        BadUpload(
+            name: "tiny image", status: .unprocessableContent, code: "image_dimensions_too_small", field: "image",
+            adjust: { _ in },
+            make: BadUpload.form {
+                try $0.addFile("image", path: try TestSupport.png(width: 16, height: 16))
+                try $0.addFile("audio", path: try TestSupport.wav())
+            }),
+        BadUpload(
+            name: "wide image", status: .unprocessableContent, code: "image_dimensions_too_large", field: "image",
+            adjust: { $0.uploadLimits.maxImageWidth = 80 },
+            make: BadUpload.form {
+                try $0.addFile("image", path: try TestSupport.png(width: 96, height: 96))
+                try $0.addFile("audio", path: try TestSupport.wav())
+            }),
+        BadUpload(
+            name: "large image file", status: .contentTooLarge, code: "image_too_large", field: "image",
+            adjust: { $0.uploadLimits.maxImageBytes = 100 },
+            make: BadUpload.form {
+                try $0.addFile("image", path: try TestSupport.png())
+                try $0.addFile("audio", path: try TestSupport.wav())
+            }),
+        BadUpload(
+            name: "large audio file", status: .contentTooLarge, code: "audio_too_large", field: "audio",
+            adjust: { $0.uploadLimits.maxAudioBytes = 1000 },
+            make: BadUpload.form {
+                try $0.addFile("image", path: try TestSupport.png())
+                try $0.addFile("audio", path: try TestSupport.wav())
+            }),
+        BadUpload(
+            name: "large request", status: .contentTooLarge, code: "request_too_large", field: nil,
+            adjust: {
+                $0.uploadLimits.maxImageBytes = 1000
+                $0.uploadLimits.maxAudioBytes = 1000
+                $0.uploadLimits.requestOverheadBytes = 100
+            },
+            make: BadUpload.form {
+                try $0.addFile("audio", path: try TestSupport.wav())
+                try $0.addFile("image", path: try TestSupport.png())
+            }),
+        BadUpload(
+            name: "corrupt WAV", status: .unprocessableContent, code: "invalid_audio", field: "audio",
+            adjust: { _ in },
+            make: BadUpload.form {
+                try $0.addFile("image", path: try TestSupport.png())
+                var wav = Data("RIFF".utf8) + Data([0x24, 0, 0, 0]) + Data("WAVEfmt ".utf8)
+                wav += Data(repeating: 0xFF, count: 200)
+                $0.addFile("audio", filename: "a.wav", contentType: "audio/wav", data: wav)
+            }),
+        BadUpload(
+            name: "short audio", status: .unprocessableContent, code: "audio_too_short", field: "audio",
+            adjust: { _ in },
+            make: BadUpload.form {
+                try $0.addFile("image", path: try TestSupport.png())
+                try $0.addFile("audio", path: try TestSupport.wav(seconds: 0.2))
+            }),
+        BadUpload(
+            name: "long audio", status: .unprocessableContent, code: "audio_too_long", field: "audio",
+            adjust: { $0.uploadLimits.maxAudioSeconds = 0.6 },
+            make: BadUpload.form {
+                try $0.addFile("image", path: try TestSupport.png())
+                try $0.addFile("audio", path: try TestSupport.wav())
+            }),
     ]
 
     @Test(arguments: badUploads)
@@ -292,7 +341,9 @@ import Testing
             for path in ["/api/status/\(second)", "/api/requests/\(second)"] {
                 let response = try await client.execute(uri: path, method: .get)
                 #expect(response.status == .ok)
-                expectConforms(response, "GET", path.hasPrefix("/api/status") ? "/api/status/{request_id}" : "/api/requests/{request_id}")
+                expectConforms(
+                    response, "GET",
+                    path.hasPrefix("/api/status") ? "/api/status/{request_id}" : "/api/requests/{request_id}")
                 let json = response.json
                 #expect(json["request_id"] == .string(second))
                 #expect(json["status"] == .string("queued"))
@@ -376,7 +427,8 @@ import Testing
             expectConforms(page, "GET", "/api/requests")
             #expect(page.json["total"] == .integer(3))
             #expect(page.json["limit"] == .integer(2))
-            #expect(page.json["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } == [ids[2], ids[1]])
+            #expect(
+                page.json["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } == [ids[2], ids[1]])
             let cancelled = try await client.execute(uri: "/api/requests?status=cancelled", method: .get)
             #expect(cancelled.json["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } == [ids[0]])
             for query in ["limit=0", "limit=201", "offset=-1", "status=bogus", "limit=ten"] {
@@ -416,13 +468,15 @@ import Testing
 
     /// A completed job whose result holds bytes 0, 1, ..., 255, 0, 1, ... (`size` of them).
     private func makeCompletedJob(_ service: InfiniteTalkService, size: Int = 1000) async throws -> String {
-        let files = JobFiles(uploadsDirectory: service.configuration.uploadsDirectory,
-                             resultsDirectory: service.configuration.resultsDirectory)
+        let files = JobFiles(
+            uploadsDirectory: service.configuration.uploadsDirectory,
+            resultsDirectory: service.configuration.resultsDirectory)
         let job = try await TestSupport.enqueueJob(service.repository, files: files)
         _ = try await service.repository.claimNextJob()
         let bytes = Data((0..<size).map { UInt8($0 % 256) })
         FileManager.default.createFile(atPath: files.resultPath(for: job.id), contents: bytes)
-        let output = JobOutput(durationSeconds: 1, frames: 25, width: 64, height: 64, fps: 25, bytes: size, warnings: [])
+        let output = JobOutput(
+            durationSeconds: 1, frames: 25, width: 64, height: 64, fps: 25, bytes: size, warnings: [])
         _ = try await service.repository.complete(job.id, output: output)
         return job.id
     }
@@ -445,7 +499,9 @@ import Testing
         }
     }
 
-    @Test(arguments: [("bytes=0-9", 0, 9), ("bytes=-100", 900, 999), ("bytes=100-", 100, 999), ("bytes=990-5000", 990, 999)])
+    @Test(arguments: [
+        ("bytes=0-9", 0, 9), ("bytes=-100", 900, 999), ("bytes=100-", 100, 999), ("bytes=990-5000", 990, 999),
+    ])
     func rangesGetPartialContent(range: String, first: Int, last: Int) async throws {
         try await withApp { service, client in
             let id = try await makeCompletedJob(service)
@@ -540,7 +596,10 @@ import Testing
     // MARK: - System endpoints
 
     @Test func configurationTellsClientsTheLimits() async throws {
-        try await withApp({ $0.maxQueueSize = 7; $0.uploadLimits.maxImageBytes = 1234 }) { _, client in
+        try await withApp({
+            $0.maxQueueSize = 7
+            $0.uploadLimits.maxImageBytes = 1234
+        }) { _, client in
             let response = try await client.execute(uri: "/api/config", method: .get)
             #expect(response.status == .ok)
             expectConforms(response, "GET", "/api/config")
@@ -581,8 +640,12 @@ import Testing
             let response = try await client.execute(uri: "/metrics", method: .get)
             #expect(response.status == .ok)
             let text = String(buffer: response.body)
-            for name in ["infinitetalk_queue_depth 1", "infinitetalk_jobs_processing", #"infinitetalk_jobs_total{status="queued"} 1"#,
-                         "infinitetalk_job_seconds", "infinitetalk_engine_restarts_total", #"infinitetalk_upload_bytes_total{kind="image"}"#] {
+            for name in [
+                "infinitetalk_queue_depth 1", "infinitetalk_jobs_processing",
+                #"infinitetalk_jobs_total{status="queued"} 1"#,
+                "infinitetalk_job_seconds", "infinitetalk_engine_restarts_total",
+                #"infinitetalk_upload_bytes_total{kind="image"}"#,
+            ] {
                 #expect(text.contains(name), "missing \(name)")
             }
         }
@@ -595,9 +658,11 @@ import Testing
             let json = response.json
             #expect(json["openapi"] == .string("3.1.0"))
             let paths = Set(json["paths"]?.objectValue?.keys.map { $0 } ?? [])
-            for path in ["/api/generate", "/api/status/{request_id}", "/api/queue", "/api/result/{request_id}", "/ws",
-                         "/api/requests", "/api/requests/{request_id}", "/api/cancel/{request_id}", "/api/config",
-                         "/healthz", "/readyz", "/metrics", "/openapi.json", "/"] {
+            for path in [
+                "/api/generate", "/api/status/{request_id}", "/api/queue", "/api/result/{request_id}", "/ws",
+                "/api/requests", "/api/requests/{request_id}", "/api/cancel/{request_id}", "/api/config",
+                "/healthz", "/readyz", "/metrics", "/openapi.json", "/",
+            ] {
                 #expect(paths.contains(path), "\(path) undocumented")
             }
             for message in ["QueueUpdate", "StatusUpdate", "ProgressUpdate", "Ping", "Pong"] {
@@ -608,7 +673,8 @@ import Testing
 
     @Test func theWebPageIsServedAtTheRoot() async throws {
         let web = TestSupport.makeTemporaryDirectory("itk-web")
-        try "<!doctype html><title>InfiniteTalk</title>".write(toFile: web + "/index.html", atomically: true, encoding: .utf8)
+        try "<!doctype html><title>InfiniteTalk</title>".write(
+            toFile: web + "/index.html", atomically: true, encoding: .utf8)
         try await withApp({ $0.webDirectory = web }) { _, client in
             let response = try await client.execute(uri: "/", method: .get)
             #expect(response.status == .ok)

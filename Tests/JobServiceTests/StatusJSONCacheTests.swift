@@ -1,14 +1,16 @@
 import Foundation
 import Testing
+
 @testable import JobService
 
 /// Reusing the last encoding of a status object must never answer an old status.
 @Suite struct StatusJSONCacheTests {
     private func makeStatus(id: String = "a", message: String = "Starting") -> JobStatusResponse {
-        JobStatusResponse(requestId: id, status: .processing, message: message, timestamp: Date(timeIntervalSince1970: 0),
-                          positionInQueue: nil, estimatedTime: nil, estimatedSeconds: 12, resultUrl: nil,
-                          createdAt: Date(timeIntervalSince1970: 0), startedAt: nil, finishedAt: nil, progress: nil,
-                          params: JobParameters(seed: 1), error: nil, attempts: 1, result: nil)
+        JobStatusResponse(
+            requestId: id, status: .processing, message: message, timestamp: Date(timeIntervalSince1970: 0),
+            positionInQueue: nil, estimatedTime: nil, estimatedSeconds: 12, resultUrl: nil,
+            createdAt: Date(timeIntervalSince1970: 0), startedAt: nil, finishedAt: nil, progress: nil,
+            params: JobParameters(seed: 1), error: nil, attempts: 1, result: nil)
     }
 
     private func decoded(_ status: JobStatusResponse, cache: StatusJSONCache) throws -> [String: Any] {

@@ -3,6 +3,7 @@
 stdout carries only protocol lines; everything else (logs, warnings, tracebacks, stray prints, and anything
 native libraries write to file descriptor 1) goes to stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,7 @@ import io
 import logging
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from .engines import ENGINE_NAMES, make_engine
 from .engines.base import EngineError, EngineOptions
@@ -39,33 +40,60 @@ def key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     defaults = EngineOptions()
-    parser = argparse.ArgumentParser(prog="python -m infinitetalk_engine",
-                                     description="Engine worker speaking JSON lines on stdin/stdout "
-                                                 "(docs/engine-protocol.md).")
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default="preview",
-                        help="preview: CPU face animation (not the model); infinitetalk: the real model (GPU)")
+    parser = argparse.ArgumentParser(
+        prog="python -m infinitetalk_engine",
+        description="Engine worker speaking JSON lines on stdin/stdout (docs/engine-protocol.md).",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_NAMES,
+        default="preview",
+        help="preview: CPU face animation (not the model); infinitetalk: the real model (GPU)",
+    )
     parser.add_argument("--weights", help="the weights/ folder (infinitetalk engine)")
     parser.add_argument("--device", help="torch device for the infinitetalk engine, e.g. cuda, cuda:1, cpu")
-    parser.add_argument("--max-jobs", type=positive_int,
-                        help="jobs run at once (capabilities.max_concurrent_jobs); preview default 2")
-    parser.add_argument("--max-audio-seconds", type=positive_float, default=defaults.max_audio_seconds,
-                        help=f"refuse longer audio with bad_audio (default {defaults.max_audio_seconds:g})")
-    parser.add_argument("--max-image-pixels", type=positive_int, default=defaults.max_image_pixels,
-                        help=f"refuse larger images with bad_image (default {defaults.max_image_pixels})")
+    parser.add_argument(
+        "--max-jobs", type=positive_int, help="jobs run at once (capabilities.max_concurrent_jobs); preview default 2"
+    )
+    parser.add_argument(
+        "--max-audio-seconds",
+        type=positive_float,
+        default=defaults.max_audio_seconds,
+        help=f"refuse longer audio with bad_audio (default {defaults.max_audio_seconds:g})",
+    )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=positive_int,
+        default=defaults.max_image_pixels,
+        help=f"refuse larger images with bad_image (default {defaults.max_image_pixels})",
+    )
     parser.add_argument("--video-crf", type=int, help="libx264 CRF of the output (engine default if unset)")
     parser.add_argument("--video-preset", help="libx264 preset of the output, e.g. superfast, veryfast, medium")
-    parser.add_argument("--engine-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                        help="an engine-specific option (repeatable)")
+    parser.add_argument(
+        "--engine-option",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an engine-specific option (repeatable)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
 
 def options_from(args: argparse.Namespace) -> EngineOptions:
-    return EngineOptions(weights=args.weights, device=args.device, max_jobs=args.max_jobs,
-                         max_audio_seconds=args.max_audio_seconds, max_image_pixels=args.max_image_pixels,
-                         video_crf=args.video_crf, video_preset=args.video_preset, extra=dict(args.engine_option))
+    return EngineOptions(
+        weights=args.weights,
+        device=args.device,
+        max_jobs=args.max_jobs,
+        max_audio_seconds=args.max_audio_seconds,
+        max_image_pixels=args.max_image_pixels,
+        video_crf=args.video_crf,
+        video_preset=args.video_preset,
+        extra=dict(args.engine_option),
+    )
 
 
 def take_over_stdout() -> io.TextIOWrapper:
@@ -73,15 +101,17 @@ def take_over_stdout() -> io.TextIOWrapper:
     protocol_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    return io.TextIOWrapper(os.fdopen(protocol_fd, "wb", buffering=0), encoding="utf-8", newline="\n",
-                            write_through=True)
+    return io.TextIOWrapper(
+        os.fdopen(protocol_fd, "wb", buffering=0), encoding="utf-8", newline="\n", write_through=True
+    )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     protocol_out = take_over_stdout()
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     writer = MessageWriter(protocol_out)
     try:
         engine = make_engine(args.engine, options_from(args))

@@ -4,24 +4,31 @@ Progress is kept monotonic (a lower fraction than one already reported is raised
 event per `min_interval` seconds, except the first and the final (fraction 1) ones. Without an engine estimate,
 the ETA is extrapolated from the time spent so far.
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from .engines.base import JobCancelled, JobContext
-from .protocol import Event, Progress, Stage, STAGES
+from .protocol import STAGES, Event, Progress, Stage
 
-MIN_PROGRESS_INTERVAL = 0.1     # seconds: about 10 progress events a second at most
-ETA_MIN_FRACTION = 0.05         # too early to extrapolate below this
+MIN_PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress events a second at most
+ETA_MIN_FRACTION = 0.05  # too early to extrapolate below this
 ETA_MIN_SECONDS = 1.0
 
 
 class ProtocolJobContext(JobContext):
-    def __init__(self, job_id: str, send: Callable[[Event], None], cancelled: threading.Event,
-                 min_interval: float = MIN_PROGRESS_INTERVAL, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        job_id: str,
+        send: Callable[[Event], None],
+        cancelled: threading.Event,
+        min_interval: float = MIN_PROGRESS_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.job_id = job_id
         self._send = send
         self._cancelled = cancelled
@@ -29,7 +36,7 @@ class ProtocolJobContext(JobContext):
         self._clock = clock
         self._started = clock()
         self._fraction = 0.0
-        self._last_sent_at: Optional[float] = None
+        self._last_sent_at: float | None = None
         self._sent_final = False
 
     @property
@@ -37,14 +44,20 @@ class ProtocolJobContext(JobContext):
         """The highest fraction reported so far."""
         return self._fraction
 
-    def stage(self, stage: str, message: str, clip: Optional[int] = None, clips: Optional[int] = None) -> None:
+    def stage(self, stage: str, message: str, clip: int | None = None, clips: int | None = None) -> None:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
         self._send(Stage(self.job_id, stage, message, clip, clips))
 
-    def progress(self, fraction: float, step: Optional[int] = None, steps: Optional[int] = None,
-                 clip: Optional[int] = None, clips: Optional[int] = None,
-                 eta_seconds: Optional[float] = None) -> None:
+    def progress(
+        self,
+        fraction: float,
+        step: int | None = None,
+        steps: int | None = None,
+        clip: int | None = None,
+        clips: int | None = None,
+        eta_seconds: float | None = None,
+    ) -> None:
         if math.isfinite(fraction):
             self._fraction = max(self._fraction, min(1.0, max(0.0, fraction)))
         now = self._clock()
@@ -57,14 +70,23 @@ class ProtocolJobContext(JobContext):
         self._sent_final = final
         if eta_seconds is None or not math.isfinite(eta_seconds):
             eta_seconds = self._estimate_eta(now)
-        self._send(Progress(self.job_id, round(self._fraction, 4), step, steps, clip, clips,
-                            None if eta_seconds is None else round(max(0.0, eta_seconds), 1)))
+        self._send(
+            Progress(
+                self.job_id,
+                round(self._fraction, 4),
+                step,
+                steps,
+                clip,
+                clips,
+                None if eta_seconds is None else round(max(0.0, eta_seconds), 1),
+            )
+        )
 
     def check_cancelled(self) -> None:
         if self._cancelled.is_set():
             raise JobCancelled()
 
-    def _estimate_eta(self, now: float) -> Optional[float]:
+    def _estimate_eta(self, now: float) -> float | None:
         elapsed = now - self._started
         if self._fraction >= 1.0:
             return 0.0

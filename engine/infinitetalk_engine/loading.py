@@ -12,15 +12,16 @@ The official loader reads every shard into one dict (>100 GB of host RAM for the
 4. Strict key accounting: a `LoadReport` lists missing module tensors, unexpected file keys, shape mismatches and
    the base keys an adapter overrides; `LoadReport.raise_if_incomplete()` turns problems into `load_failed`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import resource
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ from .weights import load_failed
 log = logging.getLogger(__name__)
 
 # (file key, tensor) -> [(module tensor name, tensor), ...]; [] drops the key on purpose; None = unexpected.
-Converter = Callable[[str, torch.Tensor], Optional[Sequence[tuple[str, torch.Tensor]]]]
+Converter = Callable[[str, torch.Tensor], Sequence[tuple[str, torch.Tensor]] | None]
 # (file key, tensor already on the device) -> tensor; used for the LoRA delta, applied in the file's key space.
 Transform = Callable[[str, torch.Tensor], torch.Tensor]
 
@@ -47,6 +48,7 @@ def peak_host_rss_gb() -> float:
 
 # 1. Build without memory -------------------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def parameters_on_meta():
     """Inside this block every new `nn.Parameter` lives on the meta device; buffers are created as usual.
@@ -56,7 +58,7 @@ def parameters_on_meta():
     """
     original = nn.Module.register_parameter
 
-    def register_on_meta(module: nn.Module, name: str, param: Optional[nn.Parameter]) -> None:
+    def register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
         original(module, name, param)
         if param is not None and param.device.type != "meta":
             module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
@@ -69,6 +71,7 @@ def parameters_on_meta():
 
 
 # 2. Files -----------------------------------------------------------------------------------------------------------
+
 
 class TensorFile:
     """A weights file read lazily. `keys()`, `shape(key)`, `get(key)` (a CPU tensor in the file's dtype)."""
@@ -120,7 +123,7 @@ class TensorFile:
         self._safe = None
         self._dict = None
 
-    def __enter__(self) -> "TensorFile":
+    def __enter__(self) -> TensorFile:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -135,6 +138,7 @@ def read_all(path: Path) -> dict[str, torch.Tensor]:
 
 # 3-4. Stream into a module with strict accounting ----------------------------------------------------------------
 
+
 @dataclass
 class LoadReport:
     name: str
@@ -142,17 +146,19 @@ class LoadReport:
     dropped: int = 0
     transformed: int = 0
     missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)       # "file: key"
-    mismatched: list[str] = field(default_factory=list)       # "file: key -> name: file shape vs model shape"
-    overridden: list[str] = field(default_factory=list)       # base keys replaced by an adapter file
+    unexpected: list[str] = field(default_factory=list)  # "file: key"
+    mismatched: list[str] = field(default_factory=list)  # "file: key -> name: file shape vs model shape"
+    overridden: list[str] = field(default_factory=list)  # base keys replaced by an adapter file
     seconds: float = 0.0
     peak_host_rss_gb: float = 0.0
 
     def summary(self) -> str:
-        return (f"{self.name}: {self.loaded} tensors in {self.seconds:.1f}s, {self.dropped} dropped, "
-                f"{self.transformed} patched by LoRA, {len(self.overridden)} overridden by adapter, "
-                f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                f"peak host RSS {self.peak_host_rss_gb:.2f} GB")
+        return (
+            f"{self.name}: {self.loaded} tensors in {self.seconds:.1f}s, {self.dropped} dropped, "
+            f"{self.transformed} patched by LoRA, {len(self.overridden)} overridden by adapter, "
+            f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+            f"peak host RSS {self.peak_host_rss_gb:.2f} GB"
+        )
 
     def raise_if_incomplete(self, files: Sequence[Path]) -> None:
         """Strict: any missing, unexpected or mis-shaped tensor fails the load, naming the files and keys."""
@@ -184,10 +190,19 @@ def expected_tensors(module: nn.Module) -> set[str]:
     return set(module.state_dict(keep_vars=True).keys())
 
 
-def stream_into(module: nn.Module, files: Sequence[Path], *, name: str, device: torch.device | str,
-                dtype: torch.dtype, keep_fp32: Callable[[str], bool] = lambda _: False,
-                convert: Converter = identity_converter, transform: Optional[Transform] = None,
-                transform_keys: Optional[set[str]] = None, only_keys: Optional[set[str]] = None) -> LoadReport:
+def stream_into(
+    module: nn.Module,
+    files: Sequence[Path],
+    *,
+    name: str,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    keep_fp32: Callable[[str], bool] = lambda _: False,
+    convert: Converter = identity_converter,
+    transform: Transform | None = None,
+    transform_keys: set[str] | None = None,
+    only_keys: set[str] | None = None,
+) -> LoadReport:
     """Fill `module` (built under `parameters_on_meta`) from `files`, one tensor at a time.
 
     Later files win: a key present in several files is taken from the last one, and the earlier copies are
@@ -199,10 +214,17 @@ def stream_into(module: nn.Module, files: Sequence[Path], *, name: str, device: 
     report = LoadReport(name)
     wanted = expected_tensors(module)
     assigned: set[str] = set()
-    for file_name, key, target, value in stream_tensors(files, device=device, dtype=dtype, keep_fp32=keep_fp32,
-                                                        convert=convert, transform=transform,
-                                                        transform_keys=transform_keys, only_keys=only_keys,
-                                                        report=report):
+    for file_name, key, target, value in stream_tensors(
+        files,
+        device=device,
+        dtype=dtype,
+        keep_fp32=keep_fp32,
+        convert=convert,
+        transform=transform,
+        transform_keys=transform_keys,
+        only_keys=only_keys,
+        report=report,
+    ):
         if target not in wanted:
             shown = key if target == key else f"{key} -> {target}"
             report.unexpected.append(f"{file_name}: {shown}")
@@ -210,8 +232,9 @@ def stream_into(module: nn.Module, files: Sequence[Path], *, name: str, device: 
         owner, leaf, is_param = _slot(module, target)
         current = owner._parameters[leaf] if is_param else owner._buffers[leaf]
         if tuple(current.shape) != tuple(value.shape):
-            report.mismatched.append(f"{file_name}: {key} -> {target}: file {list(value.shape)} vs "
-                                     f"model {list(current.shape)}")
+            report.mismatched.append(
+                f"{file_name}: {key} -> {target}: file {list(value.shape)} vs model {list(current.shape)}"
+            )
             continue
         if not value.is_floating_point():
             value = value.to(current.dtype)
@@ -234,11 +257,18 @@ def stream_into(module: nn.Module, files: Sequence[Path], *, name: str, device: 
     return report
 
 
-def stream_tensors(files: Sequence[Path], *, device: torch.device | str, dtype: torch.dtype,
-                   keep_fp32: Callable[[str], bool] = lambda _: False, convert: Converter = identity_converter,
-                   transform: Optional[Transform] = None, transform_keys: Optional[set[str]] = None,
-                   only_keys: Optional[set[str]] = None,
-                   report: Optional[LoadReport] = None) -> Iterator[tuple[str, str, str, torch.Tensor]]:
+def stream_tensors(
+    files: Sequence[Path],
+    *,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    keep_fp32: Callable[[str], bool] = lambda _: False,
+    convert: Converter = identity_converter,
+    transform: Transform | None = None,
+    transform_keys: set[str] | None = None,
+    only_keys: set[str] | None = None,
+    report: LoadReport | None = None,
+) -> Iterator[tuple[str, str, str, torch.Tensor]]:
     """Yield (file name, file key, module tensor name, tensor on the device in its final dtype), one at a time.
 
     Each file is opened, read key by key and closed before the next, so host memory holds one tensor (plus what
@@ -259,8 +289,11 @@ def stream_tensors(files: Sequence[Path], *, device: torch.device | str, dtype: 
                 if provider[key] != index or (only_keys is not None and key not in only_keys):
                     continue
                 source = tensor_file.get(key)
-                if transform is not None and source.is_floating_point() and \
-                        (transform_keys is None or key in transform_keys):
+                if (
+                    transform is not None
+                    and source.is_floating_point()
+                    and (transform_keys is None or key in transform_keys)
+                ):
                     patched = transform(key, source.to(device, torch.float32))
                     report.transformed += 1
                     source = patched
@@ -294,6 +327,7 @@ def keep_fp32_by_module_names(module: nn.Module) -> Callable[[str], bool]:
     def keep(target: str) -> bool:
         parts = target.split(".")
         return any(n in parts for n in names)
+
     return keep
 
 

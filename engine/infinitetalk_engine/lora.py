@@ -17,11 +17,12 @@ Streaming use (one base tensor at a time, e.g. while reading DiT shards):
 
 Whole-dict convenience: `merged, report = merge_lora(base_state_dict, lora, scale)`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Union
 
 import torch
 
@@ -42,9 +43,9 @@ class LoraTerm:
 
 @dataclass
 class LoraMergeReport:
-    changed: list[str] = field(default_factory=list)             # base keys that received a delta
-    ignored: dict[str, str] = field(default_factory=dict)        # LoRA key -> why it was not used
-    unapplied: list[str] = field(default_factory=list)           # LoRA targets missing from the base
+    changed: list[str] = field(default_factory=list)  # base keys that received a delta
+    ignored: dict[str, str] = field(default_factory=dict)  # LoRA key -> why it was not used
+    unapplied: list[str] = field(default_factory=list)  # LoRA targets missing from the base
 
 
 class LoraWeights:
@@ -62,27 +63,27 @@ class LoraWeights:
             elif key.endswith(DOWN):
                 base = key[: -len(DOWN)]
                 if base + UP in key_set:
-                    self._add(base[len(PREFIX):] + ".weight", LoraTerm(down=key, up=base + UP))
+                    self._add(base[len(PREFIX) :] + ".weight", LoraTerm(down=key, up=base + UP))
                 else:
                     self.ignored[key] = "lora_down without lora_up"
             elif key.endswith(UP):
                 if key[: -len(UP)] + DOWN not in key_set:
                     self.ignored[key] = "lora_up without lora_down"
             elif key.endswith(DIFF_B):
-                self._add(key[len(PREFIX): -len(DIFF_B)] + ".bias", LoraTerm(diff=key))
+                self._add(key[len(PREFIX) : -len(DIFF_B)] + ".bias", LoraTerm(diff=key))
             elif key.endswith(DIFF):
-                self._add(key[len(PREFIX): -len(DIFF)] + ".weight", LoraTerm(diff=key))
+                self._add(key[len(PREFIX) : -len(DIFF)] + ".weight", LoraTerm(diff=key))
             elif key.endswith(ALPHA):
                 self.ignored[key] = "alpha is not applied (upstream ignores it)"
             else:
                 self.ignored[key] = "unsupported LoRA key format (e.g. PEFT lora_A/lora_B)"
 
     @classmethod
-    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor]) -> "LoraWeights":
+    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor]) -> LoraWeights:
         return cls(list(state_dict), state_dict.__getitem__)
 
     @classmethod
-    def from_file(cls, path: Union[str, Path]) -> "LoraWeights":
+    def from_file(cls, path: str | Path) -> LoraWeights:
         """Open a `.safetensors` LoRA; tensors are read (memory-mapped) only when a target is merged."""
         from safetensors import safe_open
 
@@ -123,20 +124,29 @@ class LoraWeights:
             up = self._get(term.up).to(device=device, dtype=torch.float32)
             down = self._get(term.down).to(device=device, dtype=torch.float32)
             if up.ndim != 2 or down.ndim != 2 or up.shape[1] != down.shape[0]:
-                raise EngineError("load_failed", f"LoRA for {key}: lora_up {tuple(up.shape)} and lora_down "
-                                  f"{tuple(down.shape)} are not a [out, r] x [r, in] pair")
+                raise EngineError(
+                    "load_failed",
+                    f"LoRA for {key}: lora_up {tuple(up.shape)} and lora_down "
+                    f"{tuple(down.shape)} are not a [out, r] x [r, in] pair",
+                )
             delta = up @ down
         if delta.shape != base.shape:
-            raise EngineError("load_failed", f"LoRA for {key}: delta shape {tuple(delta.shape)} does not match "
-                              f"the base tensor {tuple(base.shape)}")
+            raise EngineError(
+                "load_failed",
+                f"LoRA for {key}: delta shape {tuple(delta.shape)} does not match the base tensor {tuple(base.shape)}",
+            )
         return delta
 
 
-def merge_lora(base: Mapping[str, torch.Tensor], lora: Union[LoraWeights, Mapping[str, torch.Tensor]],
-               scale: float) -> tuple[dict[str, torch.Tensor], LoraMergeReport]:
+def merge_lora(
+    base: Mapping[str, torch.Tensor], lora: LoraWeights | Mapping[str, torch.Tensor], scale: float
+) -> tuple[dict[str, torch.Tensor], LoraMergeReport]:
     """A new dict with every LoRA target merged (untouched tensors are shared, not copied), plus a report."""
     weights = lora if isinstance(lora, LoraWeights) else LoraWeights.from_state_dict(lora)
     merged = {key: weights.merge_into(key, tensor, scale) for key, tensor in base.items()}
-    report = LoraMergeReport(changed=sorted(weights.targets() & set(base)), ignored=dict(weights.ignored),
-                             unapplied=sorted(weights.targets() - set(base)))
+    report = LoraMergeReport(
+        changed=sorted(weights.targets() & set(base)),
+        ignored=dict(weights.ignored),
+        unapplied=sorted(weights.targets() - set(base)),
+    )
     return merged, report

@@ -11,6 +11,7 @@ Stages (logged with their time, host RSS and a key report):
 5. DiT: base shards + single-speaker adapter, streamed one tensor at a time with the LoRA merged on the device.
 6. Optionally the two-speaker adapter, held beside the single one; `use_adapter()` swaps parameter references.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,7 +21,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -36,11 +36,11 @@ CLIP_HEAD_WIDTH = 80  # ViT-H/14: 1280 wide, 16 heads. Head counts are not store
 @dataclass(frozen=True)
 class ModelSetOptions:
     device: str = "cuda"
-    dit_dtype: Optional[torch.dtype] = None      # default: bf16 on GPU, fp32 on CPU
+    dit_dtype: torch.dtype | None = None  # default: bf16 on GPU, fp32 on CPU
     lora_scale: float = 1.0
     use_lora: bool = True
-    two_speakers: Optional[bool] = None          # None: load the multi adapter when the file is there
-    vae_dtype: torch.dtype = torch.float32       # upstream runs the VAE in fp32
+    two_speakers: bool | None = None  # None: load the multi adapter when the file is there
+    vae_dtype: torch.dtype = torch.float32  # upstream runs the VAE in fp32
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -54,9 +54,9 @@ class ModelSet:
     tokenizer: object
     t5: torch.nn.Module
     clip: torch.nn.Module
-    vae: object                      # models.vae.WanVae
-    audio: object                    # models.audio_encoder.AudioEncoder
-    dit: torch.nn.Module             # models.transformer.InfiniteTalkTransformer
+    vae: object  # models.vae.WanVae
+    audio: object  # models.audio_encoder.AudioEncoder
+    dit: torch.nn.Module  # models.transformer.InfiniteTalkTransformer
     device: torch.device
     layout: WeightsLayout
     options: ModelSetOptions
@@ -89,7 +89,7 @@ class ModelSet:
         started = time.perf_counter()
         previous = self.active_adapter
         self.use_adapter("single")
-        self.lora_scale = math.nan   # until every target is re-merged: a failure half-way leaves mixed weights
+        self.lora_scale = math.nan  # until every target is re-merged: a failure half-way leaves mixed weights
         try:
             lora = _open_lora(self.layout)
             targets = lora.targets()
@@ -97,18 +97,23 @@ class ModelSet:
             report.raise_if_incomplete([self.layout.dit_dir])
             self.adapters["single"] = _adapter_params(self.dit, self.adapters["single"].keys())
             if "multi" in self.adapters:
-                self.adapters["multi"].update(_read_adapter(self.dit, self.layout, self.options, self.device, lora,
-                                                            scale, only_keys=targets))
+                self.adapters["multi"].update(
+                    _read_adapter(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
+                )
         except EngineError as exc:
             # The next job re-merges again (its scale differs from nan), which repairs the weights.
-            raise EngineError("internal", f"re-merging the LoRA failed, DiT weights are inconsistent until the "
-                              f"next successful merge: {exc.message}") from exc
+            raise EngineError(
+                "internal",
+                f"re-merging the LoRA failed, DiT weights are inconsistent until the "
+                f"next successful merge: {exc.message}",
+            ) from exc
         self.lora_scale = scale
         self.use_adapter(previous)
         return time.perf_counter() - started
 
 
 # Config inference ------------------------------------------------------------------------------------------------
+
 
 def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
     with TensorFile(path) as f:
@@ -127,9 +132,15 @@ def t5_args(path: Path):
     try:
         vocab, dim = s["token_embedding.weight"]
         buckets, heads = s["blocks.0.pos_embedding.embedding.weight"]
-        return T5EncoderArgs(vocab=vocab, dim=dim, dim_attn=s["blocks.0.attn.q.weight"][0],
-                             dim_ffn=s["blocks.0.ffn.fc1.weight"][0], num_heads=heads,
-                             num_layers=_count_blocks(s, r"blocks\.(\d+)\."), num_buckets=buckets)
+        return T5EncoderArgs(
+            vocab=vocab,
+            dim=dim,
+            dim_attn=s["blocks.0.attn.q.weight"][0],
+            dim_ffn=s["blocks.0.ffn.fc1.weight"][0],
+            num_heads=heads,
+            num_layers=_count_blocks(s, r"blocks\.(\d+)\."),
+            num_buckets=buckets,
+        )
     except (KeyError, ValueError) as exc:
         raise load_failed(path, f"not a Wan umT5 encoder checkpoint (no {exc})") from exc
 
@@ -141,10 +152,14 @@ def clip_args(path: Path):
     try:
         width, _, patch, _ = s["visual.patch_embedding.weight"]
         tokens = s["visual.pos_embedding"][-2]
-        return ClipVisionArgs(image_size=patch * round((tokens - 1) ** 0.5), patch_size=patch, dim=width,
-                              mlp_ratio=s["visual.transformer.0.mlp.0.weight"][0] // width,
-                              num_heads=max(1, width // CLIP_HEAD_WIDTH),
-                              num_layers=_count_blocks(s, r"visual\.transformer\.(\d+)\."))
+        return ClipVisionArgs(
+            image_size=patch * round((tokens - 1) ** 0.5),
+            patch_size=patch,
+            dim=width,
+            mlp_ratio=s["visual.transformer.0.mlp.0.weight"][0] // width,
+            num_heads=max(1, width // CLIP_HEAD_WIDTH),
+            num_layers=_count_blocks(s, r"visual\.transformer\.(\d+)\."),
+        )
     except (KeyError, ValueError) as exc:
         raise load_failed(path, f"not a Wan CLIP checkpoint (no {exc})") from exc
 
@@ -173,21 +188,30 @@ def dit_config(layout: WeightsLayout, audio_layers: int, audio_channels: int):
     try:
         intermediate, proj1_in = adapter["audio_proj.proj1.weight"]
         audio_dim = adapter["audio_proj.norm.weight"][0]
-        values = dict(text_dim=base["text_embedding.0.weight"][1], clip_dim=base["img_emb.proj.0.weight"][0],
-                      audio_layers=audio_layers, audio_channels=audio_channels,
-                      audio_intermediate_dim=intermediate, audio_dim=audio_dim,
-                      audio_tokens=adapter["audio_proj.proj3.weight"][0] // audio_dim)
+        values = dict(
+            text_dim=base["text_embedding.0.weight"][1],
+            clip_dim=base["img_emb.proj.0.weight"][0],
+            audio_layers=audio_layers,
+            audio_channels=audio_channels,
+            audio_intermediate_dim=intermediate,
+            audio_dim=audio_dim,
+            audio_tokens=adapter["audio_proj.proj3.weight"][0] // audio_dim,
+        )
     except KeyError as exc:
         raise load_failed(layout.dit_dir, f"DiT or adapter weights lack {exc}") from exc
     if proj1_in != config.audio_window * audio_layers * audio_channels:
-        raise load_failed(layout.adapter(False), f"audio_proj.proj1 takes {proj1_in} inputs, but wav2vec2 gives "
-                          f"{audio_layers} layers x {audio_channels} per frame")
+        raise load_failed(
+            layout.adapter(False),
+            f"audio_proj.proj1 takes {proj1_in} inputs, but wav2vec2 gives "
+            f"{audio_layers} layers x {audio_channels} per frame",
+        )
     config = dataclasses.replace(config, **values)
     config.validate()
     return config
 
 
 # Loading ---------------------------------------------------------------------------------------------------------
+
 
 def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     started = time.perf_counter()
@@ -200,24 +224,26 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     from .models.image_encoder import load_clip_visual
     from .models.text_encoder import load_t5_encoder, load_tokenizer
     from .models.vae import load_vae
+
     device = torch.device(options.device)
     on_gpu = device.type == "cuda"
     dtype = options.compute_dtype
 
     def stage(name: str, since: float) -> None:
-        log.info("loaded %s in %.1f s (peak host RSS %.2f GB)", name, time.perf_counter() - since,
-                 peak_host_rss_gb())
+        log.info("loaded %s in %.1f s (peak host RSS %.2f GB)", name, time.perf_counter() - since, peak_host_rss_gb())
 
     # 1. Tokenizer + umT5 (bf16 like the file on GPU).
     t = time.perf_counter()
     tokenizer = load_tokenizer(layout.tokenizer)
-    t5 = load_t5_encoder(layout.t5, t5_args(layout.t5), dtype=torch.bfloat16 if on_gpu else torch.float32,
-                         device=device)
+    t5 = load_t5_encoder(
+        layout.t5, t5_args(layout.t5), dtype=torch.bfloat16 if on_gpu else torch.float32, device=device
+    )
     stage("umT5", t)
     # 2. CLIP (fp16 on GPU, as upstream's autocast). 3. VAE (fp32 by default). 4. wav2vec2 (fp32).
     t = time.perf_counter()
-    clip = load_clip_visual(layout.clip, clip_args(layout.clip), dtype=torch.float16 if on_gpu else torch.float32,
-                            device=device)
+    clip = load_clip_visual(
+        layout.clip, clip_args(layout.clip), dtype=torch.float16 if on_gpu else torch.float32, device=device
+    )
     stage("CLIP", t)
     t = time.perf_counter()
     vae = load_vae(layout.vae, vae_args(layout.vae), dtype=options.vae_dtype, device=device)
@@ -240,8 +266,9 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     if lora is not None and lora.unapplied():
         log.warning("LoRA targets with no matching DiT tensor (ignored): %s", ", ".join(lora.unapplied()[:10]))
     stage(f"DiT ({sum(p.numel() for p in dit.parameters()) / 1e9:.2f}B parameters, {dtype})", t)
-    models = ModelSet(tokenizer, t5, clip, vae, audio, dit, device, layout, options, options.lora_scale,
-                      reports=[report])
+    models = ModelSet(
+        tokenizer, t5, clip, vae, audio, dit, device, layout, options, options.lora_scale, reports=[report]
+    )
     adapter_keys = _adapter_names(layout.adapter(False))
     models.adapters["single"] = _adapter_params(dit, adapter_keys)
 
@@ -276,13 +303,28 @@ def _keep_fp32():
     return keeps_fp32
 
 
-def _load_dit(dit, layout: WeightsLayout, options: ModelSetOptions, device, lora, scale: float,
-              only_keys: Optional[set[str]] = None) -> LoadReport:
+def _load_dit(
+    dit,
+    layout: WeightsLayout,
+    options: ModelSetOptions,
+    device,
+    lora,
+    scale: float,
+    only_keys: set[str] | None = None,
+) -> LoadReport:
     transform = None if lora is None else (lambda key, tensor: lora.merge_into(key, tensor, scale))
-    return stream_into(dit, [*layout.dit_shards(), layout.adapter(False)], name="DiT", device=device,
-                       dtype=options.compute_dtype, keep_fp32=_keep_fp32(), convert=_convert_dit_key,
-                       transform=transform, transform_keys=None if lora is None else lora.targets(),
-                       only_keys=only_keys)
+    return stream_into(
+        dit,
+        [*layout.dit_shards(), layout.adapter(False)],
+        name="DiT",
+        device=device,
+        dtype=options.compute_dtype,
+        keep_fp32=_keep_fp32(),
+        convert=_convert_dit_key,
+        transform=transform,
+        transform_keys=None if lora is None else lora.targets(),
+        only_keys=only_keys,
+    )
 
 
 def _adapter_names(path: Path) -> list[str]:
@@ -295,18 +337,30 @@ def _adapter_params(dit, names) -> dict[str, torch.Tensor]:
     return {name: params[name] for name in names}
 
 
-def _read_adapter(dit, layout: WeightsLayout, options: ModelSetOptions, device, lora, scale: float,
-                  only_keys: Optional[set[str]] = None) -> dict[str, torch.Tensor]:
+def _read_adapter(
+    dit,
+    layout: WeightsLayout,
+    options: ModelSetOptions,
+    device,
+    lora,
+    scale: float,
+    only_keys: set[str] | None = None,
+) -> dict[str, torch.Tensor]:
     """The multi adapter's tensors (module names), checked against the DiT's parameter names and shapes."""
     params = dict(dit.named_parameters())
     path = layout.adapter(True)
     tensors: dict[str, torch.Tensor] = {}
     transform = None if lora is None else (lambda key, tensor: lora.merge_into(key, tensor, scale))
-    for _, key, name, tensor in stream_tensors([path], device=device, dtype=options.compute_dtype,
-                                               keep_fp32=_keep_fp32(), convert=_convert_dit_key,
-                                               transform=transform,
-                                               transform_keys=None if lora is None else lora.targets(),
-                                               only_keys=only_keys):
+    for _, key, name, tensor in stream_tensors(
+        [path],
+        device=device,
+        dtype=options.compute_dtype,
+        keep_fp32=_keep_fp32(),
+        convert=_convert_dit_key,
+        transform=transform,
+        transform_keys=None if lora is None else lora.targets(),
+        only_keys=only_keys,
+    ):
         if name not in params or params[name].shape != tensor.shape:
             raise load_failed(path, f"{key} does not fit the DiT (shape {tuple(tensor.shape)})")
         tensors[name] = tensor
@@ -317,17 +371,31 @@ def _assign(module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     for name, tensor in tensors.items():
         owner_name, _, leaf = name.rpartition(".")
         owner = module.get_submodule(owner_name) if owner_name else module
-        owner._parameters[leaf] = tensor if isinstance(tensor, torch.nn.Parameter) else \
-            torch.nn.Parameter(tensor, requires_grad=False)
+        owner._parameters[leaf] = (
+            tensor if isinstance(tensor, torch.nn.Parameter) else torch.nn.Parameter(tensor, requires_grad=False)
+        )
 
 
 def describe(models: ModelSet) -> dict:
     """A JSON-able summary for logs and the bench."""
-    return {"device": str(models.device), "dit_dtype": str(models.options.compute_dtype),
-            "two_speakers": models.two_speakers, "lora_scale": models.lora_scale,
-            "load_seconds": round(models.load_seconds, 1), "peak_host_rss_gb": round(peak_host_rss_gb(), 2),
-            "reports": [r.summary() for r in models.reports]}
+    return {
+        "device": str(models.device),
+        "dit_dtype": str(models.options.compute_dtype),
+        "two_speakers": models.two_speakers,
+        "lora_scale": models.lora_scale,
+        "load_seconds": round(models.load_seconds, 1),
+        "peak_host_rss_gb": round(peak_host_rss_gb(), 2),
+        "reports": [r.summary() for r in models.reports],
+    }
 
 
-__all__ = ["ModelSet", "ModelSetOptions", "load_model_set", "dit_config", "t5_args", "clip_args", "vae_args",
-           "describe"]
+__all__ = [
+    "ModelSet",
+    "ModelSetOptions",
+    "load_model_set",
+    "dit_config",
+    "t5_args",
+    "clip_args",
+    "vae_args",
+    "describe",
+]

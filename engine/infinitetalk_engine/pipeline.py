@@ -24,18 +24,21 @@ Everything here is parameterised (frame_num, motion_frames, steps, shift, scales
 production loop with its tiny settings. `hooks.trace(name, tensor)` exposes intermediates under the fixture's names.
 Reference: ../shared/reference/infinitetalk-engine.md §4, ../shared/parity/README.md §8.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-from .sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream
 from .color_on_device import match_colors_on_device
+from .sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream
 from .sampler.color import match_colors
 from .sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance
-from .sampler.schedule import euler_step, timesteps as make_timesteps
+from .sampler.schedule import euler_step
+from .sampler.schedule import timesteps as make_timesteps
 
 LATENT_CHANNELS = 16
 VAE_TIME_STRIDE = 4
@@ -46,15 +49,15 @@ VAE_SPACE_STRIDE = 8
 class SamplerSettings:
     """How to sample. Production defaults are the LightX2V 4-step path; the parity fixture overrides them."""
 
-    frame_num: int = 81              # frames per clip (1 + 4k)
-    motion_frames: int = 9           # frames of the previous clip carried into the next (1 + 4k)
+    frame_num: int = 81  # frames per clip (1 + 4k)
+    motion_frames: int = 9  # frames of the previous clip carried into the next (1 + 4k)
     steps: int = 4
-    shift: float = 7.0               # 7 at 480p, 11 at 720p
-    text_scale: float = 1.0          # 1: no text guidance (the distilled LoRA path)
+    shift: float = 7.0  # 7 at 480p, 11 at 720p
+    text_scale: float = 1.0  # 1: no text guidance (the distilled LoRA path)
     audio_scale: float = 2.0
-    color_correction: float = 1.0    # 0..1 strength of the Lab mean/std match to the reference image
+    color_correction: float = 1.0  # 0..1 strength of the Lab mean/std match to the reference image
     seed: int = 42
-    max_frames: Optional[int] = None  # stop after this many frames (upstream's max_frames_num); None: audio length
+    max_frames: int | None = None  # stop after this many frames (upstream's max_frames_num); None: audio length
 
     def validate(self) -> None:
         if self.frame_num < 5 or (self.frame_num - 1) % VAE_TIME_STRIDE:
@@ -75,19 +78,19 @@ class SamplerSettings:
 class Conditioning:
     """The encoded inputs of one job (everything the sampler needs besides the models)."""
 
-    image: torch.Tensor                      # (3, H, W) reference image in [-1, 1], already bucket-sized
-    context: torch.Tensor                    # (L, text_dim) T5 output of the prompt, trimmed
-    clip_features: torch.Tensor              # (1, 257, clip_dim) CLIP penultimate tokens of the reference image
-    audio: Sequence[torch.Tensor]            # per speaker: (n_frames, layers, hidden) wav2vec features, 25 fps
-    ref_target_masks: torch.Tensor           # (3, H/8, W/8) person 1 / person 2 / background masks
-    context_negative: Optional[torch.Tensor] = None  # (L', text_dim); needed when text_scale != 1
+    image: torch.Tensor  # (3, H, W) reference image in [-1, 1], already bucket-sized
+    context: torch.Tensor  # (L, text_dim) T5 output of the prompt, trimmed
+    clip_features: torch.Tensor  # (1, 257, clip_dim) CLIP penultimate tokens of the reference image
+    audio: Sequence[torch.Tensor]  # per speaker: (n_frames, layers, hidden) wav2vec features, 25 fps
+    ref_target_masks: torch.Tensor  # (3, H/8, W/8) person 1 / person 2 / background masks
+    context_negative: torch.Tensor | None = None  # (L', text_dim); needed when text_scale != 1
 
 
 @dataclass
 class ClipFrames:
-    index: int                # 0-based clip index
-    clips: int                # clips in the whole video
-    frames: torch.Tensor      # (3, T_new, H, W) float32 in [-1, 1] on the device: the frames this clip adds
+    index: int  # 0-based clip index
+    clips: int  # clips in the whole video
+    frames: torch.Tensor  # (3, T_new, H, W) float32 in [-1, 1] on the device: the frames this clip adds
 
 
 @dataclass
@@ -95,10 +98,10 @@ class Hooks:
     """Optional callbacks: clip starts, progress after each step, cancellation before every model pass and decode,
     intermediates for parity."""
 
-    on_clip: Callable[[int, int], None] = lambda clip, clips: None        # a clip starts (0-based index, count)
+    on_clip: Callable[[int, int], None] = lambda clip, clips: None  # a clip starts (0-based index, count)
     on_step: Callable[[int, int, int, int], None] = lambda clip, clips, step, steps: None
     check_cancelled: Callable[[], None] = lambda: None
-    trace: Optional[Callable[[str, torch.Tensor], None]] = None
+    trace: Callable[[str, torch.Tensor], None] | None = None
 
     def record(self, name: str, tensor: torch.Tensor) -> None:
         if self.trace is not None:
@@ -123,6 +126,7 @@ class LatentCodec(Protocol):
 
 # Helpers -------------------------------------------------------------------------------------------------------------
 
+
 def first_frame_mask(latent_frames: int, height: int, width: int, device) -> torch.Tensor:
     """(4, T_lat, h, w): ones at latent frame 0 (the reference image is known), zeros elsewhere."""
     mask = torch.zeros(VAE_TIME_STRIDE, latent_frames, height, width, device=device)
@@ -130,7 +134,7 @@ def first_frame_mask(latent_frames: int, height: int, width: int, device) -> tor
     return mask
 
 
-def to_uint8_frames(video: torch.Tensor) -> "numpy.ndarray":  # noqa: F821 (numpy only at run time)
+def to_uint8_frames(video: torch.Tensor) -> numpy.ndarray:  # noqa: F821 (numpy only at run time)
     """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8: clip((x+1)/2*255) truncated, as upstream's writer.
     Converted on the tensor's device, so only bytes cross to the host."""
     frames = ((video.float() + 1) / 2 * 255).clamp(0, 255).to(torch.uint8)
@@ -139,8 +143,15 @@ def to_uint8_frames(video: torch.Tensor) -> "numpy.ndarray":  # noqa: F821 (nump
 
 # The sampler ---------------------------------------------------------------------------------------------------------
 
-def generate_clips(dit: Denoiser, vae: LatentCodec, cond: Conditioning, settings: SamplerSettings,
-                   hooks: Hooks = Hooks(), device: Optional[torch.device] = None) -> Iterator[ClipFrames]:
+
+def generate_clips(
+    dit: Denoiser,
+    vae: LatentCodec,
+    cond: Conditioning,
+    settings: SamplerSettings,
+    hooks: Hooks = Hooks(),
+    device: torch.device | None = None,
+) -> Iterator[ClipFrames]:
     settings.validate()
     guidance = Guidance(settings.text_scale, settings.audio_scale)
     if any(b in (DROP_TEXT, UNCOND) for b in guidance.branches) and cond.context_negative is None:
@@ -155,8 +166,12 @@ def generate_clips(dit: Denoiser, vae: LatentCodec, cond: Conditioning, settings
     if len(lengths) != 1:
         raise ValueError(f"speaker audio lengths differ: {sorted(lengths)}")
     audio_frames = lengths.pop()
-    plan = plan_stream(audio_frames, settings.frame_num, settings.motion_frames,
-                       audio_frames if settings.max_frames is None else settings.max_frames)
+    plan = plan_stream(
+        audio_frames,
+        settings.frame_num,
+        settings.motion_frames,
+        audio_frames if settings.max_frames is None else settings.max_frames,
+    )
     clips = len(plan.clips)
     schedule = make_timesteps(settings.steps, settings.shift)
     generator = torch.Generator("cpu").manual_seed(settings.seed)
@@ -173,15 +188,19 @@ def generate_clips(dit: Denoiser, vae: LatentCodec, cond: Conditioning, settings
     image = cond.image.to(device, torch.float32)
     padded = torch.cat([image[:, None], image.new_zeros(3, settings.frame_num - 1, height, width)], dim=1)
     y = torch.cat([first_frame_mask(t_lat, lat_h, lat_w, device), vae.encode(padded).to(device)])  # (20, T_lat, h, w)
-    motion = vae.encode(image[:, None]).to(device)                                      # (16, 1, h, w)
+    motion = vae.encode(image[:, None]).to(device)  # (16, 1, h, w)
     masks = cond.ref_target_masks.to(device)
     audio = [a for a in cond.audio]
     null_tokens = None
     if DROP_AUDIO in guidance.branches or UNCOND in guidance.branches:
         reference_windows = clip_windows(audio[0], 0, settings.frame_num)
         null_tokens = dit.project_audio(torch.zeros_like(reference_windows)[None].to(device))
-    contexts = {COND: cond.context, DROP_TEXT: cond.context_negative, UNCOND: cond.context_negative,
-                DROP_AUDIO: cond.context}
+    contexts = {
+        COND: cond.context,
+        DROP_TEXT: cond.context_negative,
+        UNCOND: cond.context_negative,
+        DROP_AUDIO: cond.context,
+    }
     produced = 0
 
     for clip in plan.clips:
@@ -210,9 +229,10 @@ def generate_clips(dit: Denoiser, vae: LatentCodec, cond: Conditioning, settings
             hooks.record(f"clip{index}_step{step}_t", t.reshape(1))
             preds = {}
             for branch in guidance.branches:
-                hooks.check_cancelled()       # between passes too: one full-size pass takes seconds
-                preds[branch] = dit(latent, t, contexts[branch], cond.clip_features, y, branch_audio[branch],
-                                    masks).to(device, torch.float32)
+                hooks.check_cancelled()  # between passes too: one full-size pass takes seconds
+                preds[branch] = dit(latent, t, contexts[branch], cond.clip_features, y, branch_audio[branch], masks).to(
+                    device, torch.float32
+                )
                 hooks.record(f"clip{index}_step{step}_pred_{branch}", preds[branch])
             latent = euler_step(latent, guidance.combine(preds), t.to(device), t_next.to(device))
             if not first:
@@ -223,16 +243,16 @@ def generate_clips(dit: Denoiser, vae: LatentCodec, cond: Conditioning, settings
 
         # 3d. Decode, match colours to the reference, emit the new frames.
         hooks.check_cancelled()
-        video = vae.decode(latent).to(device, torch.float32)                 # (3, frame_num, H, W)
+        video = vae.decode(latent).to(device, torch.float32)  # (3, frame_num, H, W)
         hooks.record(f"clip{index}_decoded", video)
         if settings.color_correction > 0:
             # The same algorithm either way; torch on a GPU is ~1000x faster than skimage on the CPU.
             match = match_colors_on_device if video.device.type == "cuda" else match_colors
             video = match(video, image, settings.color_correction)
-        new = video[:, clip.drop:][:, :plan.output_frames - produced]
+        new = video[:, clip.drop :][:, : plan.output_frames - produced]
         produced += new.shape[1]
         yield ClipFrames(index, clips, new)
 
         # 3e. The next clip starts from this clip's last frames (after colour matching, as upstream).
         if not last:
-            motion = vae.encode(video[:, -settings.motion_frames:]).to(device)
+            motion = vae.encode(video[:, -settings.motion_frames :]).to(device)

@@ -3,6 +3,7 @@
 Inbound messages are parsed and checked by `parse_message`; outbound events are the small dataclasses below,
 grouped by direction. `MessageWriter` is the only code that writes to the protocol stream.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,14 +11,25 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Optional, TextIO, Union
+from typing import Any, ClassVar, TextIO, Union
 
 from .engines.base import JobParams, JobRequest
 
 PROTOCOL_VERSION = 1
 STAGES = ("decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video")
-ERROR_CODES = ("bad_image", "bad_audio", "bad_params", "no_face", "out_of_memory", "cancelled", "not_ready", "busy",
-               "bad_message", "load_failed", "internal")
+ERROR_CODES = (
+    "bad_image",
+    "bad_audio",
+    "bad_params",
+    "no_face",
+    "out_of_memory",
+    "cancelled",
+    "not_ready",
+    "busy",
+    "bad_message",
+    "load_failed",
+    "internal",
+)
 RESOLUTIONS = ("480p", "720p")
 
 log = logging.getLogger(__name__)
@@ -26,12 +38,13 @@ log = logging.getLogger(__name__)
 class BadMessage(Exception):
     """An inbound line the engine cannot act on. Becomes an `error` event with `code` (and `job_id` if known)."""
 
-    def __init__(self, message: str, job_id: Optional[str] = None, code: str = "bad_message"):
+    def __init__(self, message: str, job_id: str | None = None, code: str = "bad_message"):
         super().__init__(message)
         self.message, self.job_id, self.code = message, job_id, code
 
 
 # MARK: - Service -> engine
+
 
 @dataclass(frozen=True)
 class JobMessage:
@@ -56,7 +69,7 @@ class ShutdownMessage:
 Incoming = Union[JobMessage, CancelMessage, HeartbeatMessage, ShutdownMessage]
 
 
-def parse_message(line: Union[str, bytes]) -> Incoming:
+def parse_message(line: str | bytes) -> Incoming:
     """One inbound line -> a message. Raises `BadMessage` for anything malformed; unknown keys are ignored."""
     try:
         data = json.loads(line)
@@ -82,11 +95,13 @@ def parse_message(line: Union[str, bytes]) -> Incoming:
     raise BadMessage(f"unknown message type {kind!r}", job_id)
 
 
-def _parse_job(data: dict[str, Any], job_id: Optional[str]) -> JobRequest:
-    request = JobRequest(job_id=_require_string(data, "job_id", job_id),
-                         image_path=_require_string(data, "image_path", job_id),
-                         audio_path=_require_string(data, "audio_path", job_id),
-                         output_path=_require_string(data, "output_path", job_id))
+def _parse_job(data: dict[str, Any], job_id: str | None) -> JobRequest:
+    request = JobRequest(
+        job_id=_require_string(data, "job_id", job_id),
+        image_path=_require_string(data, "image_path", job_id),
+        audio_path=_require_string(data, "audio_path", job_id),
+        output_path=_require_string(data, "output_path", job_id),
+    )
     raw = data.get("params")
     if raw is None:
         return request
@@ -118,7 +133,8 @@ def _parse_params(raw: dict[str, Any], job_id: str) -> JobParams:
                 raise bad(key, "a string")
         elif key == "speaker_boxes":
             if not isinstance(value, list) or not all(
-                    isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box) for box in value):
+                isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box) for box in value
+            ):
                 raise bad(key, "a list of [x_min, y_min, x_max, y_max] boxes")
         elif not _is_number(value):  # shift, guidance scales, lora_scale, color_correction
             raise bad(key, "a number")
@@ -126,7 +142,7 @@ def _parse_params(raw: dict[str, Any], job_id: str) -> JobParams:
     return params
 
 
-def _require_string(data: dict[str, Any], key: str, job_id: Optional[str]) -> str:
+def _require_string(data: dict[str, Any], key: str, job_id: str | None) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value:
         raise BadMessage(f"{data.get('type')} message needs a non-empty string {key!r}", job_id)
@@ -142,6 +158,7 @@ def _is_number(value: Any) -> bool:
 
 
 # MARK: - Engine -> service
+
 
 @dataclass
 class Event:
@@ -182,8 +199,8 @@ class Stage(Event):
     job_id: str
     stage: str
     message: str
-    clip: Optional[int] = None
-    clips: Optional[int] = None
+    clip: int | None = None
+    clips: int | None = None
 
 
 @dataclass
@@ -192,11 +209,11 @@ class Progress(Event):
     OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("step", "steps", "clip", "clips")
     job_id: str
     fraction: float
-    step: Optional[int] = None
-    steps: Optional[int] = None
-    clip: Optional[int] = None
-    clips: Optional[int] = None
-    eta_seconds: Optional[float] = None
+    step: int | None = None
+    steps: int | None = None
+    clip: int | None = None
+    clips: int | None = None
+    eta_seconds: float | None = None
 
 
 @dataclass
@@ -216,7 +233,7 @@ class Done(Event):
 @dataclass
 class Error(Event):
     type: ClassVar[str] = "error"
-    job_id: Optional[str]
+    job_id: str | None
     code: str
     message: str
     retryable: bool = False

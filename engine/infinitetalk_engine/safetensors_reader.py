@@ -9,6 +9,7 @@ Format (https://github.com/huggingface/safetensors): 8-byte little-endian header
 `{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}`, then the data; offsets are
 relative to the end of the header.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,18 @@ from pathlib import Path
 import torch
 
 DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
 }
 MAX_HEADER_BYTES = 100 * 2**20
 
@@ -52,8 +62,10 @@ class SafetensorsReader:
                 if end - begin != math.prod(shape) * torch.tensor([], dtype=dtype).element_size():
                     raise ValueError(f"{key}: {entry['dtype']} {list(shape)} does not match its byte range")
                 if self._data_start + end > size:
-                    raise ValueError(f"{key} ends at byte {self._data_start + end}, past the end of the file "
-                                     f"({size} bytes): truncated download?")
+                    raise ValueError(
+                        f"{key} ends at byte {self._data_start + end}, past the end of the file "
+                        f"({size} bytes): truncated download?"
+                    )
                 self._entries[key] = (dtype, shape, begin, end)
         except BaseException:
             os.close(self._fd)

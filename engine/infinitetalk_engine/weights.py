@@ -16,6 +16,7 @@ Layout (see ../shared/reference/infinitetalk-engine.md §1):
 
 Nothing here reads tensors; `loading.py` does. Every error is an `EngineError("load_failed")` naming the path.
 """
+
 from __future__ import annotations
 
 import json

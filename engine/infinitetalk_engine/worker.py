@@ -4,6 +4,7 @@ Threads: the main thread loads the engine and then waits for shutdown; an input 
 `cancel` and `heartbeat` are handled while jobs run; each job runs in its own thread, at most
 `max_concurrent_jobs` at once. Every job ends with exactly one `done` or `error`, sent from `finally`.
 """
+
 from __future__ import annotations
 
 import enum
@@ -12,31 +13,45 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO
 
 from .engines.base import Engine, EngineError, JobCancelled, JobRequest
 from .job_context import ProtocolJobContext
 from .media.video import remove_partial_output
-from .protocol import (BadMessage, Bye, CancelMessage, Done, Error, Event, Hello, HeartbeatMessage, HeartbeatReply,
-                       JobMessage, MessageWriter, Ready, ShutdownMessage, parse_message)
+from .protocol import (
+    BadMessage,
+    Bye,
+    CancelMessage,
+    Done,
+    Error,
+    Event,
+    HeartbeatMessage,
+    HeartbeatReply,
+    Hello,
+    JobMessage,
+    MessageWriter,
+    Ready,
+    ShutdownMessage,
+    parse_message,
+)
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_JOIN_SECONDS = 30.0   # how long shutdown waits for cancelled jobs to wind down
+SHUTDOWN_JOIN_SECONDS = 30.0  # how long shutdown waits for cancelled jobs to wind down
 
 
 class WorkerState(enum.Enum):
-    LOADING = "loading"     # hello sent; jobs are refused with not_ready
-    READY = "ready"         # accepting jobs
-    STOPPING = "stopping"   # shutdown or stdin closed: running jobs are cancelled, new ones refused
-    FAILED = "failed"       # loading failed
+    LOADING = "loading"  # hello sent; jobs are refused with not_ready
+    READY = "ready"  # accepting jobs
+    STOPPING = "stopping"  # shutdown or stdin closed: running jobs are cancelled, new ones refused
+    FAILED = "failed"  # loading failed
 
 
 @dataclass
 class RunningJob:
     request: JobRequest
     cancelled: threading.Event = field(default_factory=threading.Event)
-    thread: Optional[threading.Thread] = None
+    thread: threading.Thread | None = None
 
 
 class Worker:
@@ -47,7 +62,7 @@ class Worker:
         self.max_jobs = int(self.capabilities["max_concurrent_jobs"])
         self.state = WorkerState.LOADING
         self._jobs: dict[str, RunningJob] = {}
-        self._lock = threading.Lock()          # guards state and _jobs
+        self._lock = threading.Lock()  # guards state and _jobs
         self._stop = threading.Event()
 
     # MARK: - lifecycle
@@ -103,7 +118,7 @@ class Worker:
         log.info("stdin closed; shutting down")
         self.stop()
 
-    def handle_line(self, line: Union[str, bytes]) -> None:
+    def handle_line(self, line: str | bytes) -> None:
         """Act on one inbound line. Never raises: bad input becomes an `error` event."""
         try:
             message = parse_message(line)
@@ -139,14 +154,13 @@ class Worker:
                 refusal = self._refusal(request.job_id)
             if refusal is None:
                 job = RunningJob(request)
-                job.thread = threading.Thread(target=self._run, args=(job,), name=f"job-{request.job_id}",
-                                              daemon=True)
+                job.thread = threading.Thread(target=self._run, args=(job,), name=f"job-{request.job_id}", daemon=True)
                 self._jobs[request.job_id] = job
                 job.thread.start()
                 return
         self.writer.send(refusal)
 
-    def _refusal(self, job_id: str) -> Optional[Error]:
+    def _refusal(self, job_id: str) -> Error | None:
         """Why a job cannot start now (called with the lock held), or None."""
         if self.state is WorkerState.LOADING:
             return Error(job_id, "not_ready", "the engine is still loading", True)
@@ -159,7 +173,7 @@ class Worker:
             return Error(job_id, "busy", f"already running {len(self._jobs)} of {self.max_jobs} jobs", True)
         return None
 
-    def _check_params(self, request: JobRequest) -> Optional[Error]:
+    def _check_params(self, request: JobRequest) -> Error | None:
         """Params this engine cannot honour (its capabilities), as a bad_params error."""
         params, caps = request.params, self.capabilities
 
@@ -180,13 +194,21 @@ class Worker:
         request = job.request
         started = time.monotonic()
         context = ProtocolJobContext(request.job_id, self.writer.send, job.cancelled)
-        outcome: Optional[Event] = None
+        outcome: Event | None = None
         try:
             log.info("job %s started", request.job_id)
             result = self.engine.run(request, context)
-            outcome = Done(request.job_id, result.output_path, result.frames, round(result.duration_seconds, 3),
-                           result.fps, result.width, result.height, round(time.monotonic() - started, 3),
-                           list(result.warnings))
+            outcome = Done(
+                request.job_id,
+                result.output_path,
+                result.frames,
+                round(result.duration_seconds, 3),
+                result.fps,
+                result.width,
+                result.height,
+                round(time.monotonic() - started, 3),
+                list(result.warnings),
+            )
         except JobCancelled:
             outcome = Error(request.job_id, "cancelled", "the job was cancelled", False)
         except EngineError as exc:
@@ -201,8 +223,11 @@ class Worker:
             with self._lock:
                 self._jobs.pop(request.job_id, None)
             self.writer.send(outcome)
-            log.info("job %s finished: %s", request.job_id,
-                     outcome.type if isinstance(outcome, Done) else getattr(outcome, "code", "?"))
+            log.info(
+                "job %s finished: %s",
+                request.job_id,
+                outcome.type if isinstance(outcome, Done) else getattr(outcome, "code", "?"),
+            )
 
 
 def _unexpected_failure(job_id: str, exc: Exception) -> Error:

@@ -2,6 +2,7 @@
 
 Everything is short (a few seconds of audio) so the whole engine suite stays fast on 2 cores.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -10,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_process import SHARED
 from PIL import Image, ImageDraw
-
-from engine_process import REPO, SHARED
 
 AUDIO_FORMATS = {  # extension -> ffmpeg audio codec
     "wav": "pcm_s16le",
@@ -56,8 +56,7 @@ def audio_files(media_dir, speech_wav) -> dict[str, Path]:
     files = {}
     for extension, codec in AUDIO_FORMATS.items():
         path = media_dir / f"speech_44k.{extension}"
-        run("ffmpeg", "-y", "-v", "error", "-i", str(speech_wav), "-ac", "2", "-ar", "44100", "-c:a", codec,
-            str(path))
+        run("ffmpeg", "-y", "-v", "error", "-i", str(speech_wav), "-ac", "2", "-ar", "44100", "-c:a", codec, str(path))
         files[extension] = path
     return files
 

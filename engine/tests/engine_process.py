@@ -1,4 +1,5 @@
 """Test helpers: the protocol schema, and the real engine process driven through its stdin/stdout."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import jsonschema
 
@@ -19,7 +21,7 @@ INVALID = "<invalid line>"
 SCHEMA = json.loads((REPO / "docs" / "engine-protocol.schema.json").read_text())
 
 
-def validate(message: dict[str, Any], kind: Optional[str] = None) -> None:
+def validate(message: dict[str, Any], kind: str | None = None) -> None:
     """Raise unless `message` is valid protocol; with `kind` (a $defs name, e.g. "done") it must be that one."""
     schema = SCHEMA if kind is None else {**SCHEMA, "oneOf": [{"$ref": f"#/$defs/{kind}"}]}
     jsonschema.Draft202012Validator(schema).validate(message)
@@ -30,10 +32,15 @@ class EngineProcess:
 
     def __init__(self, *args: str, wait_ready: bool = True, timeout: float = 60.0):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen([sys.executable, "-m", "infinitetalk_engine", *args], cwd=REPO / "engine",
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        env=env)
-        self.events: "queue.Queue[dict[str, Any]]" = queue.Queue()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "infinitetalk_engine", *args],
+            cwd=REPO / "engine",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.raw_lines: list[str] = []
         self.stderr_lines: list[str] = []
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -65,8 +72,12 @@ class EngineProcess:
         self.process.stdin.write(line.encode("utf-8") + b"\n")
         self.process.stdin.flush()
 
-    def next_event(self, type_: Optional[str] = None, timeout: float = 30.0,
-                   where: Callable[[dict[str, Any]], bool] = lambda e: True) -> dict[str, Any]:
+    def next_event(
+        self,
+        type_: str | None = None,
+        timeout: float = 30.0,
+        where: Callable[[dict[str, Any]], bool] = lambda e: True,
+    ) -> dict[str, Any]:
         """The next event (of `type_`, matching `where`), skipping others. Fails after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
@@ -74,8 +85,9 @@ class EngineProcess:
             try:
                 event = self.events.get(timeout=max(0.0, left))
             except queue.Empty:
-                raise AssertionError(f"no {type_ or 'event'} within {timeout} s; stderr:\n"
-                                     + "".join(self.stderr_lines[-20:])) from None
+                raise AssertionError(
+                    f"no {type_ or 'event'} within {timeout} s; stderr:\n" + "".join(self.stderr_lines[-20:])
+                ) from None
             if event["type"] == INVALID:
                 raise AssertionError(f"the engine wrote an invalid protocol line {event['line']!r}: {event['error']}")
             if (type_ is None or event["type"] == type_) and where(event):
@@ -102,8 +114,13 @@ class EngineProcess:
 
 
 def job_message(job_id: str, image: Path, audio: Path, output: Path, **params: Any) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "job", "job_id": job_id, "image_path": str(image), "audio_path": str(audio),
-                               "output_path": str(output)}
+    message: dict[str, Any] = {
+        "type": "job",
+        "job_id": job_id,
+        "image_path": str(image),
+        "audio_path": str(audio),
+        "output_path": str(output),
+    }
     if params:
         message["params"] = params
     return message

@@ -1,4 +1,5 @@
 """Test helpers that look at a finished MP4 from the outside: ffprobe for the streams, PyAV for the pixels."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,12 @@ import numpy as np
 
 def ffprobe(path: Path) -> dict[str, Any]:
     """{"video": stream, "audio": stream, "format": format} as ffprobe reports them."""
-    result = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-show_format",
-                             "-of", "json", str(path)], check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     info = json.loads(result.stdout)
     streams = {s["codec_type"]: s for s in info["streams"]}
     return {"video": streams.get("video"), "audio": streams.get("audio"), "format": info["format"]}

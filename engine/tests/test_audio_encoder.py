@@ -1,4 +1,5 @@
 """wav2vec2 features at 25 fps: the pretraining-layout loader and our forward. Fixture: ../shared/parity/audio."""
+
 import json
 import shutil
 
@@ -8,8 +9,15 @@ import torch
 from safetensors.torch import load_file
 
 from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.models.audio_encoder import (conv_features, layer_outputs, load_wav2vec2, normalize_waveform,
-                                                      project_features, resample_frames, video_frame_count)
+from infinitetalk_engine.models.audio_encoder import (
+    conv_features,
+    layer_outputs,
+    load_wav2vec2,
+    normalize_waveform,
+    project_features,
+    resample_frames,
+    video_frame_count,
+)
 from infinitetalk_engine.parity import default_fixture_root
 
 AUDIO = default_fixture_root() / "audio"

@@ -1,5 +1,6 @@
 """`bench/gpu_bench.py --tiny --device cpu`: the GPU bench's code path (random in-place weights, the production
 sampler, the timing and report) on tiny shapes, so it is known to work before a GPU session runs it full size."""
+
 import json
 import subprocess
 import sys
@@ -10,8 +11,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_gpu_bench_runs_tiny_on_cpu_and_reports(tmp_path):
     report = tmp_path / "bench.json"
-    subprocess.run([sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--tiny", "--device", "cpu",
-                    "--json", str(report)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--tiny", "--device", "cpu", "--json", str(report)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     result = json.loads(report.read_text())
     assert result["clips"] == 2 and len(result["clip_seconds"]) == 2
     assert result["passes"] == 2 and result["steps"] == 2

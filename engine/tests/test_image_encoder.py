@@ -1,4 +1,5 @@
 """The CLIP visual tower: Wan key mapping, penultimate features, preprocessing. Fixture: ../shared/parity/clip."""
+
 import json
 
 import pytest
@@ -6,8 +7,14 @@ import torch
 from safetensors.torch import load_file
 
 from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.models.image_encoder import (CLIP_MEAN, CLIP_STD, ClipVisionArgs, encode_image,
-                                                      load_clip_visual, preprocess)
+from infinitetalk_engine.models.image_encoder import (
+    CLIP_MEAN,
+    CLIP_STD,
+    ClipVisionArgs,
+    encode_image,
+    load_clip_visual,
+    preprocess,
+)
 from infinitetalk_engine.parity import default_fixture_root
 
 CLIP = default_fixture_root() / "clip"

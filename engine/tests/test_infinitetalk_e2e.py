@@ -5,6 +5,7 @@ with one test-only option, `buckets=32x48` (a single tiny resolution bucket). Ev
 the weights folder layout, config inference from config.json and tensor shapes, streaming load with the LoRA
 merge, the sampler, the MP4 writer.
 """
+
 import json
 import shutil
 import wave
@@ -12,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors import safe_open
-
 from engine_process import SHARED, EngineProcess, job_message
 from probe import assert_standard_mp4
-from tiny_weights import adapter_shapes, clip_visual_shapes, dit_base_shapes, t5_shapes, vae_shapes, \
-    write_tiny_weights
+from safetensors import safe_open
+from tiny_weights import adapter_shapes, clip_visual_shapes, dit_base_shapes, t5_shapes, vae_shapes, write_tiny_weights
 
 from infinitetalk_engine.engines.infinitetalk import speaker_masks
 
@@ -57,18 +56,30 @@ def fixture_shapes(name: str) -> dict:
 def test_tiny_weights_have_the_released_key_names_and_shapes():
     dit = json.loads((FIXTURES / "dit" / "config.json").read_text())
     k = dit["wan_model_kwargs"]
-    assert {**dit_base_shapes(k["dim"], k["ffn_dim"], k["num_layers"], k["text_dim"], dit["clip_feature_dim"]),
-            **adapter_shapes(k["dim"], k["num_layers"], dit["audio_proj_blocks"], dit["audio_proj_channels"],
-                             k["intermediate_dim"], k["output_dim"], k["context_tokens"])} == fixture_shapes("dit")
+    assert {
+        **dit_base_shapes(k["dim"], k["ffn_dim"], k["num_layers"], k["text_dim"], dit["clip_feature_dim"]),
+        **adapter_shapes(
+            k["dim"],
+            k["num_layers"],
+            dit["audio_proj_blocks"],
+            dit["audio_proj_channels"],
+            k["intermediate_dim"],
+            k["output_dim"],
+            k["context_tokens"],
+        ),
+    } == fixture_shapes("dit")
     t5 = json.loads((FIXTURES / "t5" / "config.json").read_text())["t5_encoder_kwargs"]
-    assert t5_shapes(t5["vocab"], t5["dim"], t5["dim_attn"], t5["dim_ffn"], t5["num_heads"], t5["num_layers"],
-                     t5["num_buckets"]) == fixture_shapes("t5")
+    assert t5_shapes(
+        t5["vocab"], t5["dim"], t5["dim_attn"], t5["dim_ffn"], t5["num_heads"], t5["num_layers"], t5["num_buckets"]
+    ) == fixture_shapes("t5")
     clip = json.loads((FIXTURES / "clip" / "config.json").read_text())["vision_kwargs"]
-    assert clip_visual_shapes(clip["dim"], clip["num_layers"], clip["out_dim"], clip["mlp_ratio"],
-                              clip["patch_size"], clip["image_size"]) == fixture_shapes("clip")
+    assert clip_visual_shapes(
+        clip["dim"], clip["num_layers"], clip["out_dim"], clip["mlp_ratio"], clip["patch_size"], clip["image_size"]
+    ) == fixture_shapes("clip")
     vae = json.loads((FIXTURES / "vae" / "config.json").read_text())["vae_kwargs"]
-    assert vae_shapes(vae["dim"], vae["z_dim"], tuple(vae["dim_mult"]), vae["num_res_blocks"],
-                      tuple(vae["temperal_downsample"])) == fixture_shapes("vae")
+    assert vae_shapes(
+        vae["dim"], vae["z_dim"], tuple(vae["dim_mult"]), vae["num_res_blocks"], tuple(vae["temperal_downsample"])
+    ) == fixture_shapes("vae")
 
 
 def test_two_clips_with_per_step_progress_make_a_standard_mp4(engine, tmp_path):
@@ -85,8 +96,15 @@ def test_two_clips_with_per_step_progress_make_a_standard_mp4(engine, tmp_path):
     assert_standard_mp4(output, 100, 48, 32)
     # Stages in protocol order, a generating stage per clip
     stages = [e["stage"] for e in events if e["type"] == "stage"]
-    assert stages == ["decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating",
-                      "generating", "encoding_video"]
+    assert stages == [
+        "decoding_audio",
+        "audio_features",
+        "encoding_image",
+        "encoding_text",
+        "generating",
+        "generating",
+        "encoding_video",
+    ]
     # Progress: every step of every clip, fraction monotonic up to 1
     progress = [e for e in events if e["type"] == "progress"]
     stepped = [(e["clip"], e["step"]) for e in progress if e.get("step") is not None]
@@ -110,11 +128,20 @@ def test_short_audio_gives_a_video_as_short_as_the_audio(engine, tmp_path):
 def test_two_speakers_with_boxes(engine, tmp_path):
     first, second = write_wav(tmp_path / "a.wav", 1.2, 220), write_wav(tmp_path / "b.wav", 0.8, 330)
     output = tmp_path / "duo.mp4"
-    engine.send(job_message("duo", IMAGE, first, output, steps=1, audio2_path=str(second),
-                            speaker_boxes=[[0, 0, 250, 400], [260, 0, 512, 400]]))
+    engine.send(
+        job_message(
+            "duo",
+            IMAGE,
+            first,
+            output,
+            steps=1,
+            audio2_path=str(second),
+            speaker_boxes=[[0, 0, 250, 400], [260, 0, 512, 400]],
+        )
+    )
     done = engine.job_events("duo", timeout=240)[-1]
     assert done["type"] == "done", done
-    assert_standard_mp4(output, 30, 48, 32)    # as long as the longer track
+    assert_standard_mp4(output, 30, 48, 32)  # as long as the longer track
 
 
 def test_cancel_stops_the_job_and_leaves_no_file(engine, tmp_path):
@@ -155,13 +182,14 @@ def test_a_missing_weights_file_fails_the_load_naming_it(weights, tmp_path):
 
 # Speaker masks (no process) ----------------------------------------------------------------------------------------
 
+
 def test_one_speaker_masks_are_all_ones():
     masks = speaker_masks(640, 480, 32, 48, None, 1)
     assert masks.shape == (3, 4, 6) and bool(masks.all())
 
 
 def test_default_two_speaker_masks_split_the_image_left_and_right():
-    masks = speaker_masks(96, 64, 64, 96, None, 2)    # no resize: latent grid 8 x 12
+    masks = speaker_masks(96, 64, 64, 96, None, 2)  # no resize: latent grid 8 x 12
     assert masks.shape == (3, 8, 12)
     assert masks[0, 4, :6].sum() > 0 and masks[0, 4, 6:].sum() == 0
     assert masks[1, 4, 6:].sum() > 0 and masks[1, 4, :6].sum() == 0
@@ -171,11 +199,12 @@ def test_default_two_speaker_masks_split_the_image_left_and_right():
 def test_speaker_boxes_are_x_horizontal_and_follow_the_crop():
     # A 200x100 image cropped to a 64x64 bucket: only the centre 100x100 stays; a box on the left edge falls away.
     masks = speaker_masks(200, 100, 64, 64, [[0, 0, 40, 100], [50, 0, 150, 100]], 2)
-    assert masks[0].sum() == 0                      # outside the crop
-    assert bool(masks[1].all())                     # the crop is entirely speaker 2
+    assert masks[0].sum() == 0  # outside the crop
+    assert bool(masks[1].all())  # the crop is entirely speaker 2
 
 
 # Engine options (no process) ---------------------------------------------------------------------------------------
+
 
 def test_engine_options_are_parsed_and_checked():
     from infinitetalk_engine.engines.base import EngineError

@@ -1,10 +1,11 @@
 """job_context.py: progress stays monotonic and rate-limited; cancel raises JobCancelled."""
+
 import json
 import threading
 
 import pytest
-
 from engine_process import validate
+
 from infinitetalk_engine.engines.base import JobCancelled
 from infinitetalk_engine.job_context import ProtocolJobContext
 
@@ -41,10 +42,10 @@ def test_progress_is_rate_limited_but_the_final_one_always_goes_out():
     clock = FakeClock()
     ctx, sent, _ = make_context(clock)
     for i in range(1, 100):
-        clock.now += 0.01                      # 100 reports a second
+        clock.now += 0.01  # 100 reports a second
         ctx.progress(i / 100)
     ctx.progress(1.0)
-    assert 9 <= len(sent) <= 12                # ~one per 0.1 s over ~1 s, plus the final one
+    assert 9 <= len(sent) <= 12  # ~one per 0.1 s over ~1 s, plus the final one
     assert fractions(sent)[-1] == 1.0
 
 
@@ -57,7 +58,7 @@ def test_eta_is_extrapolated_once_it_can_be_told():
     assert sent[0].eta_seconds is None
     assert sent[1].eta_seconds == pytest.approx(30.0)
     clock.now += 1
-    ctx.progress(0.5, eta_seconds=4.0)         # the engine's own estimate wins
+    ctx.progress(0.5, eta_seconds=4.0)  # the engine's own estimate wins
     assert sent[2].eta_seconds == 4.0
 
 

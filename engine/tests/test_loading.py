@@ -1,11 +1,12 @@
 """Streaming loader: meta build, one-tensor-at-a-time fill, strict key accounting, clear errors naming the file."""
+
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
 from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.loading import (TensorFile, keep_fp32_by_module_names, parameters_on_meta, stream_into)
+from infinitetalk_engine.loading import TensorFile, keep_fp32_by_module_names, parameters_on_meta, stream_into
 from infinitetalk_engine.weights import WeightsLayout
 
 
@@ -21,8 +22,12 @@ class Tiny(nn.Module):
 
 def tiny_state(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {"proj.weight": torch.randn(3, 4, generator=g), "proj.bias": torch.randn(3, generator=g),
-            "norm.weight": torch.randn(3, generator=g), "norm.bias": torch.randn(3, generator=g)}
+    return {
+        "proj.weight": torch.randn(3, 4, generator=g),
+        "proj.bias": torch.randn(3, generator=g),
+        "norm.weight": torch.randn(3, generator=g),
+        "norm.bias": torch.randn(3, generator=g),
+    }
 
 
 def build():
@@ -40,8 +45,14 @@ def test_streams_every_tensor_casts_and_keeps_fp32_modules(tmp_path):
     state = tiny_state()
     save_file(state, tmp_path / "a.safetensors")
     model = build()
-    report = stream_into(model, [tmp_path / "a.safetensors"], name="tiny", device="cpu", dtype=torch.bfloat16,
-                         keep_fp32=keep_fp32_by_module_names(model))
+    report = stream_into(
+        model,
+        [tmp_path / "a.safetensors"],
+        name="tiny",
+        device="cpu",
+        dtype=torch.bfloat16,
+        keep_fp32=keep_fp32_by_module_names(model),
+    )
     report.raise_if_incomplete([tmp_path / "a.safetensors"])
     assert report.loaded == 4 and not report.missing and not report.unexpected
     assert model.proj.weight.dtype == torch.bfloat16 and model.norm.weight.dtype == torch.float32
@@ -61,8 +72,13 @@ def test_later_files_override_earlier_ones_and_are_reported(tmp_path):
     save_file(base, tmp_path / "base.safetensors")
     save_file(adapter, tmp_path / "adapter.safetensors")
     model = build()
-    report = stream_into(model, [tmp_path / "base.safetensors", tmp_path / "adapter.safetensors"], name="tiny",
-                         device="cpu", dtype=torch.float32)
+    report = stream_into(
+        model,
+        [tmp_path / "base.safetensors", tmp_path / "adapter.safetensors"],
+        name="tiny",
+        device="cpu",
+        dtype=torch.float32,
+    )
     assert report.overridden == ["proj.bias"]
     assert torch.equal(model.proj.bias, torch.zeros(3))
 
@@ -83,26 +99,41 @@ def test_missing_and_unexpected_keys_fail_strictly_naming_them(tmp_path):
 
 
 def test_converter_renames_splits_and_drops(tmp_path):
-    save_file({"w": torch.ones(6, 4), "b": torch.ones(3), "n.w": torch.ones(3), "n.b": torch.ones(3),
-               "text.unused": torch.ones(1)}, tmp_path / "a.safetensors")
+    save_file(
+        {
+            "w": torch.ones(6, 4),
+            "b": torch.ones(3),
+            "n.w": torch.ones(3),
+            "n.b": torch.ones(3),
+            "text.unused": torch.ones(1),
+        },
+        tmp_path / "a.safetensors",
+    )
 
     def convert(key, tensor):
         if key == "w":  # one file tensor feeds two module tensors
             return [("proj.weight", tensor[:3]), ("norm.weight", tensor[3:, 0].clone())]
-        return {"b": [("proj.bias", tensor)], "n.b": [("norm.bias", tensor)], "n.w": [],
-                "text.unused": []}[key]
+        return {"b": [("proj.bias", tensor)], "n.b": [("norm.bias", tensor)], "n.w": [], "text.unused": []}[key]
 
     model = build()
-    report = stream_into(model, [tmp_path / "a.safetensors"], name="tiny", device="cpu", dtype=torch.float32,
-                         convert=convert)
+    report = stream_into(
+        model, [tmp_path / "a.safetensors"], name="tiny", device="cpu", dtype=torch.float32, convert=convert
+    )
     assert report.loaded == 4 and report.dropped == 2 and not report.missing
 
 
 def test_transform_patches_selected_keys_in_float32(tmp_path):
     save_file(tiny_state(), tmp_path / "a.safetensors")
     model = build()
-    report = stream_into(model, [tmp_path / "a.safetensors"], name="tiny", device="cpu", dtype=torch.float32,
-                         transform=lambda key, t: t + 1, transform_keys={"proj.weight"})
+    report = stream_into(
+        model,
+        [tmp_path / "a.safetensors"],
+        name="tiny",
+        device="cpu",
+        dtype=torch.float32,
+        transform=lambda key, t: t + 1,
+        transform_keys={"proj.weight"},
+    )
     assert report.transformed == 1
     assert torch.allclose(model.proj.weight, tiny_state()["proj.weight"] + 1)
 
@@ -138,10 +169,11 @@ def test_layout_finds_shards_by_glob_or_index(tmp_path):
     for i in (1, 2, 3):
         (dit / f"diffusion_pytorch_model-0000{i}-of-00003.safetensors").write_bytes(b"")
     assert [p.name for p in WeightsLayout(tmp_path).dit_shards()] == [
-        f"diffusion_pytorch_model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+        f"diffusion_pytorch_model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)
+    ]
     (dit / "diffusion_pytorch_model.safetensors.index.json").write_text(
-        '{"weight_map": {"a": "diffusion_pytorch_model-00002-of-00003.safetensors", '
-        '"b": "missing-shard.safetensors"}}')
+        '{"weight_map": {"a": "diffusion_pytorch_model-00002-of-00003.safetensors", "b": "missing-shard.safetensors"}}'
+    )
     with pytest.raises(EngineError) as error:
         WeightsLayout(tmp_path).dit_shards()
     assert "missing-shard.safetensors" in error.value.message
@@ -157,10 +189,17 @@ def test_legacy_pth_files_without_zip_are_read_whole(tmp_path):
 
 def test_safetensors_reader_reads_every_dtype_like_the_library(tmp_path):
     from safetensors.torch import load_file
+
     from infinitetalk_engine.safetensors_reader import SafetensorsReader
 
-    tensors = {"f32": torch.randn(3, 4), "bf16": torch.randn(5).bfloat16(), "f16": torch.randn(2, 2).half(),
-               "i64": torch.arange(6).view(2, 3), "scalar": torch.tensor(2.5), "empty": torch.zeros(0, 3)}
+    tensors = {
+        "f32": torch.randn(3, 4),
+        "bf16": torch.randn(5).bfloat16(),
+        "f16": torch.randn(2, 2).half(),
+        "i64": torch.arange(6).view(2, 3),
+        "scalar": torch.tensor(2.5),
+        "empty": torch.zeros(0, 3),
+    }
     save_file(tensors, tmp_path / "a.safetensors", metadata={"format": "pt"})
     reader = SafetensorsReader(tmp_path / "a.safetensors")
     expected = load_file(tmp_path / "a.safetensors")
@@ -204,6 +243,10 @@ def test_streaming_keeps_host_memory_near_one_tensor_not_one_file(tmp_path):
     # One 256 MiB fp32 file of 16 tensors; the bf16 model is 128 MiB. Reading the whole file (or keeping its pages
     # mapped) would grow RSS by >= 384 MiB; one tensor at a time stays near 128 + 16 MiB.
     save_file({f"w{i}": torch.randn(1024, 4096) for i in range(16)}, tmp_path / "big.safetensors")
-    grown = subprocess.run([sys.executable, "-c", LOAD_AND_MEASURE, str(tmp_path / "big.safetensors")],
-                           check=True, capture_output=True, text=True).stdout.split()[-1]
+    grown = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_MEASURE, str(tmp_path / "big.safetensors")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[-1]
     assert float(grown) * 1024 < 128 + 128, f"host RSS grew {float(grown) * 1024:.0f} MiB"

@@ -1,4 +1,5 @@
 """Specifications of the LightX2V LoRA merge beyond the parity fixture (which pins the numbers)."""
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -16,9 +17,11 @@ BASE = {"blocks.0.ffn.0.weight": W, "blocks.0.ffn.0.bias": B, "blocks.0.norm3.we
 
 
 def test_low_rank_term_is_up_times_down_times_scale_with_alpha_ignored():
-    lora = {"diffusion_model.blocks.0.ffn.0.lora_down.weight": DOWN,
-            "diffusion_model.blocks.0.ffn.0.lora_up.weight": UP,
-            "diffusion_model.blocks.0.ffn.0.alpha": torch.tensor(8.0)}
+    lora = {
+        "diffusion_model.blocks.0.ffn.0.lora_down.weight": DOWN,
+        "diffusion_model.blocks.0.ffn.0.lora_up.weight": UP,
+        "diffusion_model.blocks.0.ffn.0.alpha": torch.tensor(8.0),
+    }
     merged, report = merge_lora(BASE, lora, scale=1.2)
     assert torch.equal(merged["blocks.0.ffn.0.weight"], W + (UP @ DOWN) * 1.2)
     assert report.changed == ["blocks.0.ffn.0.weight"]
@@ -26,8 +29,11 @@ def test_low_rank_term_is_up_times_down_times_scale_with_alpha_ignored():
 
 
 def test_diff_goes_to_weight_and_diff_b_to_bias():
-    lora = {"diffusion_model.blocks.0.ffn.0.diff": DIFF, "diffusion_model.blocks.0.ffn.0.diff_b": DIFF_B,
-            "diffusion_model.blocks.0.norm3.diff": B}
+    lora = {
+        "diffusion_model.blocks.0.ffn.0.diff": DIFF,
+        "diffusion_model.blocks.0.ffn.0.diff_b": DIFF_B,
+        "diffusion_model.blocks.0.norm3.diff": B,
+    }
     merged, report = merge_lora(BASE, lora, scale=0.5)
     assert torch.equal(merged["blocks.0.ffn.0.weight"], W + DIFF * 0.5)
     assert torch.equal(merged["blocks.0.ffn.0.bias"], B + DIFF_B * 0.5)
@@ -38,7 +44,7 @@ def test_diff_goes_to_weight_and_diff_b_to_bias():
 def test_fixture_file_reports_what_upstream_ignores():
     lora = load_file(default_fixture_root() / "lora" / "lora.safetensors")
     ignored = LoraWeights.from_state_dict(lora).ignored
-    assert "no 'diffusion_model.' prefix" == ignored["blocks.1.self_attn.o.lora_down.weight"]
+    assert ignored["blocks.1.self_attn.o.lora_down.weight"] == "no 'diffusion_model.' prefix"
     assert "PEFT" in ignored["diffusion_model.blocks.1.ffn.2.lora_A.weight"]
     assert "PEFT" in ignored["diffusion_model.blocks.1.ffn.2.lora_B.weight"]
     assert all(key in ignored for key in lora if key.endswith(".alpha"))
@@ -52,8 +58,12 @@ def test_untouched_tensors_are_shared_and_inputs_never_modified():
 
 
 def test_streaming_merge_keeps_the_base_dtype_and_sums_in_float32():
-    lora = LoraWeights.from_state_dict({"diffusion_model.blocks.0.ffn.0.lora_down.weight": DOWN.bfloat16(),
-                                        "diffusion_model.blocks.0.ffn.0.lora_up.weight": UP.bfloat16()})
+    lora = LoraWeights.from_state_dict(
+        {
+            "diffusion_model.blocks.0.ffn.0.lora_down.weight": DOWN.bfloat16(),
+            "diffusion_model.blocks.0.ffn.0.lora_up.weight": UP.bfloat16(),
+        }
+    )
     merged = lora.merge_into("blocks.0.ffn.0.weight", W.bfloat16(), scale=1.0)
     expected = (W.bfloat16().float() + UP.bfloat16().float() @ DOWN.bfloat16().float()).bfloat16()
     assert merged.dtype == torch.bfloat16 and torch.equal(merged, expected)

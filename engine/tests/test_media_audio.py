@@ -1,14 +1,21 @@
 """media/audio.py: any speech file -> 16 kHz mono float32, loudness-normalised like upstream."""
+
 import math
 
 import numpy as np
 import pytest
+from engine_process import SHARED
 from safetensors.numpy import load_file
 
-from engine_process import SHARED
 from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.media.audio import (SAMPLE_RATE, count_video_frames, load_audio, load_speech,
-                                             measure_loudness, normalize_loudness)
+from infinitetalk_engine.media.audio import (
+    SAMPLE_RATE,
+    count_video_frames,
+    load_audio,
+    load_speech,
+    measure_loudness,
+    normalize_loudness,
+)
 
 AUDIO_FIXTURES = SHARED / "parity" / "audio"
 
@@ -41,9 +48,10 @@ def test_loudness_normalisation_matches_upstream_fixture():
 def test_streamed_loudness_equals_pyloudnorms_meter(seconds):
     """Our chunked BS.1770 gives pyloudnorm's integrated loudness for any length (block and chunk edges)."""
     import pyloudnorm
+
     rng = np.random.default_rng(int(seconds * 100))
     samples = (0.1 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
-    samples[: samples.size // 3] *= 0.01                                  # a quiet third, for the gates
+    samples[: samples.size // 3] *= 0.01  # a quiet third, for the gates
     expected = pyloudnorm.Meter(SAMPLE_RATE).integrated_loudness(samples)
     assert measure_loudness(samples) == pytest.approx(expected, abs=1e-5)
 

@@ -1,15 +1,22 @@
 """media/image.py: images fit the model's resolution buckets exactly as upstream does it."""
+
 import json
 
 import numpy as np
 import pytest
+from engine_process import SHARED
 from PIL import Image
 from safetensors.numpy import load_file
 
-from engine_process import SHARED
 from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.media.image import (BUCKETS, choose_bucket, fit_to_bucket, load_image, plan_resize_crop,
-                                             resize_and_crop)
+from infinitetalk_engine.media.image import (
+    BUCKETS,
+    choose_bucket,
+    fit_to_bucket,
+    load_image,
+    plan_resize_crop,
+    resize_and_crop,
+)
 
 SAMPLER_FIXTURES = SHARED / "parity" / "sampler"
 UPSTREAM_BUCKETS = json.loads((SAMPLER_FIXTURES / "meta.json").read_text())["buckets"]
@@ -22,20 +29,27 @@ def test_bucket_tables_equal_upstream_in_order(resolution, table):
     assert list(BUCKETS[resolution].items()) == upstream
 
 
-@pytest.mark.parametrize("case", UPSTREAM_BUCKETS["cases"],
-                         ids=[f"{c['input_w']}x{c['input_h']}-{c['tier']}" for c in UPSTREAM_BUCKETS["cases"]])
+@pytest.mark.parametrize(
+    "case",
+    UPSTREAM_BUCKETS["cases"],
+    ids=[f"{c['input_w']}x{c['input_h']}-{c['tier']}" for c in UPSTREAM_BUCKETS["cases"]],
+)
 def test_bucket_choice_resize_and_crop_match_upstream(case):
     bucket = choose_bucket(case["input_w"], case["input_h"], TIER[case["tier"]])
     assert (bucket.key, bucket.height, bucket.width) == (case["bucket_key"], case["target_h"], case["target_w"])
     plan = plan_resize_crop(case["input_w"], case["input_h"], bucket.height, bucket.width)
     assert (plan.resized_h, plan.resized_w, plan.top, plan.left) == (
-        case["resized_h"], case["resized_w"], case["crop_top"], case["crop_left"])
+        case["resized_h"],
+        case["resized_w"],
+        case["crop_top"],
+        case["crop_left"],
+    )
 
 
 def test_resize_and_crop_pixels_match_upstream():
     fixture = load_file(str(SAMPLER_FIXTURES / "tensors.safetensors"))
-    source = fixture["resize_crop_example_in_hwc_uint8"].astype(np.uint8)       # (H, W, 3)
-    expected = fixture["resize_crop_example_out_1c1hw"]                         # (1, 3, 1, H, W)
+    source = fixture["resize_crop_example_in_hwc_uint8"].astype(np.uint8)  # (H, W, 3)
+    expected = fixture["resize_crop_example_out_1c1hw"]  # (1, 3, 1, H, W)
     out = resize_and_crop(Image.fromarray(source), expected.shape[3], expected.shape[4])
     np.testing.assert_array_equal(out.transpose(2, 0, 1)[None, :, None].astype(np.float32), expected)
 

@@ -1,9 +1,10 @@
 """media/video.py: the clip-by-clip MP4 writer."""
+
 import numpy as np
 import pytest
+from probe import assert_standard_mp4, decode_frames
 
 from infinitetalk_engine.media.video import Mp4Writer, part_path_for
-from probe import assert_standard_mp4, decode_frames
 
 WIDTH, HEIGHT = 64, 48
 
@@ -22,7 +23,7 @@ def tone(seconds: float) -> np.ndarray:
 def test_batches_become_one_h264_aac_mp4_at_25_fps(tmp_path):
     output = tmp_path / "out.mp4"
     with Mp4Writer(str(output), WIDTH, HEIGHT, audio=tone(2.0)) as writer:
-        for start in range(0, 50, 20):          # uneven batches: 20, 20, 10
+        for start in range(0, 50, 20):  # uneven batches: 20, 20, 10
             writer.write(frames(min(20, 50 - start), start))
     assert output.is_file() and not (tmp_path / "out.mp4.part").exists()
     assert_standard_mp4(output, 50, WIDTH, HEIGHT)
@@ -41,11 +42,10 @@ def test_frames_past_max_frames_are_dropped_and_audio_is_trimmed_to_the_video(tm
 
 def test_an_exception_inside_the_writer_leaves_no_file(tmp_path):
     output = tmp_path / "failed.mp4"
-    with pytest.raises(RuntimeError):
-        with Mp4Writer(str(output), WIDTH, HEIGHT, audio=tone(1.0)) as writer:
-            writer.write(frames(5))
-            assert (tmp_path / "failed.mp4.part").exists()
-            raise RuntimeError("cancelled mid-clip")
+    with pytest.raises(RuntimeError), Mp4Writer(str(output), WIDTH, HEIGHT, audio=tone(1.0)) as writer:
+        writer.write(frames(5))
+        assert (tmp_path / "failed.mp4.part").exists()
+        raise RuntimeError("cancelled mid-clip")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,4 +1,5 @@
 """Every upstream fixture in ../shared/parity must keep passing (see infinitetalk_engine/parity)."""
+
 import pytest
 
 from infinitetalk_engine.parity import all_checks, default_fixture_root

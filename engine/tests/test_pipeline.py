@@ -1,4 +1,5 @@
 """The streaming sampler's loop, with a fake DiT and VAE (the real modules are pinned by `make parity`)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,11 +16,11 @@ class FakeVae:
 
     def encode(self, video):
         assert (video.shape[1] - 1) % 4 == 0
-        pooled = F.avg_pool2d(video[:, ::4], 8)                       # (3, T_lat, h, w)
+        pooled = F.avg_pool2d(video[:, ::4], 8)  # (3, T_lat, h, w)
         return pooled.repeat(6, 1, 1, 1)[:16].float()
 
     def decode(self, latent):
-        frames = latent[:3].repeat_interleave(4, dim=1)[:, 3:]        # 1 + 4(T_lat-1) frames
+        frames = latent[:3].repeat_interleave(4, dim=1)[:, 3:]  # 1 + 4(T_lat-1) frames
         return F.interpolate(frames, scale_factor=8, mode="nearest").clamp(-1, 1)
 
 
@@ -28,20 +29,31 @@ class FakeDit:
         self.calls = []
 
     def project_audio(self, windows):
-        return windows.mean(dim=(2, 3))[:, ::4, None, :]              # (S, T_lat, 1, WIDTH)
+        return windows.mean(dim=(2, 3))[:, ::4, None, :]  # (S, T_lat, 1, WIDTH)
 
     def __call__(self, x, t, context, clip_features, y, audio_tokens, masks):
-        self.calls.append({"x": x.clone(), "t": float(t), "context": context, "speakers": audio_tokens.shape[0],
-                           "audio": audio_tokens.abs().sum().item()})
+        self.calls.append(
+            {
+                "x": x.clone(),
+                "t": float(t),
+                "context": context,
+                "speakers": audio_tokens.shape[0],
+                "audio": audio_tokens.abs().sum().item(),
+            }
+        )
         return 0.5 * x + context.mean() + audio_tokens.mean()
 
 
 def conditioning(frames=40, speakers=1):
     g = torch.Generator().manual_seed(0)
-    return Conditioning(image=torch.rand(3, H, W, generator=g) * 2 - 1, context=torch.ones(3, 8),
-                        context_negative=-torch.ones(2, 8), clip_features=torch.zeros(1, 257, 8),
-                        audio=[torch.randn(frames, LAYERS, WIDTH, generator=g) for _ in range(speakers)],
-                        ref_target_masks=torch.ones(3, H // 8, W // 8))
+    return Conditioning(
+        image=torch.rand(3, H, W, generator=g) * 2 - 1,
+        context=torch.ones(3, 8),
+        context_negative=-torch.ones(2, 8),
+        clip_features=torch.zeros(1, 257, 8),
+        audio=[torch.randn(frames, LAYERS, WIDTH, generator=g) for _ in range(speakers)],
+        ref_target_masks=torch.ones(3, H // 8, W // 8),
+    )
 
 
 def run(settings, cond=None, hooks=Hooks(), dit=None):
@@ -55,8 +67,9 @@ SMALL = SamplerSettings(frame_num=9, motion_frames=5, steps=2, audio_scale=1.0, 
 
 @pytest.mark.parametrize("text_scale, audio_scale, passes", [(1.0, 1.0, 1), (1.0, 2.0, 2), (5.0, 4.0, 3)])
 def test_guidance_scales_decide_the_number_of_model_passes(text_scale, audio_scale, passes):
-    settings = SamplerSettings(frame_num=9, motion_frames=5, steps=2, text_scale=text_scale,
-                               audio_scale=audio_scale, color_correction=0.0)
+    settings = SamplerSettings(
+        frame_num=9, motion_frames=5, steps=2, text_scale=text_scale, audio_scale=audio_scale, color_correction=0.0
+    )
     clips, dit = run(settings, conditioning(frames=9))
     assert len(clips) == 1 and len(dit.calls) == 2 * passes
 
@@ -150,8 +163,10 @@ def test_three_pass_guidance_needs_the_negative_prompt():
         run(SamplerSettings(frame_num=9, motion_frames=5, steps=1, text_scale=5.0), cond)
 
 
-@pytest.mark.parametrize("field, value", [("frame_num", 10), ("motion_frames", 4), ("motion_frames", 9),
-                                          ("steps", 0), ("color_correction", 1.5)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("frame_num", 10), ("motion_frames", 4), ("motion_frames", 9), ("steps", 0), ("color_correction", 1.5)],
+)
 def test_bad_settings_are_refused(field, value):
     with pytest.raises(ValueError):
         run(SamplerSettings(**{**SMALL.__dict__, field: value}), conditioning(frames=9))
@@ -166,8 +181,10 @@ def test_uint8_frames_truncate_like_upstream():
 
 # Colour matching on the device (what a GPU runs) -------------------------------------------------------------------
 
+
 def test_colour_matching_on_device_matches_the_upstream_fixture():
     from safetensors.torch import load_file
+
     from infinitetalk_engine.color_on_device import match_colors_on_device
     from infinitetalk_engine.parity import default_fixture_root
 
@@ -184,7 +201,7 @@ def test_colour_matching_on_device_agrees_with_the_cpu_version_and_chunks_frames
 
     g = torch.Generator().manual_seed(1)
     video = torch.rand(3, CHUNK_FRAMES + 3, 16, 16, generator=g) * 2 - 1
-    video[:, 2] = 0.25                                  # a flat frame: its channels become the reference means
+    video[:, 2] = 0.25  # a flat frame: its channels become the reference means
     reference = torch.rand(3, 16, 16, generator=g) * 2 - 1
     ours, cpu = match_colors_on_device(video, reference, 0.7), match_colors(video, reference, 0.7)
     textured = [t for t in range(video.shape[1]) if t != 2]

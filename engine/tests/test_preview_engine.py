@@ -1,10 +1,12 @@
 """The preview engine: finds the face, moves the mouth with the speech, blinks, sways, and nothing else moves."""
+
 from __future__ import annotations
 
 import wave
 
 import numpy as np
 import pytest
+from probe import assert_standard_mp4, decode_frames
 
 from infinitetalk_engine.engines.base import EngineOptions, JobContext, JobParams, JobRequest
 from infinitetalk_engine.engines.face_detection import find_face_layout
@@ -13,11 +15,10 @@ from infinitetalk_engine.engines.preview_animator import FaceAnimator
 from infinitetalk_engine.engines.preview_motion import plan_motion
 from infinitetalk_engine.media.audio import load_speech
 from infinitetalk_engine.media.image import fit_to_bucket, load_image
-from probe import assert_standard_mp4, decode_frames
 
 # Where the face is in ../shared/media/astronaut.png once fitted to the 640x640 bucket (looked up by eye:
 # hairline to chin, ear to ear), for checking the detector, not copied from any fixture.
-ASTRONAUT_FACE_640 = (225, 95, 335, 205)   # x0, y0, x1, y1
+ASTRONAUT_FACE_640 = (225, 95, 335, 205)  # x0, y0, x1, y1
 
 
 class RecordingContext(JobContext):
@@ -44,8 +45,8 @@ def wav_energy_per_frame(path, n_frames: int) -> np.ndarray:
         rate = source.getframerate()
         samples = np.frombuffer(source.readframes(source.getnframes()), "<i2").astype(np.float64)
     per_frame = rate // 25
-    frames = samples[:n_frames * per_frame].reshape(n_frames, per_frame)
-    return np.sqrt((frames ** 2).mean(axis=1))
+    frames = samples[: n_frames * per_frame].reshape(n_frames, per_frame)
+    return np.sqrt((frames**2).mean(axis=1))
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +89,12 @@ def test_mouth_opens_for_speech_and_closes_in_silence(burst_wav):
     mouth = plan_motion(samples, n_frames, seed=0).mouth
     loud = wav_energy_per_frame(burst_wav, n_frames) > 0
     assert mouth[loud].mean() > 0.5 and mouth[~loud].mean() < 0.25
-    assert 0.0 <= mouth.min() and mouth.max() <= 1.0
+    assert mouth.min() >= 0.0 and mouth.max() <= 1.0
 
 
 def test_eyes_blink_now_and_then(speech_wav):
     samples, n_frames = load_speech(str(speech_wav))
-    blinks = plan_motion(samples, 30 * 25, seed=1).blink        # 30 s: natural blinking is ~every 2-6 s
+    blinks = plan_motion(samples, 30 * 25, seed=1).blink  # 30 s: natural blinking is ~every 2-6 s
     starts = np.flatnonzero((blinks[1:] > 0.5) & (blinks[:-1] <= 0.5))
     assert 4 <= len(starts) <= 16
     assert (blinks == 0).mean() > 0.7
@@ -102,7 +103,7 @@ def test_eyes_blink_now_and_then(speech_wav):
 def test_the_output_is_the_audio_length_at_the_bucket_size(burst_video, burst_wav):
     result, context, frames, still = burst_video
     assert (result.width, result.height, result.fps) == (640, 640, 25)
-    assert result.frames == 100                                  # 4.0 s of audio * 25
+    assert result.frames == 100  # 4.0 s of audio * 25
     assert_standard_mp4(result.output_path, 100, 640, 640)
     assert context.stages[0] == "decoding_audio" and context.stages[-1] == "encoding_video"
     assert context.fractions == sorted(context.fractions) and context.fractions[-1] == 1.0
@@ -116,8 +117,9 @@ def test_mouth_region_change_follows_the_audio_energy(burst_video, burst_wav):
     def change(top: float, bottom: float) -> np.ndarray:
         """Mean |frame - still| per frame in rows mouth_y + [top, bottom) face heights."""
         rows = slice(int(face.mouth_y + top * face.height), int(face.mouth_y + bottom * face.height))
-        return np.abs(frames[:, rows, columns].astype(np.float32)
-                      - still[rows, columns].astype(np.float32)).mean(axis=(1, 2, 3))
+        return np.abs(frames[:, rows, columns].astype(np.float32) - still[rows, columns].astype(np.float32)).mean(
+            axis=(1, 2, 3)
+        )
 
     # The nose moves with the head but not with the jaw: subtracting it leaves the mouth's own motion.
     mouth_motion = change(-0.05, 0.2) - change(-0.3, -0.12)
@@ -132,7 +134,7 @@ def test_rendering_never_touches_pixels_outside_the_head_region(face_png):
     x0, y0, x1, y1 = animator.region
     outside = np.ones(still.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
-    assert outside.mean() > 0.6                                   # the head region is a small part of the frame
+    assert outside.mean() > 0.6  # the head region is a small part of the frame
     for motion in [(1.0, 1.0, 0.02, 0.02, 0.05), (0.5, 0.0, -0.02, 0.0, -0.05)]:
         np.testing.assert_array_equal(animator.render(*motion)[outside], still[outside])
 
@@ -144,10 +146,13 @@ def test_in_the_video_only_the_head_moves(burst_video):
     outside = np.ones(still.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
     # Per-pixel change over time: compression noise outside the head, real motion at the mouth.
-    outside_std = frames[:, outside].astype(np.float32).std(axis=0)           # (pixels, 3)
+    outside_std = frames[:, outside].astype(np.float32).std(axis=0)  # (pixels, 3)
     face = animator.face
-    mouth = frames[:, int(face.mouth_y):int(face.mouth_y + 0.15 * face.height),
-                   int(face.centre_x - 0.15 * face.width):int(face.centre_x + 0.15 * face.width)]
+    mouth = frames[
+        :,
+        int(face.mouth_y) : int(face.mouth_y + 0.15 * face.height),
+        int(face.centre_x - 0.15 * face.width) : int(face.centre_x + 0.15 * face.width),
+    ]
     mouth_std = mouth.astype(np.float32).std(axis=0)
     assert outside_std.mean() < 1.0 and np.percentile(outside_std, 99) < 4.0
     assert mouth_std.mean() > 10 * outside_std.mean()
@@ -160,5 +165,5 @@ def test_the_head_moves_a_little(burst_video):
     rows = slice(int(forehead.y), int(forehead.y + 0.3 * forehead.height))
     cols = slice(int(forehead.x), int(forehead.x + forehead.width))
     moved = np.abs(frames[:, rows, cols].astype(np.float32) - still[rows, cols]).mean(axis=(1, 2, 3))
-    assert moved.max() > 1.0                                      # visible sway ...
-    assert moved.max() < 30.0                                     # ... but small
+    assert moved.max() > 1.0  # visible sway ...
+    assert moved.max() < 30.0  # ... but small

@@ -1,23 +1,55 @@
 """protocol.py: inbound parsing and outbound events, checked against docs/engine-protocol.schema.json."""
+
 import io
 import json
 import threading
 
 import pytest
-
 from engine_process import validate
-from infinitetalk_engine.protocol import (BadMessage, Bye, CancelMessage, Done, Error, HeartbeatMessage,
-                                          HeartbeatReply, Hello, JobMessage, MessageWriter, Progress, Ready,
-                                          ShutdownMessage, Stage, parse_message)
 
-JOB = {"type": "job", "job_id": "4f1c", "image_path": "/in/image", "audio_path": "/in/audio",
-       "output_path": "/out/4f1c.mp4",
-       "params": {"resolution": "720p", "steps": 8, "seed": 7, "prompt": "A person is talking.",
-                  "negative_prompt": "", "shift": None, "text_guidance_scale": 1.0, "audio_guidance_scale": None,
-                  "lora_scale": None, "color_correction": 0.5, "audio2_path": None, "speaker_boxes": None}}
+from infinitetalk_engine.protocol import (
+    BadMessage,
+    Bye,
+    CancelMessage,
+    Done,
+    Error,
+    HeartbeatMessage,
+    HeartbeatReply,
+    Hello,
+    JobMessage,
+    MessageWriter,
+    Progress,
+    Ready,
+    ShutdownMessage,
+    Stage,
+    parse_message,
+)
+
+JOB = {
+    "type": "job",
+    "job_id": "4f1c",
+    "image_path": "/in/image",
+    "audio_path": "/in/audio",
+    "output_path": "/out/4f1c.mp4",
+    "params": {
+        "resolution": "720p",
+        "steps": 8,
+        "seed": 7,
+        "prompt": "A person is talking.",
+        "negative_prompt": "",
+        "shift": None,
+        "text_guidance_scale": 1.0,
+        "audio_guidance_scale": None,
+        "lora_scale": None,
+        "color_correction": 0.5,
+        "audio2_path": None,
+        "speaker_boxes": None,
+    },
+}
 
 
 # MARK: - service -> engine
+
 
 def test_a_job_message_becomes_a_job_request():
     validate(JOB, "job")
@@ -25,7 +57,11 @@ def test_a_job_message_becomes_a_job_request():
     assert isinstance(message, JobMessage)
     request = message.request
     assert (request.job_id, request.image_path, request.audio_path, request.output_path) == (
-        "4f1c", "/in/image", "/in/audio", "/out/4f1c.mp4")
+        "4f1c",
+        "/in/image",
+        "/in/audio",
+        "/out/4f1c.mp4",
+    )
     assert (request.params.resolution, request.params.steps, request.params.seed) == ("720p", 8, 7)
     assert request.params.shift is None and request.params.color_correction == 0.5
 
@@ -42,28 +78,42 @@ def test_cancel_heartbeat_and_shutdown_parse():
     assert parse_message('{"type":"shutdown"}') == ShutdownMessage()
 
 
-@pytest.mark.parametrize("line, job_id", [
-    ("not json", None),
-    ("[1, 2]", None),
-    (b"\xff\xfe", None),
-    ('{"job_id": "a"}', "a"),
-    ('{"type": "dance", "job_id": "b"}', "b"),
-    ('{"type": "job", "job_id": "c", "image_path": "/i", "audio_path": "/a"}', "c"),
-    ('{"type": "job", "image_path": "/i", "audio_path": "/a", "output_path": "/o"}', None),
-    ('{"type": "cancel"}', None),
-    ('{"type": "heartbeat", "seq": "17"}', None),
-    ('{"type": "heartbeat", "seq": true}', None),
-])
+@pytest.mark.parametrize(
+    "line, job_id",
+    [
+        ("not json", None),
+        ("[1, 2]", None),
+        (b"\xff\xfe", None),
+        ('{"job_id": "a"}', "a"),
+        ('{"type": "dance", "job_id": "b"}', "b"),
+        ('{"type": "job", "job_id": "c", "image_path": "/i", "audio_path": "/a"}', "c"),
+        ('{"type": "job", "image_path": "/i", "audio_path": "/a", "output_path": "/o"}', None),
+        ('{"type": "cancel"}', None),
+        ('{"type": "heartbeat", "seq": "17"}', None),
+        ('{"type": "heartbeat", "seq": true}', None),
+    ],
+)
 def test_malformed_messages_are_bad_message_with_the_job_id_if_readable(line, job_id):
     with pytest.raises(BadMessage) as error:
         parse_message(line)
     assert (error.value.code, error.value.job_id) == ("bad_message", job_id)
 
 
-@pytest.mark.parametrize("params", [
-    {"resolution": "1080p"}, {"steps": 0}, {"steps": 2.5}, {"seed": -1}, {"seed": True}, {"prompt": 3},
-    {"shift": "7"}, {"shift": float("nan")}, {"speaker_boxes": [[1, 2, 3]]}, {"speaker_boxes": "all"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"resolution": "1080p"},
+        {"steps": 0},
+        {"steps": 2.5},
+        {"seed": -1},
+        {"seed": True},
+        {"prompt": 3},
+        {"shift": "7"},
+        {"shift": float("nan")},
+        {"speaker_boxes": [[1, 2, 3]]},
+        {"speaker_boxes": "all"},
+    ],
+)
 def test_params_of_the_wrong_type_or_range_are_bad_params(params):
     with pytest.raises(BadMessage) as error:
         parse_message(json.dumps({**JOB, "params": params}))
@@ -73,8 +123,11 @@ def test_params_of_the_wrong_type_or_range_are_bad_params(params):
 # MARK: - engine -> service
 
 EVENTS = [
-    Hello("preview", "0.1.0", {"resolutions": ["480p", "720p"], "fps": 25, "max_concurrent_jobs": 2,
-                               "device": "cpu", "is_preview": True}),
+    Hello(
+        "preview",
+        "0.1.0",
+        {"resolutions": ["480p", "720p"], "fps": 25, "max_concurrent_jobs": 2, "device": "cpu", "is_preview": True},
+    ),
     Ready(0.41),
     Stage("4f1c", "decoding_audio", "Decoding audio"),
     Stage("4f1c", "generating", "Generating clip 2 of 3", clip=2, clips=3),

@@ -2,6 +2,7 @@
 
 Upstream's exact numbers are pinned by the parity checks (parity/sampler.py); these tests state the rules.
 """
+
 import json
 
 import pytest
@@ -9,8 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from infinitetalk_engine.parity import default_fixture_root
-from infinitetalk_engine.sampler.audio_windows import (clip_windows, extend_reverse_tail, plan_stream,
-                                                       window_indices)
+from infinitetalk_engine.sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream, window_indices
 from infinitetalk_engine.sampler.color import match_colors
 from infinitetalk_engine.sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance
 from infinitetalk_engine.sampler.schedule import euler_step, timesteps
@@ -19,6 +19,7 @@ PIPELINE = default_fixture_root() / "pipeline"
 
 
 # 1. Timesteps.
+
 
 @pytest.mark.parametrize("steps, shift", [(4, 7.0), (40, 11.0), (1, 5.0)])
 def test_schedule_runs_from_1000_down_to_0(steps, shift):
@@ -53,8 +54,9 @@ def test_euler_and_guidance_reproduce_upstreams_recorded_steps():
             prefix = f"clip{clip}_step{step}"
             preds = {name: tensors[f"{prefix}_pred_{name}"] for name in (COND, DROP_TEXT, UNCOND)}
             # When one guided Euler step is taken
-            latent = euler_step(tensors[f"{prefix}_latent_in"], guidance.combine(preds), schedule[step],
-                                schedule[step + 1])
+            latent = euler_step(
+                tensors[f"{prefix}_latent_in"], guidance.combine(preds), schedule[step], schedule[step + 1]
+            )
             # Then it matches the next step's input (or the final latent) outside the re-injected motion latents
             last = step + 1 == params["sampling_steps"]
             expected = tensors[f"clip{clip}_final_latent" if last else f"clip{clip}_step{step + 1}_latent_in"]
@@ -63,12 +65,16 @@ def test_euler_and_guidance_reproduce_upstreams_recorded_steps():
 
 # 2. Guidance.
 
-@pytest.mark.parametrize("text, audio, branches", [
-    (5.0, 4.0, (COND, DROP_TEXT, UNCOND)),
-    (1.0, 2.0, (COND, DROP_AUDIO)),
-    (1.0 + 1e-12, 2.0, (COND, DROP_AUDIO)),
-    (1.0, 1.0, (COND,)),
-])
+
+@pytest.mark.parametrize(
+    "text, audio, branches",
+    [
+        (5.0, 4.0, (COND, DROP_TEXT, UNCOND)),
+        (1.0, 2.0, (COND, DROP_AUDIO)),
+        (1.0 + 1e-12, 2.0, (COND, DROP_AUDIO)),
+        (1.0, 1.0, (COND,)),
+    ],
+)
 def test_the_scales_decide_how_many_model_passes_a_step_needs(text, audio, branches):
     assert Guidance(text, audio).branches == branches
 
@@ -89,8 +95,10 @@ def test_missing_predictions_are_named():
 
 
 def test_apg_momentum_restarts_with_a_new_guidance_object():
-    preds = {name: torch.randn(1, 16, 2, 3, 3, generator=torch.Generator().manual_seed(i))
-             for i, name in enumerate((COND, DROP_TEXT, UNCOND))}
+    preds = {
+        name: torch.randn(1, 16, 2, 3, 3, generator=torch.Generator().manual_seed(i))
+        for i, name in enumerate((COND, DROP_TEXT, UNCOND))
+    }
     first = Guidance(5.0, 4.0, use_apg=True).combine(preds)
     again = Guidance(5.0, 4.0, use_apg=True)
     assert torch.equal(again.combine(preds), first)
@@ -99,10 +107,12 @@ def test_apg_momentum_restarts_with_a_new_guidance_object():
 
 # 3. Colour matching.
 
+
 def gradient_video(frames=3, size=8, offset=0.0):
     ramp = torch.linspace(-0.8, 0.8, size)
-    image = torch.stack([ramp[:, None].expand(size, size), ramp[None, :].expand(size, size),
-                         (ramp[:, None] * ramp[None, :])])
+    image = torch.stack(
+        [ramp[:, None].expand(size, size), ramp[None, :].expand(size, size), (ramp[:, None] * ramp[None, :])]
+    )
     return (image[:, None].repeat(1, frames, 1, 1) * 0.5 + offset).clamp(-1, 1)
 
 
@@ -132,6 +142,7 @@ def test_matching_pulls_a_shifted_clip_back_to_the_reference_colours():
 
 
 # 4. Audio windows and the clip plan.
+
 
 def test_windows_are_five_frames_around_each_video_frame_clamped_to_the_audio():
     indices = window_indices(0, 81, 100)

@@ -2,6 +2,7 @@
 
 Numbers come from the tiny upstream fixture in ../shared/parity/t5 (parity README §4).
 """
+
 import json
 
 import pytest
@@ -11,8 +12,16 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.models.text_encoder import (T5EncoderArgs, clean_prompt, encode_prompts, encode_tokens,
-                                                     load_t5_encoder, load_tokenizer, tokenize, trim_to_mask)
+from infinitetalk_engine.models.text_encoder import (
+    T5EncoderArgs,
+    clean_prompt,
+    encode_prompts,
+    encode_tokens,
+    load_t5_encoder,
+    load_tokenizer,
+    tokenize,
+    trim_to_mask,
+)
 from infinitetalk_engine.parity import default_fixture_root
 
 T5 = default_fixture_root() / "t5"
@@ -78,11 +87,14 @@ def test_bf16_loading_gives_bf16_weights(args):
     assert not any(p.requires_grad for p in model.parameters())
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda s: s.pop("norm.weight"), "missing 1"),
-    (lambda s: s.__setitem__("blocks.0.extra.weight", torch.zeros(1)), "unexpected 1"),
-    (lambda s: s.__setitem__("norm.weight", torch.zeros(3)), "encoder.final_layer_norm.weight has shape"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s.pop("norm.weight"), "missing 1"),
+        (lambda s: s.__setitem__("blocks.0.extra.weight", torch.zeros(1)), "unexpected 1"),
+        (lambda s: s.__setitem__("norm.weight", torch.zeros(3)), "encoder.final_layer_norm.weight has shape"),
+    ],
+)
 def test_mismatching_weights_fail_naming_the_file(tmp_path, args, change, message):
     state = wan_weights()
     change(state)
@@ -103,7 +115,7 @@ def test_rows_are_trimmed_to_their_mask_length(model, fixture):
     out = encode_tokens(model, fixture["ids"], fixture["mask"])
     contexts = trim_to_mask(out, fixture["mask"])
     assert [c.shape[0] for c in contexts] == fixture["mask"].sum(dim=1).tolist()
-    assert torch.equal(contexts[0], out[0, :contexts[0].shape[0]])
+    assert torch.equal(contexts[0], out[0, : contexts[0].shape[0]])
 
 
 def test_prompt_cleaning_fixes_html_and_whitespace():
@@ -118,8 +130,9 @@ def tokenizer_folder(tmp_path_factory):
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     folder = tmp_path_factory.mktemp("tokenizer")
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(folder)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(folder)
     return folder
 
 

@@ -1,5 +1,6 @@
 """Specifications of the InfiniteTalk DiT beyond the parity fixtures: structure, config, dtype policy, audio
 routing, weight loading. Tiny random models on CPU; numbers come from the model, never from fixtures."""
+
 import dataclasses
 import functools
 import json
@@ -16,13 +17,23 @@ from infinitetalk_engine.models.audio_projection import AudioProjection
 from infinitetalk_engine.models.speaker_routing import reference_attention_map, speaker_positions
 from infinitetalk_engine.models.transformer import InfiniteTalkTransformer, keeps_fp32
 from infinitetalk_engine.models.transformer_config import TransformerConfig
-from infinitetalk_engine.models.transformer_weights import (
-    WanWeightLoader, load_state_dict_wan, model_key)
+from infinitetalk_engine.models.transformer_weights import WanWeightLoader, load_state_dict_wan, model_key
 from infinitetalk_engine.parity import default_fixture_root
 
-TINY = TransformerConfig(dim=32, ffn_dim=64, num_heads=2, num_layers=2, text_dim=16, clip_dim=24,
-                         audio_layers=3, audio_channels=4, audio_intermediate_dim=16, audio_dim=8, audio_tokens=4)
-FRAMES, T_LAT, H_LAT, W_LAT = 17, 5, 4, 6          # 17 video frames -> 5 latent frames; 2x3 tokens per frame
+TINY = TransformerConfig(
+    dim=32,
+    ffn_dim=64,
+    num_heads=2,
+    num_layers=2,
+    text_dim=16,
+    clip_dim=24,
+    audio_layers=3,
+    audio_channels=4,
+    audio_intermediate_dim=16,
+    audio_dim=8,
+    audio_tokens=4,
+)
+FRAMES, T_LAT, H_LAT, W_LAT = 17, 5, 4, 6  # 17 video frames -> 5 latent frames; 2x3 tokens per frame
 AUDIO_KEYS = ("audio_proj.", ".norm_x.", ".audio_cross_attn.")
 
 
@@ -40,7 +51,7 @@ def make_inputs(config=TINY, speakers=1, seed=1):
     g = torch.Generator().manual_seed(seed)
     masks = torch.zeros(3, H_LAT, W_LAT)
     masks[0, :, : W_LAT // 2] = 1
-    masks[1, :, W_LAT // 2:] = 1
+    masks[1, :, W_LAT // 2 :] = 1
     masks[2, 0] = 1  # background row overlapping the persons, as real masks may
     return dict(
         x=torch.randn(config.out_dim, T_LAT, H_LAT, W_LAT, generator=g),
@@ -48,8 +59,9 @@ def make_inputs(config=TINY, speakers=1, seed=1):
         text_context=torch.randn(7, config.text_dim, generator=g),
         clip_features=torch.randn(1, config.clip_tokens, config.clip_dim, generator=g),
         y=torch.randn(config.in_dim - config.out_dim, T_LAT, H_LAT, W_LAT, generator=g),
-        windows=torch.randn(speakers, FRAMES, config.audio_window, config.audio_layers, config.audio_channels,
-                            generator=g),
+        windows=torch.randn(
+            speakers, FRAMES, config.audio_window, config.audio_layers, config.audio_channels, generator=g
+        ),
         ref_target_masks=masks,
     )
 
@@ -63,22 +75,46 @@ def run(model, inputs, windows=None, **overrides):
 
 # 1. Structure and config ------------------------------------------------------------------------------------------
 
+
 def test_non_audio_parameters_are_exactly_diffusers_wan_transformer():
     ours = {k: v.shape for k, v in make_model().state_dict().items() if not any(a in k for a in AUDIO_KEYS)}
     wan = WanTransformer3DModel(
-        num_attention_heads=TINY.num_heads, attention_head_dim=TINY.head_dim, in_channels=TINY.in_dim,
-        out_channels=TINY.out_dim, text_dim=TINY.text_dim, ffn_dim=TINY.ffn_dim, num_layers=TINY.num_layers,
-        image_dim=TINY.clip_dim, added_kv_proj_dim=TINY.dim)
+        num_attention_heads=TINY.num_heads,
+        attention_head_dim=TINY.head_dim,
+        in_channels=TINY.in_dim,
+        out_channels=TINY.out_dim,
+        text_dim=TINY.text_dim,
+        ffn_dim=TINY.ffn_dim,
+        num_layers=TINY.num_layers,
+        image_dim=TINY.clip_dim,
+        added_kv_proj_dim=TINY.dim,
+    )
     assert ours == {k: v.shape for k, v in wan.state_dict().items()}
 
 
 def test_released_wan_config_json_maps_to_the_14b_preset():
-    released = {"_class_name": "WanModel", "_diffusers_version": "0.30.0", "dim": 5120, "eps": 1e-06,
-                "ffn_dim": 13824, "freq_dim": 256, "in_dim": 36, "model_type": "i2v", "num_heads": 40,
-                "num_layers": 40, "out_dim": 16, "text_len": 512}
+    released = {
+        "_class_name": "WanModel",
+        "_diffusers_version": "0.30.0",
+        "dim": 5120,
+        "eps": 1e-06,
+        "ffn_dim": 13824,
+        "freq_dim": 256,
+        "in_dim": 36,
+        "model_type": "i2v",
+        "num_heads": 40,
+        "num_layers": 40,
+        "out_dim": 16,
+        "text_len": 512,
+    }
     preset = TransformerConfig.infinitetalk_14b()
     assert TransformerConfig.from_wan_config(released) == preset
-    assert (preset.head_dim, preset.audio_tokens, preset.audio_dim, preset.audio_intermediate_dim) == (128, 32, 768, 512)
+    assert (preset.head_dim, preset.audio_tokens, preset.audio_dim, preset.audio_intermediate_dim) == (
+        128,
+        32,
+        768,
+        512,
+    )
 
 
 def test_fixture_config_reads_reduced_audio_sizes():
@@ -90,12 +126,15 @@ def test_fixture_config_reads_reduced_audio_sizes():
     assert config.patch_size == tuple(raw["wan_model_kwargs"]["patch_size"])
 
 
-@pytest.mark.parametrize("config, words", [
-    ({"dim": 64, "mystery": 1}, "unknown key 'mystery'"),
-    ({"model_type": "t2v"}, "model_type"),
-    ({"window_size": [16, 16]}, "window_size"),
-    ({"dim": 30, "num_heads": 4}, "not divisible"),
-])
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        ({"dim": 64, "mystery": 1}, "unknown key 'mystery'"),
+        ({"model_type": "t2v"}, "model_type"),
+        ({"window_size": [16, 16]}, "window_size"),
+        ({"dim": 30, "num_heads": 4}, "not divisible"),
+    ],
+)
 def test_config_refuses_what_it_cannot_run(config, words):
     with pytest.raises(EngineError) as error:
         TransformerConfig.from_wan_config(config)
@@ -103,6 +142,7 @@ def test_config_refuses_what_it_cannot_run(config, words):
 
 
 # 2. Forward: shapes, dtype policy, inputs ------------------------------------------------------------------------
+
 
 def test_forward_returns_float32_velocity_shaped_like_the_latent():
     model, inputs = make_model(), make_inputs()
@@ -143,14 +183,17 @@ def test_text_context_may_be_batched_or_not_and_is_zero_padded():
     assert torch.allclose(flat, run(model, inputs, text_context=padded), atol=1e-6)
 
 
-@pytest.mark.parametrize("change, words", [
-    (dict(y=torch.zeros(16, T_LAT, H_LAT, W_LAT)), "y must be"),
-    (dict(x=torch.zeros(16, T_LAT, 5, W_LAT), y=torch.zeros(20, T_LAT, 5, W_LAT)), "multiple of the patch"),
-    (dict(audio_tokens=torch.zeros(1, T_LAT - 1, 4, 8)), "audio_tokens must be"),
-    (dict(audio_tokens=torch.zeros(3, T_LAT, 4, 8)), "1 or 2 speakers"),
-    (dict(audio_tokens=torch.zeros(2, T_LAT, 4, 8), ref_target_masks=None), "need ref_target_masks"),
-    (dict(text_context=torch.zeros(513, 16)), "more than text_len"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (dict(y=torch.zeros(16, T_LAT, H_LAT, W_LAT)), "y must be"),
+        (dict(x=torch.zeros(16, T_LAT, 5, W_LAT), y=torch.zeros(20, T_LAT, 5, W_LAT)), "multiple of the patch"),
+        (dict(audio_tokens=torch.zeros(1, T_LAT - 1, 4, 8)), "audio_tokens must be"),
+        (dict(audio_tokens=torch.zeros(3, T_LAT, 4, 8)), "1 or 2 speakers"),
+        (dict(audio_tokens=torch.zeros(2, T_LAT, 4, 8), ref_target_masks=None), "need ref_target_masks"),
+        (dict(text_context=torch.zeros(513, 16)), "more than text_len"),
+    ],
+)
 def test_bad_inputs_get_clear_errors(change, words):
     with pytest.raises(ValueError, match=words):
         run(make_model(), make_inputs(), **change)
@@ -159,12 +202,13 @@ def test_bad_inputs_get_clear_errors(change, words):
 def test_audio_windows_must_have_the_configured_layout():
     projection = AudioProjection(TINY)
     with pytest.raises(ValueError, match="audio windows must be"):
-        projection(torch.zeros(1, 18, 5, 3, 4))       # 18 frames is not 1 + 4n
+        projection(torch.zeros(1, 18, 5, 3, 4))  # 18 frames is not 1 + 4n
     with pytest.raises(ValueError, match="audio windows must be"):
-        projection(torch.zeros(1, 17, 5, 12, 4))      # wrong layer count
+        projection(torch.zeros(1, 17, 5, 12, 4))  # wrong layer count
 
 
 # 3. Audio: projection slots, frame locality, speaker routing -----------------------------------------------------
+
 
 def changed_latent_frames(projection, frame, slot):
     g = torch.Generator().manual_seed(3)
@@ -174,13 +218,24 @@ def changed_latent_frames(projection, frame, slot):
     return [t for t in range(T_LAT) if not torch.equal(before[0, t], projection(windows)[0, t])]
 
 
-@pytest.mark.parametrize("frame, slot, latent_frames", [
-    (0, 0, [0]), (0, 4, [0]),                  # latent frame 0: whole window of video frame 0
-    (1, 0, [1]), (1, 2, [1]), (1, 3, []),      # first frame of a group: offsets -2..0 only
-    (2, 2, [1]), (2, 1, []), (3, 3, []),       # middle frames: the centre only
-    (4, 2, [1]), (4, 4, [1]), (4, 1, []),      # last frame of a group: offsets 0..+2 only
-    (16, 4, [4]), (13, 0, [4]),
-])
+@pytest.mark.parametrize(
+    "frame, slot, latent_frames",
+    [
+        (0, 0, [0]),
+        (0, 4, [0]),  # latent frame 0: whole window of video frame 0
+        (1, 0, [1]),
+        (1, 2, [1]),
+        (1, 3, []),  # first frame of a group: offsets -2..0 only
+        (2, 2, [1]),
+        (2, 1, []),
+        (3, 3, []),  # middle frames: the centre only
+        (4, 2, [1]),
+        (4, 4, [1]),
+        (4, 1, []),  # last frame of a group: offsets 0..+2 only
+        (16, 4, [4]),
+        (13, 0, [4]),
+    ],
+)
 def test_audio_projection_reads_upstream_window_slots(frame, slot, latent_frames):
     torch.manual_seed(0)
     assert changed_latent_frames(AudioProjection(TINY).eval(), frame, slot) == latent_frames
@@ -224,18 +279,22 @@ def test_single_speaker_skips_the_reference_map(monkeypatch):
 
 def test_reference_map_is_mask_weighted_attention_mass_on_the_first_frame():
     g = torch.Generator().manual_seed(5)
-    heads, length, ref, dim = 3, 12, 4, 8                # odd head count: upstream drops the last head
+    heads, length, ref, dim = 3, 12, 4, 8  # odd head count: upstream drops the last head
     q, k = torch.randn(1, length, heads, dim, generator=g), torch.randn(1, length, heads, dim, generator=g)
-    masks = torch.tensor([[1., 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 1]])
-    probs = torch.softmax(torch.einsum("blhd,bmhd->bhlm", q, k[:, :ref]) / dim ** 0.5, dim=-1)[0, :2]
+    masks = torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 1]])
+    probs = torch.softmax(torch.einsum("blhd,bmhd->bhlm", q, k[:, :ref]) / dim**0.5, dim=-1)[0, :2]
     explicit = torch.stack([(probs * m).sum(-1) / m.sum() for m in masks]).mean(1)
     assert torch.allclose(reference_attention_map(q, k, masks), explicit, atol=1e-6)
 
 
 def test_speaker_positions_scale_each_person_into_its_range():
-    ref_map = torch.tensor([[0.9, 0.5, 0.1, 0.2],     # person 1
-                            [0.1, 0.2, 0.8, 0.3],     # person 2
-                            [0.0, 0.0, 0.0, 0.4]])    # background
+    ref_map = torch.tensor(
+        [
+            [0.9, 0.5, 0.1, 0.2],  # person 1
+            [0.1, 0.2, 0.8, 0.3],  # person 2
+            [0.0, 0.0, 0.0, 0.4],
+        ]
+    )  # background
     positions = speaker_positions(ref_map)
     scaled_1 = (0.9 - 0.1) / (0.9 - 0.1 + 1e-8) * 4
     scaled_1b = (0.5 - 0.1) / (0.9 - 0.1 + 1e-8) * 4
@@ -244,6 +303,7 @@ def test_speaker_positions_scale_each_person_into_its_range():
 
 
 # 4. Loading Wan-format weights -----------------------------------------------------------------------------------
+
 
 def fixture_weights():
     return load_file(default_fixture_root() / "dit" / "weights.safetensors")
@@ -266,7 +326,7 @@ def fixture_model():
 def test_wan_keys_map_to_diffusers_names_and_audio_keys_keep_theirs():
     assert model_key("blocks.3.self_attn.q.weight") == "blocks.3.attn1.to_q.weight"
     assert model_key("blocks.3.cross_attn.k_img.bias") == "blocks.3.attn2.add_k_proj.bias"
-    assert model_key("blocks.3.norm3.weight") == "blocks.3.norm2.weight"        # Wan's affine cross-attn norm
+    assert model_key("blocks.3.norm3.weight") == "blocks.3.norm2.weight"  # Wan's affine cross-attn norm
     assert model_key("blocks.3.modulation") == "blocks.3.scale_shift_table"
     assert model_key("head.head.weight") == "proj_out.weight"
     assert model_key("model.diffusion_model.patch_embedding.bias") == "patch_embedding.bias"
@@ -281,7 +341,7 @@ def test_streaming_load_onto_meta_model_in_bf16():
         model = InfiniteTalkTransformer(fixture_config())
     model.cast_for_inference(torch.bfloat16)
     loader = WanWeightLoader(model, device="cpu")
-    for key in sorted(weights):                              # any order, one tensor at a time
+    for key in sorted(weights):  # any order, one tensor at a time
         loader.load(key, weights[key])
     report = loader.finish()
     assert report.complete and report.loaded == len(weights) and not report.overridden
@@ -300,7 +360,7 @@ def test_loader_accounts_for_missing_unexpected_and_overridden_keys():
     loader = WanWeightLoader(model)
     for key, tensor in weights.items():
         loader.load(key, tensor)
-    loader.load("blocks.0.norm_x.weight", weights["blocks.0.norm_x.weight"])   # adapter overriding the base
+    loader.load("blocks.0.norm_x.weight", weights["blocks.0.norm_x.weight"])  # adapter overriding the base
     report = loader.finish(strict=False)
     assert report.missing == ["blocks.1.audio_cross_attn.proj.bias"]
     assert report.unexpected == ["diffusion_model.blocks.0.self_attn.q.weight"]
@@ -319,6 +379,7 @@ def test_shape_mismatch_names_the_key():
 
 # 5. Inside the upstream sampler ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("clip", [0, 1])
 def test_reproduces_the_upstream_pipeline_predictions_of_a_step(clip):
     """The three guidance passes of the recorded tiny pipeline run (clip 1 carries 2 clean motion latents):
@@ -329,9 +390,19 @@ def test_reproduces_the_upstream_pipeline_predictions_of_a_step(clip):
     texts = load_file(root / "t5" / "tensors.safetensors")
     clip_features = load_file(root / "dit" / "single" / "inputs.safetensors")["clip_fea"]
     audio = run_[f"clip{clip}_audio"]
-    passes = {"cond": (texts["context_prompt"], audio), "drop_text": (texts["context_negative"], audio),
-              "uncond": (texts["context_negative"], torch.zeros_like(audio)[-1:])}
+    passes = {
+        "cond": (texts["context_prompt"], audio),
+        "drop_text": (texts["context_negative"], audio),
+        "uncond": (texts["context_negative"], torch.zeros_like(audio)[-1:]),
+    }
     for name, (text, windows) in passes.items():
-        out = model(run_[f"clip{clip}_step0_latent_in"], run_[f"clip{clip}_step0_t"], text, clip_features,
-                    run_[f"clip{clip}_y"], model.project_audio(windows), run_[f"clip{clip}_ref_target_masks"])
+        out = model(
+            run_[f"clip{clip}_step0_latent_in"],
+            run_[f"clip{clip}_step0_t"],
+            text,
+            clip_features,
+            run_[f"clip{clip}_y"],
+            model.project_audio(windows),
+            run_[f"clip{clip}_ref_target_masks"],
+        )
         assert (out - run_[f"clip{clip}_step0_pred_{name}"]).abs().max() < 1e-4, name

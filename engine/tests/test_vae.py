@@ -1,4 +1,5 @@
 """The Wan VAE on diffusers: loading from Wan keys, latent normalisation, shapes. Fixture: ../shared/parity/vae."""
+
 import json
 
 import pytest
@@ -37,7 +38,11 @@ def test_preset_is_wan21_with_its_latent_constants():
     full = config["full_size_equivalent"]
     preset = VaeArgs.wan21()
     assert (preset.base_dim, list(preset.dim_mult), preset.num_res_blocks, list(preset.temporal_downsample)) == (
-        full["dim"], full["dim_mult"], full["num_res_blocks"], full["temperal_downsample"])
+        full["dim"],
+        full["dim_mult"],
+        full["num_res_blocks"],
+        full["temperal_downsample"],
+    )
     assert list(preset.latents_mean) == config["latents_mean"]
     assert list(preset.latents_std) == config["latents_std"]
 

@@ -1,4 +1,5 @@
 """worker.py with a fake engine, in-process: the job life cycle and how failures map to protocol errors."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from engine_process import validate
+
 from infinitetalk_engine.engines.base import Engine, EngineError, JobResult
 from infinitetalk_engine.protocol import MessageWriter
 from infinitetalk_engine.worker import Worker
@@ -29,8 +30,16 @@ class FakeEngine(Engine):
         self.running = threading.Semaphore(0)
 
     def capabilities(self):
-        return {"resolutions": ["480p"], "fps": 25, "max_concurrent_jobs": self.max_jobs, "device": "cpu",
-                "is_preview": True, "two_speakers": False, "default_steps": 1, "max_steps": 10}
+        return {
+            "resolutions": ["480p"],
+            "fps": 25,
+            "max_concurrent_jobs": self.max_jobs,
+            "device": "cpu",
+            "is_preview": True,
+            "two_speakers": False,
+            "default_steps": 1,
+            "max_steps": 10,
+        }
 
     def load(self):
         if self.load_gate is not None:
@@ -56,13 +65,14 @@ class FakeEngine(Engine):
         if behaviour == "cuda_oom":
             raise OutOfMemoryError("CUDA out of memory")
         os.replace(job.output_path + ".part", job.output_path)
-        return JobResult(job.output_path, frames=25, duration_seconds=1.0, fps=25, width=64, height=64,
-                         warnings=["fake"])
+        return JobResult(
+            job.output_path, frames=25, duration_seconds=1.0, fps=25, width=64, height=64, warnings=["fake"]
+        )
 
 
 class QueueStream:
     def __init__(self):
-        self.lines: "queue.Queue[dict]" = queue.Queue()
+        self.lines: queue.Queue[dict] = queue.Queue()
 
     def write(self, text: str) -> None:
         message = json.loads(text)
@@ -83,8 +93,9 @@ class Harness:
         read_fd, self.write_fd = os.pipe()
         self.stdin = os.fdopen(read_fd, "rb")
         self.exit_status: list[int] = []
-        self.thread = threading.Thread(target=lambda: self.exit_status.append(self.worker.serve(self.stdin)),
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=lambda: self.exit_status.append(self.worker.serve(self.stdin)), daemon=True
+        )
         self.thread.start()
 
     def send(self, message: dict) -> None:
@@ -92,8 +103,16 @@ class Harness:
 
     def job(self, job_id: str, behaviour: str = "ok", **params) -> Path:
         output = self.tmp_path / f"{job_id}.mp4"
-        self.send({"type": "job", "job_id": job_id, "image_path": behaviour, "audio_path": "a",
-                   "output_path": str(output), "params": params})
+        self.send(
+            {
+                "type": "job",
+                "job_id": job_id,
+                "image_path": behaviour,
+                "audio_path": "a",
+                "output_path": str(output),
+                "params": params,
+            }
+        )
         return output
 
     def next(self, type_: str | None = None, job_id: str | None = None, timeout: float = 10) -> dict:
@@ -132,14 +151,18 @@ def test_a_job_ends_in_done_with_the_engines_result_and_the_time_taken(harness):
     assert output.read_bytes() == b"partial"
 
 
-@pytest.mark.parametrize("behaviour, code, retryable", [
-    ("bad_image", "bad_image", False),
-    ("crash", "internal", False),
-    ("oom", "out_of_memory", True),
-    ("cuda_oom", "out_of_memory", True),
-])
-def test_failures_become_one_error_with_a_stable_code_and_no_partial_file(harness, tmp_path, behaviour, code,
-                                                                         retryable):
+@pytest.mark.parametrize(
+    "behaviour, code, retryable",
+    [
+        ("bad_image", "bad_image", False),
+        ("crash", "internal", False),
+        ("oom", "out_of_memory", True),
+        ("cuda_oom", "out_of_memory", True),
+    ],
+)
+def test_failures_become_one_error_with_a_stable_code_and_no_partial_file(
+    harness, tmp_path, behaviour, code, retryable
+):
     harness.job("j", behaviour)
     error = harness.outcome("j")
     assert (error["type"], error["code"], error["retryable"]) == ("error", code, retryable)
@@ -156,7 +179,7 @@ def test_more_jobs_than_max_concurrent_jobs_are_busy(harness):
     assert (busy["code"], busy["retryable"]) == ("busy", True)
     harness.send({"type": "cancel", "job_id": "a"})
     assert harness.outcome("a")["code"] == "cancelled"
-    harness.job("d")                                   # a slot is free again
+    harness.job("d")  # a slot is free again
     assert harness.outcome("d")["type"] == "done"
 
 
@@ -167,17 +190,20 @@ def test_a_job_id_that_is_already_running_is_refused(harness):
     error = harness.next("error")
     assert (error["code"], error["job_id"]) == ("bad_message", None) and "already running" in error["message"]
     harness.send({"type": "heartbeat", "seq": 1})
-    assert harness.next("heartbeat")["active_jobs"] == ["a"]     # the running job goes on
+    assert harness.next("heartbeat")["active_jobs"] == ["a"]  # the running job goes on
     harness.send({"type": "cancel", "job_id": "a"})
     assert harness.outcome("a")["code"] == "cancelled"
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"resolution": "720p"}, "resolution"),
-    ({"steps": 11}, "steps"),
-    ({"audio2_path": "/b.wav"}, "two speakers"),
-    ({"speaker_boxes": [[0, 0, 10, 10]]}, "two speakers"),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"resolution": "720p"}, "resolution"),
+        ({"steps": 11}, "steps"),
+        ({"audio2_path": "/b.wav"}, "two speakers"),
+        ({"speaker_boxes": [[0, 0, 10, 10]]}, "two speakers"),
+    ],
+)
 def test_params_beyond_the_engines_capabilities_are_bad_params(harness, params, words):
     harness.job("j", **params)
     error = harness.outcome("j")
@@ -233,7 +259,10 @@ def test_a_failed_load_is_load_failed_with_no_job_and_exit_status_1(tmp_path):
     h = Harness(FakeEngine(load_error=EngineError("load_failed", "/weights/dit.safetensors: missing")), tmp_path)
     h.next("hello")
     error = h.next("error")
-    assert (error["job_id"], error["code"], error["message"]) == (None, "load_failed",
-                                                                  "/weights/dit.safetensors: missing")
+    assert (error["job_id"], error["code"], error["message"]) == (
+        None,
+        "load_failed",
+        "/weights/dit.safetensors: missing",
+    )
     h.thread.join(10)
     assert h.exit_status == [1]

@@ -5,6 +5,7 @@ Wan VAE, HF wav2vec2 pretraining layout, Kijai/lightx2v LoRA). `test_tiny_weight
 each generator against the upstream fixture files, so these tiny files look to the engine exactly like real ones,
 only smaller: the engine infers every size from `config.json` and tensor shapes, as it does for the real folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,11 @@ class TinySizes:
     t5_ffn: int = 64
     t5_heads: int = 2
     t5_layers: int = 2
-    t5_vocab: int = 160           # embedding rows (>= the tokenizer's vocabulary, like umT5's 256384 vs 256300)
-    clip_width: int = 160         # 2 heads of ViT-H's head width 80
+    t5_vocab: int = 160  # embedding rows (>= the tokenizer's vocabulary, like umT5's 256384 vs 256300)
+    clip_width: int = 160  # 2 heads of ViT-H's head width 80
     clip_layers: int = 3
     vae_dim: int = 8
-    audio_hidden: int = 32        # wav2vec2 width
+    audio_hidden: int = 32  # wav2vec2 width
     audio_layers: int = 12
     audio_intermediate: int = 32
     audio_dim: int = 32
@@ -41,19 +42,39 @@ class TinySizes:
 
 # 1. Key -> shape generators, one per released file ----------------------------------------------------------------
 
-def dit_base_shapes(dim: int, ffn: int, layers: int, text_dim: int, clip_dim: int, in_dim: int = 36,
-                    out_dim: int = 16, freq_dim: int = 256, patch: tuple[int, int, int] = (1, 2, 2)) -> Shapes:
+
+def dit_base_shapes(
+    dim: int,
+    ffn: int,
+    layers: int,
+    text_dim: int,
+    clip_dim: int,
+    in_dim: int = 36,
+    out_dim: int = 16,
+    freq_dim: int = 256,
+    patch: tuple[int, int, int] = (1, 2, 2),
+) -> Shapes:
     s: Shapes = {
-        "patch_embedding.weight": (dim, in_dim, *patch), "patch_embedding.bias": (dim,),
-        "text_embedding.0.weight": (dim, text_dim), "text_embedding.0.bias": (dim,),
-        "text_embedding.2.weight": (dim, dim), "text_embedding.2.bias": (dim,),
-        "time_embedding.0.weight": (dim, freq_dim), "time_embedding.0.bias": (dim,),
-        "time_embedding.2.weight": (dim, dim), "time_embedding.2.bias": (dim,),
-        "time_projection.1.weight": (6 * dim, dim), "time_projection.1.bias": (6 * dim,),
-        "img_emb.proj.0.weight": (clip_dim,), "img_emb.proj.0.bias": (clip_dim,),
-        "img_emb.proj.1.weight": (clip_dim, clip_dim), "img_emb.proj.1.bias": (clip_dim,),
-        "img_emb.proj.3.weight": (dim, clip_dim), "img_emb.proj.3.bias": (dim,),
-        "img_emb.proj.4.weight": (dim,), "img_emb.proj.4.bias": (dim,),
+        "patch_embedding.weight": (dim, in_dim, *patch),
+        "patch_embedding.bias": (dim,),
+        "text_embedding.0.weight": (dim, text_dim),
+        "text_embedding.0.bias": (dim,),
+        "text_embedding.2.weight": (dim, dim),
+        "text_embedding.2.bias": (dim,),
+        "time_embedding.0.weight": (dim, freq_dim),
+        "time_embedding.0.bias": (dim,),
+        "time_embedding.2.weight": (dim, dim),
+        "time_embedding.2.bias": (dim,),
+        "time_projection.1.weight": (6 * dim, dim),
+        "time_projection.1.bias": (6 * dim,),
+        "img_emb.proj.0.weight": (clip_dim,),
+        "img_emb.proj.0.bias": (clip_dim,),
+        "img_emb.proj.1.weight": (clip_dim, clip_dim),
+        "img_emb.proj.1.bias": (clip_dim,),
+        "img_emb.proj.3.weight": (dim, clip_dim),
+        "img_emb.proj.3.bias": (dim,),
+        "img_emb.proj.4.weight": (dim,),
+        "img_emb.proj.4.bias": (dim,),
         "head.head.weight": (out_dim * patch[0] * patch[1] * patch[2], dim),
         "head.head.bias": (out_dim * patch[0] * patch[1] * patch[2],),
         "head.modulation": (1, 2, dim),
@@ -64,8 +85,13 @@ def dit_base_shapes(dim: int, ffn: int, layers: int, text_dim: int, clip_dim: in
         for attn, names in (("self_attn", "qkvo"), ("cross_attn", ["q", "k", "v", "o", "k_img", "v_img"])):
             for n in names:
                 s[f"{b}{attn}.{n}.weight"], s[f"{b}{attn}.{n}.bias"] = (dim, dim), (dim,)
-        for n in ("self_attn.norm_q", "self_attn.norm_k", "cross_attn.norm_q", "cross_attn.norm_k",
-                  "cross_attn.norm_k_img"):
+        for n in (
+            "self_attn.norm_q",
+            "self_attn.norm_k",
+            "cross_attn.norm_q",
+            "cross_attn.norm_k",
+            "cross_attn.norm_k_img",
+        ):
             s[f"{b}{n}.weight"] = (dim,)
         s[b + "norm3.weight"], s[b + "norm3.bias"] = (dim,), (dim,)
         s[b + "ffn.0.weight"], s[b + "ffn.0.bias"] = (ffn, dim), (ffn,)
@@ -73,16 +99,28 @@ def dit_base_shapes(dim: int, ffn: int, layers: int, text_dim: int, clip_dim: in
     return s
 
 
-def adapter_shapes(dim: int, layers: int, audio_layers: int, audio_hidden: int, intermediate: int, audio_dim: int,
-                   tokens: int, window: int = 5, vae_scale: int = 4) -> Shapes:
+def adapter_shapes(
+    dim: int,
+    layers: int,
+    audio_layers: int,
+    audio_hidden: int,
+    intermediate: int,
+    audio_dim: int,
+    tokens: int,
+    window: int = 5,
+    vae_scale: int = 4,
+) -> Shapes:
     s: Shapes = {
         "audio_proj.proj1.weight": (intermediate, window * audio_layers * audio_hidden),
         "audio_proj.proj1.bias": (intermediate,),
         "audio_proj.proj1_vf.weight": (intermediate, (window + vae_scale - 1) * audio_layers * audio_hidden),
         "audio_proj.proj1_vf.bias": (intermediate,),
-        "audio_proj.proj2.weight": (intermediate, intermediate), "audio_proj.proj2.bias": (intermediate,),
-        "audio_proj.proj3.weight": (tokens * audio_dim, intermediate), "audio_proj.proj3.bias": (tokens * audio_dim,),
-        "audio_proj.norm.weight": (audio_dim,), "audio_proj.norm.bias": (audio_dim,),
+        "audio_proj.proj2.weight": (intermediate, intermediate),
+        "audio_proj.proj2.bias": (intermediate,),
+        "audio_proj.proj3.weight": (tokens * audio_dim, intermediate),
+        "audio_proj.proj3.bias": (tokens * audio_dim,),
+        "audio_proj.norm.weight": (audio_dim,),
+        "audio_proj.norm.bias": (audio_dim,),
     }
     for i in range(layers):
         b = f"blocks.{i}."
@@ -108,13 +146,18 @@ def t5_shapes(vocab: int, dim: int, dim_attn: int, ffn: int, heads: int, layers:
     return s
 
 
-def clip_visual_shapes(width: int, layers: int, embed_dim: int, mlp_ratio: int = 4, patch: int = 14,
-                       image: int = 224) -> Shapes:
+def clip_visual_shapes(
+    width: int, layers: int, embed_dim: int, mlp_ratio: int = 4, patch: int = 14, image: int = 224
+) -> Shapes:
     tokens = (image // patch) ** 2 + 1
     s: Shapes = {
-        "visual.patch_embedding.weight": (width, 3, patch, patch), "visual.cls_embedding": (1, 1, width),
-        "visual.pos_embedding": (1, tokens, width), "visual.pre_norm.weight": (width,),
-        "visual.pre_norm.bias": (width,), "visual.post_norm.weight": (width,), "visual.post_norm.bias": (width,),
+        "visual.patch_embedding.weight": (width, 3, patch, patch),
+        "visual.cls_embedding": (1, 1, width),
+        "visual.pos_embedding": (1, tokens, width),
+        "visual.pre_norm.weight": (width,),
+        "visual.pre_norm.bias": (width,),
+        "visual.post_norm.weight": (width,),
+        "visual.post_norm.bias": (width,),
         "visual.head": (width, embed_dim),
     }
     for i in range(layers):
@@ -130,12 +173,16 @@ def clip_visual_shapes(width: int, layers: int, embed_dim: int, mlp_ratio: int =
 
 def clip_text_shapes(width: int, embed_dim: int) -> Shapes:
     """A token of the XLM-RoBERTa text tower that Wan's CLIP file also holds (the engine must drop it)."""
-    return {"textual.token_embedding.weight": (50, width), "textual.head.0.weight": (embed_dim, width),
-            "log_scale": ()}
+    return {"textual.token_embedding.weight": (50, width), "textual.head.0.weight": (embed_dim, width), "log_scale": ()}
 
 
-def vae_shapes(dim: int, z: int = 16, mult: tuple[int, ...] = (1, 2, 4, 4), res_blocks: int = 2,
-               temporal_down: tuple[bool, ...] = (False, True, True)) -> Shapes:
+def vae_shapes(
+    dim: int,
+    z: int = 16,
+    mult: tuple[int, ...] = (1, 2, 4, 4),
+    res_blocks: int = 2,
+    temporal_down: tuple[bool, ...] = (False, True, True),
+) -> Shapes:
     s: Shapes = {}
 
     def residual(prefix: str, cin: int, cout: int) -> None:
@@ -217,8 +264,10 @@ def lora_shapes(base: Shapes, rank: int) -> Shapes:
 
 # 2. Random values ----------------------------------------------------------------------------------------------------
 
-def random_tensors(shapes: Shapes, generator: torch.Generator, dtype: torch.dtype = torch.float32,
-                   lora: bool = False) -> dict[str, torch.Tensor]:
+
+def random_tensors(
+    shapes: Shapes, generator: torch.Generator, dtype: torch.dtype = torch.float32, lora: bool = False
+) -> dict[str, torch.Tensor]:
     out = {}
     for key, shape in shapes.items():
         leaf = key.rsplit(".", 1)[-1]
@@ -226,8 +275,12 @@ def random_tensors(shapes: Shapes, generator: torch.Generator, dtype: torch.dtyp
             value = torch.tensor(4.0)  # ignored by the merge (no alpha/rank scaling), present in the release
         elif lora:
             value = torch.randn(shape, generator=generator) * 0.01
-        elif leaf in ("gamma",) or (leaf == "weight" and len(shape) == 1 and "norm" in key) or \
-                key.endswith("proj.0.weight") or key.endswith("proj.4.weight"):
+        elif (
+            leaf in ("gamma",)
+            or (leaf == "weight" and len(shape) == 1 and "norm" in key)
+            or key.endswith("proj.0.weight")
+            or key.endswith("proj.4.weight")
+        ):
             value = 1 + 0.05 * torch.randn(shape, generator=generator)
         elif leaf == "modulation":
             value = torch.randn(shape, generator=generator) / shape[-1] ** 0.5
@@ -239,9 +292,10 @@ def random_tensors(shapes: Shapes, generator: torch.Generator, dtype: torch.dtyp
 
 # 3. The folder -------------------------------------------------------------------------------------------------------
 
+
 def tokenizer_vocab() -> list[tuple[str, float]]:
     """A small umT5-style unigram vocabulary: <pad>=0, </s>=1, <unk>=2, then word pieces and single characters."""
-    words = "a person is talking the camera bright colours static blurred low quality worst ugly".split()
+    words = ["a", "person", "is", "talking", "the", "camera", "bright", "colours", "static", "blurred", "low", "quality", "worst", "ugly"]
     letters = "abcdefghijklmnopqrstuvwxyz.,"
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
     vocab += [("\u2581" + w, -3.0) for w in words]
@@ -263,12 +317,22 @@ def write_wav2vec(folder: Path, sizes: TinySizes, seed: int) -> None:
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForPreTraining
 
     torch.manual_seed(seed)
-    config = Wav2Vec2Config(hidden_size=sizes.audio_hidden, num_hidden_layers=sizes.audio_layers,
-                            num_attention_heads=2, intermediate_size=2 * sizes.audio_hidden,
-                            conv_dim=(32,) * 7, conv_bias=False, feat_extract_norm="group",
-                            do_stable_layer_norm=False, num_conv_pos_embeddings=128,
-                            num_conv_pos_embedding_groups=16, codevector_dim=16, proj_codevector_dim=16,
-                            num_codevectors_per_group=8, architectures=["Wav2Vec2ForPreTraining"])
+    config = Wav2Vec2Config(
+        hidden_size=sizes.audio_hidden,
+        num_hidden_layers=sizes.audio_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * sizes.audio_hidden,
+        conv_dim=(32,) * 7,
+        conv_bias=False,
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16,
+        codevector_dim=16,
+        proj_codevector_dim=16,
+        num_codevectors_per_group=8,
+        architectures=["Wav2Vec2ForPreTraining"],
+    )
     state = Wav2Vec2ForPreTraining(config).state_dict()
     renamed = {}
     for key, value in state.items():
@@ -280,8 +344,9 @@ def write_wav2vec(folder: Path, sizes: TinySizes, seed: int) -> None:
     # save_pretrained would write safetensors with new names; the released folder has a legacy .bin.
     (folder / "model.safetensors").unlink(missing_ok=True)
     torch.save(renamed, folder / "pytorch_model.bin")
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=False).save_pretrained(str(folder))
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+    ).save_pretrained(str(folder))
 
 
 def write_tiny_weights(root: Path, sizes: TinySizes = TinySizes(), seed: int = 0, dit_shards: int = 2) -> Path:
@@ -291,10 +356,25 @@ def write_tiny_weights(root: Path, sizes: TinySizes = TinySizes(), seed: int = 0
     dit.mkdir(parents=True, exist_ok=True)
 
     # 1. DiT: Wan's config.json (no audio or text/CLIP widths: those come from tensor shapes) + shards + index.
-    (dit / "config.json").write_text(json.dumps({
-        "_class_name": "WanModel", "_diffusers_version": "0.30.0", "dim": sizes.dit_dim, "eps": 1e-06,
-        "ffn_dim": sizes.dit_ffn, "freq_dim": 256, "in_dim": 36, "model_type": "i2v",
-        "num_heads": sizes.dit_heads, "num_layers": sizes.dit_layers, "out_dim": 16, "text_len": 512}, indent=2))
+    (dit / "config.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "WanModel",
+                "_diffusers_version": "0.30.0",
+                "dim": sizes.dit_dim,
+                "eps": 1e-06,
+                "ffn_dim": sizes.dit_ffn,
+                "freq_dim": 256,
+                "in_dim": 36,
+                "model_type": "i2v",
+                "num_heads": sizes.dit_heads,
+                "num_layers": sizes.dit_layers,
+                "out_dim": 16,
+                "text_len": 512,
+            },
+            indent=2,
+        )
+    )
     base_shapes = dit_base_shapes(sizes.dit_dim, sizes.dit_ffn, sizes.dit_layers, sizes.t5_dim, sizes.clip_width)
     base = random_tensors(base_shapes, g)
     keys = list(base)
@@ -303,27 +383,41 @@ def write_tiny_weights(root: Path, sizes: TinySizes = TinySizes(), seed: int = 0
         name = f"diffusion_pytorch_model-{shard + 1:05d}-of-{dit_shards:05d}.safetensors"
         part = {k: base[k] for k in keys[shard::dit_shards]}
         save_file(part, dit / name, metadata={"format": "pt"})
-        weight_map.update({k: name for k in part})
+        weight_map.update(dict.fromkeys(part, name))
     (dit / "diffusion_pytorch_model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}, indent=2))
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}, indent=2)
+    )
 
     # 2. T5 (bf16 .pth, Wan names) and its tokenizer folder.
     tokens = write_tokenizer(dit / "google" / "umt5-xxl")
     assert tokens <= sizes.t5_vocab, "the embedding needs a row per token"
-    t5 = random_tensors(t5_shapes(sizes.t5_vocab, sizes.t5_dim, sizes.t5_dim, sizes.t5_ffn, sizes.t5_heads,
-                                  sizes.t5_layers), g, torch.bfloat16)
+    t5 = random_tensors(
+        t5_shapes(sizes.t5_vocab, sizes.t5_dim, sizes.t5_dim, sizes.t5_ffn, sizes.t5_heads, sizes.t5_layers),
+        g,
+        torch.bfloat16,
+    )
     torch.save(t5, dit / "models_t5_umt5-xxl-enc-bf16.pth")
 
     # 3. CLIP (both towers in one .pth, fp16 like the release) and the VAE (fp32 .pth).
-    clip = random_tensors({**clip_visual_shapes(sizes.clip_width, sizes.clip_layers, 32),
-                           **clip_text_shapes(sizes.clip_width, 32)}, g, torch.float16)
+    clip = random_tensors(
+        {**clip_visual_shapes(sizes.clip_width, sizes.clip_layers, 32), **clip_text_shapes(sizes.clip_width, 32)},
+        g,
+        torch.float16,
+    )
     torch.save(clip, dit / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth")
     torch.save(random_tensors(vae_shapes(sizes.vae_dim), g), dit / "Wan2.1_VAE.pth")
 
     # 4. wav2vec2, the single/multi audio adapters and the LoRA.
     write_wav2vec(root / "chinese-wav2vec2-base", sizes, seed)
-    adapter = adapter_shapes(sizes.dit_dim, sizes.dit_layers, sizes.audio_layers, sizes.audio_hidden,
-                             sizes.audio_intermediate, sizes.audio_dim, sizes.audio_tokens)
+    adapter = adapter_shapes(
+        sizes.dit_dim,
+        sizes.dit_layers,
+        sizes.audio_layers,
+        sizes.audio_hidden,
+        sizes.audio_intermediate,
+        sizes.audio_dim,
+        sizes.audio_tokens,
+    )
     for kind in ("single", "multi"):
         (root / "InfiniteTalk" / kind).mkdir(parents=True, exist_ok=True)
         save_file(random_tensors(adapter, g), root / "InfiniteTalk" / kind / "infinitetalk.safetensors")

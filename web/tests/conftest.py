@@ -53,18 +53,24 @@ class ServiceProcess:
 
     def start(self) -> None:
         command = [
-            str(BINARY), "serve",
-            "--port", str(self.port),
-            "--data-dir", str(self.data_dir),
-            "--engine", "preview",
-            "--web-dir", str(REPO / "web"),
+            str(BINARY),
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--engine",
+            "preview",
+            "--web-dir",
+            str(REPO / "web"),
             # One job at a time, so that a second job waits in the queue (the cancel test relies on it).
-            "--max-concurrent", "1",
-            "--shutdown-grace", "1s",  # stop at once in the restart test and at the end
+            "--max-concurrent",
+            "1",
+            "--shutdown-grace",
+            "1s",  # stop at once in the restart test and at the end
         ]
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.wait_until_ready()
 
@@ -102,16 +108,16 @@ class ServiceProcess:
         with urllib.request.urlopen(self.url + path.lstrip("/"), timeout=10) as answer:
             return json.load(answer)
 
-    def post(self, path: str, fields: dict[str, str] | None = None,
-             files: dict[str, Path] | None = None) -> tuple[int, dict]:
+    def post(
+        self, path: str, fields: dict[str, str] | None = None, files: dict[str, Path] | None = None
+    ) -> tuple[int, dict]:
         """POSTs multipart form data; returns (status, JSON body) for success and error answers alike."""
         import urllib3  # selenium's own dependency
 
         body: dict = dict(fields or {})
         for name, path_ in (files or {}).items():
             body[name] = (path_.name, path_.read_bytes())
-        answer = urllib3.request("POST", self.url + path.lstrip("/"), fields=body or None,
-                                 timeout=30, retries=False)
+        answer = urllib3.request("POST", self.url + path.lstrip("/"), fields=body or None, timeout=30, retries=False)
         return answer.status, json.loads(answer.data or b"null")
 
     def wait_for_status(self, request_id: str, statuses: set[str], timeout: float = 120) -> dict:
@@ -155,8 +161,14 @@ def downloads() -> Path:
 @pytest.fixture(scope="session")
 def browser(downloads):
     options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
-                     "--autoplay-policy=no-user-gesture-required", "--disable-gpu"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--autoplay-policy=no-user-gesture-required",
+        "--disable-gpu",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=ChromeService(CHROMEDRIVER), options=options)
@@ -176,8 +188,11 @@ class Page:
 
     def open(self) -> None:
         self.driver.get(self.server.url)
-        self.wait_until(lambda d: d.execute_script("return document.documentElement.dataset.state") == "ready",
-                        timeout=20, message="the page never finished loading")
+        self.wait_until(
+            lambda d: d.execute_script("return document.documentElement.dataset.state") == "ready",
+            timeout=20,
+            message="the page never finished loading",
+        )
 
     def wait_until(self, condition, timeout: float = 20, message: str = ""):
         return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition, message)
@@ -186,8 +201,9 @@ class Page:
         return self.driver.execute_script(script, *args)
 
     def use_phone_width(self) -> None:
-        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                    {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+        self.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+        )
 
     def use_desktop_width(self) -> None:
         self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
@@ -199,19 +215,26 @@ class Page:
         if full_page:
             metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
             size = metrics["cssContentSize"]
-            shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-            })
+            shot = self.driver.execute_cdp_cmd(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+                },
+            )
             path.write_bytes(base64.b64decode(shot["data"]))
         else:
             self.driver.save_screenshot(str(path))
         return path
 
     def console_errors(self) -> list[dict]:
-        return [entry for entry in self.driver.get_log("browser")
-                if entry["level"] == "SEVERE"
-                and not any(re.search(pattern, entry["message"]) for pattern in self.expected_console_errors)]
+        return [
+            entry
+            for entry in self.driver.get_log("browser")
+            if entry["level"] == "SEVERE"
+            and not any(re.search(pattern, entry["message"]) for pattern in self.expected_console_errors)
+        ]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -23,16 +23,20 @@ REFUSED_UPLOAD_LOG = r"api/generate - Failed to load resource: the server respon
 
 # MARK: - Helpers
 
+
 def choose_files(page, image: Path, audio: Path) -> None:
     page.driver.find_element(By.ID, "image-input").send_keys(str(image))
     page.driver.find_element(By.ID, "audio-input").send_keys(str(audio))
 
 
 def wait_for_previews(page) -> None:
-    page.wait_until(lambda d: d.execute_script(
-        "return document.querySelector('#image-drop .preview-image').naturalWidth > 0"
-        " && document.getElementById('audio-drop').dataset.duration !== undefined"),
-        message="the previews never loaded")
+    page.wait_until(
+        lambda d: d.execute_script(
+            "return document.querySelector('#image-drop .preview-image').naturalWidth > 0"
+            " && document.getElementById('audio-drop').dataset.duration !== undefined"
+        ),
+        message="the previews never loaded",
+    )
 
 
 def submit_and_get_id(page) -> str:
@@ -40,8 +44,11 @@ def submit_and_get_id(page) -> str:
     known = set(page.js("return [...document.querySelectorAll('#jobs .job')].map(c => c.dataset.requestId)"))
     page.driver.find_element(By.ID, "submit-button").click()
     # Uploads are slow through a debug build on a busy machine (seconds per MB).
-    page.wait_until(lambda d: "queued" in d.find_element(By.ID, "submit-status").text, timeout=60,
-                    message="the page never said the video was queued")
+    page.wait_until(
+        lambda d: "queued" in d.find_element(By.ID, "submit-status").text,
+        timeout=60,
+        message="the page never said the video was queued",
+    )
     ids = page.js("return [...document.querySelectorAll('#jobs .job')].map(c => c.dataset.requestId)")
     new = [request_id for request_id in ids if request_id not in known]
     assert len(new) == 1, f"expected one new job card, got {new}"
@@ -53,13 +60,19 @@ def card(page, request_id: str):
 
 
 def card_status(page, request_id: str) -> str:
-    return page.js("const c = document.querySelector(`#jobs .job[data-request-id='${arguments[0]}']`);"
-                   "return c ? c.dataset.status : null", request_id)
+    return page.js(
+        "const c = document.querySelector(`#jobs .job[data-request-id='${arguments[0]}']`);"
+        "return c ? c.dataset.status : null",
+        request_id,
+    )
 
 
 def wait_for_card_status(page, request_id: str, statuses: set[str], timeout: float = 120) -> str:
-    page.wait_until(lambda _: card_status(page, request_id) in statuses, timeout=timeout,
-                    message=f"job {request_id} never showed {statuses}")
+    page.wait_until(
+        lambda _: card_status(page, request_id) in statuses,
+        timeout=timeout,
+        message=f"job {request_id} never showed {statuses}",
+    )
     return card_status(page, request_id)
 
 
@@ -98,9 +111,12 @@ new MutationObserver(record).observe(document.getElementById('jobs'),
 
 # MARK: - Loading and limits
 
+
 def test_page_shows_the_servers_limits_engine_and_live_connection(page, config):
-    page.wait_until(lambda d: d.find_element(By.ID, "connection").get_attribute("data-state") == "live",
-                    message="the WebSocket never connected")
+    page.wait_until(
+        lambda d: d.find_element(By.ID, "connection").get_attribute("data-state") == "live",
+        message="the WebSocket never connected",
+    )
     image_hint = page.driver.find_element(By.ID, "image-hint").text
     audio_hint = page.driver.find_element(By.ID, "audio-hint").text
     assert expected_mb(config["limits"]["max_image_bytes"]) in image_hint
@@ -118,8 +134,9 @@ def test_page_shows_the_servers_limits_engine_and_live_connection(page, config):
     assert not config["engine"]["two_speakers"], "the preview engine animates one person"
     assert not second_speaker.is_displayed(), "no second-speaker zone for a one-speaker engine"
 
-    resolutions = [radio.get_attribute("value")
-                   for radio in page.driver.find_elements(By.CSS_SELECTOR, "input[name=resolution]")]
+    resolutions = [
+        radio.get_attribute("value") for radio in page.driver.find_elements(By.CSS_SELECTOR, "input[name=resolution]")
+    ]
     assert resolutions == config["resolutions"]
     checked = page.driver.find_element(By.CSS_SELECTOR, "input[name=resolution]:checked").get_attribute("value")
     assert checked == config["defaults"]["resolution"]
@@ -128,11 +145,15 @@ def test_page_shows_the_servers_limits_engine_and_live_connection(page, config):
 
 # MARK: - Choosing files
 
+
 def test_dropped_files_are_previewed_with_size_and_duration(page, media):
     # When both files are dropped together on the image zone, each goes to its own zone.
-    files = [{"name": name, "type": kind, "data": base64.b64encode((media / name).read_bytes()).decode()}
-             for name, kind in (("astronaut.png", "image/png"), ("speech-en.wav", "audio/wav"))]
-    page.js("""
+    files = [
+        {"name": name, "type": kind, "data": base64.b64encode((media / name).read_bytes()).decode()}
+        for name, kind in (("astronaut.png", "image/png"), ("speech-en.wav", "audio/wav"))
+    ]
+    page.js(
+        """
       const [zoneId, files] = arguments;
       const transfer = new DataTransfer();
       for (const f of files) {
@@ -142,7 +163,10 @@ def test_dropped_files_are_previewed_with_size_and_duration(page, media):
       const zone = document.getElementById(zoneId);
       for (const type of ['dragenter', 'dragover', 'drop']) {
         zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer}));
-      }""", "image-drop", files)
+      }""",
+        "image-drop",
+        files,
+    )
     wait_for_previews(page)
 
     image_detail = page.driver.find_element(By.CSS_SELECTOR, "#image-drop .preview-detail").text
@@ -188,8 +212,9 @@ def test_server_refusal_is_shown_word_for_word(page, server, media, tmp_path):
 
     choose_files(page, broken, media / "speech-en.wav")
     page.driver.find_element(By.ID, "submit-button").click()
-    page.wait_until(lambda d: d.find_element(By.ID, "form-error").is_displayed(),
-                    message="the server's refusal was never shown")
+    page.wait_until(
+        lambda d: d.find_element(By.ID, "form-error").is_displayed(), message="the server's refusal was never shown"
+    )
 
     assert page.driver.find_element(By.ID, "form-error-message").text == answer["error"]["message"]
     assert answer["error"]["code"] in page.driver.find_element(By.ID, "form-error-code").text
@@ -202,6 +227,7 @@ def test_server_refusal_is_shown_word_for_word(page, server, media, tmp_path):
 
 # MARK: - A job from start to finish
 
+
 def test_a_job_shows_progress_then_plays_and_downloads(page, server, media, downloads):
     page.js(RECORD_PROGRESS)
     choose_files(page, media / "astronaut.png", media / "speech-en.wav")
@@ -210,12 +236,21 @@ def test_a_job_shows_progress_then_plays_and_downloads(page, server, media, down
     page.driver.find_element(By.ID, "seed-input").send_keys("42")
     request_id = submit_and_get_id(page)
 
-    page.wait_until(lambda _: card_status(page, request_id) == "processing", timeout=60,
-                    message="the job never started")
+    page.wait_until(
+        lambda _: card_status(page, request_id) == "processing", timeout=60, message="the job never started"
+    )
     # For the screenshot, a bar well under way (unless the job is already past it).
-    page.wait_until(lambda _: card_status(page, request_id) != "processing" or page.js(
-        "return document.querySelector(`#jobs .job[data-request-id='${arguments[0]}'] progress`).value",
-        request_id) >= 0.3, timeout=60)
+    page.wait_until(
+        lambda _: (
+            card_status(page, request_id) != "processing"
+            or page.js(
+                "return document.querySelector(`#jobs .job[data-request-id='${arguments[0]}'] progress`).value",
+                request_id,
+            )
+            >= 0.3
+        ),
+        timeout=60,
+    )
     page.screenshot("desktop-running")
     wait_for_card_status(page, request_id, {"completed"}, timeout=150)
 
@@ -233,13 +268,16 @@ def test_a_job_shows_progress_then_plays_and_downloads(page, server, media, down
     assert "seed 42" in job.find_element(By.CSS_SELECTOR, ".job-params").text
 
     # The video loads and plays inline.
-    played = page.driver.execute_async_script("""
+    played = page.driver.execute_async_script(
+        """
       const [id, done] = arguments;
       const video = document.querySelector(`#jobs .job[data-request-id='${id}'] video`);
       video.muted = true;
       const finish = () => done({time: video.currentTime, width: video.videoWidth, error: null});
       video.play().then(() => setTimeout(finish, 600)).catch(error => done({error: String(error)}));
-    """, request_id)
+    """,
+        request_id,
+    )
     assert played["error"] is None, played
     assert played["time"] > 0 and played["width"] > 0, played
     page.js("document.querySelector(`#jobs .job[data-request-id='${arguments[0]}'] video`).pause()", request_id)
@@ -248,8 +286,9 @@ def test_a_job_shows_progress_then_plays_and_downloads(page, server, media, down
     # The download button saves the MP4 the server made.
     job.find_element(By.CSS_SELECTOR, "a.download").click()
     saved = downloads / f"infinitetalk-{request_id}.mp4"
-    page.wait_until(lambda _: saved.exists() and saved.stat().st_size > 0, timeout=30,
-                    message=f"{saved.name} was never downloaded")
+    page.wait_until(
+        lambda _: saved.exists() and saved.stat().st_size > 0, timeout=30, message=f"{saved.name} was never downloaded"
+    )
     page.wait_until(lambda _: not list(downloads.glob("*.crdownload")), timeout=30)
     content = saved.read_bytes()
     assert content[4:8] == b"ftyp", "the download is not an MP4"
@@ -257,16 +296,33 @@ def test_a_job_shows_progress_then_plays_and_downloads(page, server, media, down
         assert len(content) == status["result"]["bytes"]
 
     page.use_phone_width()
-    page.wait_until(lambda _: has_no_horizontal_scroll(page), timeout=5,
-                    message="the page scrolls sideways at phone width")
+    page.wait_until(
+        lambda _: has_no_horizontal_scroll(page), timeout=5, message="the page scrolls sideways at phone width"
+    )
     page.screenshot("phone-finished")
 
 
 def long_recording(source: Path, destination: Path, repeats: int) -> Path:
     """The source said `repeats` times over, as a small MP3 (ffmpeg is one of the project's Debian packages):
     a job long enough to still be running when the next arrives, quick to upload."""
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-stream_loop", str(repeats - 1), "-i", str(source),
-                    "-c:a", "libmp3lame", "-b:a", "32k", str(destination)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            str(repeats - 1),
+            "-i",
+            str(source),
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "32k",
+            str(destination),
+        ],
+        check=True,
+    )
     return destination
 
 
@@ -282,9 +338,12 @@ def test_a_waiting_job_and_a_running_job_can_be_cancelled(page, server, media, t
 
     # With one job at a time, the second waits and shows its place in the queue.
     wait_for_card_status(page, second, {"queued"}, timeout=10)
-    page.wait_until(lambda _: re.search(r"Position \d+ in the queue",
-                                        card(page, second).find_element(By.CSS_SELECTOR, ".job-queue").text),
-                    message="the waiting job never showed its position")
+    page.wait_until(
+        lambda _: re.search(
+            r"Position \d+ in the queue", card(page, second).find_element(By.CSS_SELECTOR, ".job-queue").text
+        ),
+        message="the waiting job never showed its position",
+    )
     page.wait_until(lambda d: d.find_element(By.ID, "queue-waiting").text.startswith(("1 ", "2 ")))
     page.screenshot("desktop-queue")
 
@@ -305,8 +364,9 @@ def test_history_is_kept_across_reloads(page, server, media):
     if completed:
         request_id = completed[0]["request_id"]
     else:
-        status, answer = server.post("api/generate", files={"image": media / "astronaut.png",
-                                                            "audio": media / "speech-en.wav"})
+        status, answer = server.post(
+            "api/generate", files={"image": media / "astronaut.png", "audio": media / "speech-en.wav"}
+        )
         assert status == 200, answer
         request_id = answer["request_id"]
         server.wait_for_status(request_id, {"completed"}, timeout=150)
@@ -320,10 +380,11 @@ def test_history_is_kept_across_reloads(page, server, media):
     assert download.get_attribute("href").endswith(f"/api/result/{request_id}")
     history = server.get_json("api/requests?limit=20")["requests"]
     shown = page.js("return [...document.querySelectorAll('#jobs .job')].map(c => c.dataset.requestId)")
-    assert shown[:len(history)] == [job["request_id"] for job in history], "the page's history differs from the API"
+    assert shown[: len(history)] == [job["request_id"] for job in history], "the page's history differs from the API"
 
 
 # MARK: - Accessibility
+
 
 def test_controls_are_labelled_and_reachable_by_keyboard(page):
     page.driver.find_element(By.CSS_SELECTOR, "details.advanced summary").click()
@@ -385,8 +446,9 @@ return failures;
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_text_contrast_meets_wcag_aa(page, media, tmp_path, scheme):
-    page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
-                                {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    page.driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+    )
     try:
         # Show the states worth checking: a chosen file, a refused one, the advanced options, the job list.
         notes = tmp_path / "notes.txt"
@@ -404,22 +466,30 @@ def test_text_contrast_meets_wcag_aa(page, media, tmp_path, scheme):
 
 # MARK: - Reconnection (restarts the service: keep last)
 
+
 def test_live_updates_reconnect_and_resync_after_a_server_restart(page, server, media):
-    page.expected_console_errors += [r"WebSocket connection to .* failed", r"ERR_CONNECTION_REFUSED",
-                                     r"Failed to load resource: net::"]
+    page.expected_console_errors += [
+        r"WebSocket connection to .* failed",
+        r"ERR_CONNECTION_REFUSED",
+        r"Failed to load resource: net::",
+    ]
     connection = lambda d: d.find_element(By.ID, "connection").get_attribute("data-state")  # noqa: E731
     page.wait_until(lambda d: connection(d) == "live", message="the WebSocket never connected")
 
     server.stop()
-    page.wait_until(lambda d: "Offline" in d.find_element(By.ID, "connection-text").text, timeout=15,
-                    message="the page never noticed the connection was lost")
+    page.wait_until(
+        lambda d: "Offline" in d.find_element(By.ID, "connection-text").text,
+        timeout=15,
+        message="the page never noticed the connection was lost",
+    )
     page.screenshot("desktop-offline", full_page=False)
     time.sleep(4)  # let the backoff grow, so the page is likely still waiting after the restart below
     server.start()
 
     # A job that comes and goes while the page is away appears only through the resync from the API.
-    status, answer = server.post("api/generate", files={"image": media / "astronaut.png",
-                                                        "audio": media / "speech-en.wav"})
+    status, answer = server.post(
+        "api/generate", files={"image": media / "astronaut.png", "audio": media / "speech-en.wav"}
+    )
     assert status == 200, answer
     request_id = answer["request_id"]
     server.post(f"api/cancel/{request_id}")

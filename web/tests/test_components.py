@@ -39,17 +39,32 @@ JOB_ID = "0f8e2c1a-1111-4222-8333-944455556666"
 
 
 def status(**fields) -> dict:
-    base = {"request_id": JOB_ID, "status": "queued", "message": "Request added to queue",
-            "timestamp": "2026-11-25T14:30:00Z", "position_in_queue": 1, "estimated_seconds": 52.0,
-            "result_url": None, "progress": None, "params": {"resolution": "480p", "steps": 4, "seed": 7},
-            "error": None, "result": None}
+    base = {
+        "request_id": JOB_ID,
+        "status": "queued",
+        "message": "Request added to queue",
+        "timestamp": "2026-11-25T14:30:00Z",
+        "position_in_queue": 1,
+        "estimated_seconds": 52.0,
+        "result_url": None,
+        "progress": None,
+        "params": {"resolution": "480p", "steps": 4, "seed": 7},
+        "error": None,
+        "result": None,
+    }
     return {**base, **fields}
 
 
 def test_a_failed_job_shows_the_reason_and_its_code(page):
-    shown = page.driver.execute_async_script(RENDER_CARD, status(
-        status="failed", position_in_queue=None, message="Failed",
-        error={"code": "no_face", "message": "no face was found in the image"}))
+    shown = page.driver.execute_async_script(
+        RENDER_CARD,
+        status(
+            status="failed",
+            position_in_queue=None,
+            message="Failed",
+            error={"code": "no_face", "message": "no face was found in the image"},
+        ),
+    )
     assert shown.get("error") is None, shown
     assert shown["pill"] == "Failed"
     assert shown["problemShown"] and shown["problem"] == "no face was found in the image"
@@ -58,10 +73,23 @@ def test_a_failed_job_shows_the_reason_and_its_code(page):
 
 
 def test_a_running_job_shows_stage_clip_step_and_time_left(page):
-    shown = page.driver.execute_async_script(RENDER_CARD, status(
-        status="processing", position_in_queue=None, message="Clip 2 of 3, step 3 of 4",
-        progress={"stage": "generating", "step": 3, "steps": 4, "clip": 2, "clips": 3, "progress": 0.58,
-                  "eta_seconds": 41.2}))
+    shown = page.driver.execute_async_script(
+        RENDER_CARD,
+        status(
+            status="processing",
+            position_in_queue=None,
+            message="Clip 2 of 3, step 3 of 4",
+            progress={
+                "stage": "generating",
+                "step": 3,
+                "steps": 4,
+                "clip": 2,
+                "clips": 3,
+                "progress": 0.58,
+                "eta_seconds": 41.2,
+            },
+        ),
+    )
     assert shown["progressShown"] and shown["cancelShown"] and not shown["queueShown"]
     assert shown["stage"] == "Generating frames"
     assert shown["percent"] == "58%"
@@ -74,17 +102,32 @@ def test_a_waiting_job_shows_its_position_and_estimate(page):
 
 
 def test_store_never_reopens_a_finished_job_nor_moves_progress_back(page):
-    jobs = page.driver.execute_async_script(STORE, [
-        ["status", status(status="processing", position_in_queue=None)],
-        ["progress", {"type": "progress_update", "request_id": JOB_ID, "stage": "generating", "progress": 0.6,
-                      "message": "Clip 1 of 1"}],
-        # A resync answer that left the server before the progress above: older, lower progress.
-        ["status", status(status="processing", position_in_queue=None,
-                          progress={"stage": "encoding_image", "progress": 0.1})],
-        ["status", status(status="completed", position_in_queue=None, result_url=f"/api/result/{JOB_ID}")],
-        # A stale answer that still says "processing" must not undo "completed".
-        ["status", status(status="processing", position_in_queue=None)],
-    ])
+    jobs = page.driver.execute_async_script(
+        STORE,
+        [
+            ["status", status(status="processing", position_in_queue=None)],
+            [
+                "progress",
+                {
+                    "type": "progress_update",
+                    "request_id": JOB_ID,
+                    "stage": "generating",
+                    "progress": 0.6,
+                    "message": "Clip 1 of 1",
+                },
+            ],
+            # A resync answer that left the server before the progress above: older, lower progress.
+            [
+                "status",
+                status(
+                    status="processing", position_in_queue=None, progress={"stage": "encoding_image", "progress": 0.1}
+                ),
+            ],
+            ["status", status(status="completed", position_in_queue=None, result_url=f"/api/result/{JOB_ID}")],
+            # A stale answer that still says "processing" must not undo "completed".
+            ["status", status(status="processing", position_in_queue=None)],
+        ],
+    )
     assert len(jobs) == 1, jobs
     assert jobs[0]["status"] == "completed"
     assert jobs[0]["progress"]["progress"] == 0.6
@@ -92,11 +135,24 @@ def test_store_never_reopens_a_finished_job_nor_moves_progress_back(page):
 
 def test_store_takes_queue_positions_from_queue_updates(page):
     other = "aaaaaaaa-1111-4222-8333-944455556666"
-    jobs = page.driver.execute_async_script(STORE, [
-        ["status", status(position_in_queue=2)],
-        ["queue", {"type": "queue_update", "queue_size": 2, "processing_count": 0, "max_queue_size": 20,
-                   "max_concurrent": 1, "queued_ids": [JOB_ID, other], "processing_ids": []}],
-    ])
+    jobs = page.driver.execute_async_script(
+        STORE,
+        [
+            ["status", status(position_in_queue=2)],
+            [
+                "queue",
+                {
+                    "type": "queue_update",
+                    "queue_size": 2,
+                    "processing_count": 0,
+                    "max_queue_size": 20,
+                    "max_concurrent": 1,
+                    "queued_ids": [JOB_ID, other],
+                    "processing_ids": [],
+                },
+            ],
+        ],
+    )
     assert jobs[0]["position_in_queue"] == 1
 
 
@@ -124,9 +180,14 @@ import('./ui/generate-form.js').then(async ({ GenerateForm }) => {
 def test_an_engine_for_two_people_gets_an_optional_second_speaker(page, config, media, tmp_path):
     second = tmp_path / "second-speaker.wav"
     shutil.copy(media / "speech-en.wav", second)
-    files = [{"name": path.name, "type": kind, "data": base64.b64encode(path.read_bytes()).decode()}
-             for path, kind in ((media / "astronaut.png", "image/png"), (media / "speech-en.wav", "audio/wav"),
-                                (second, "audio/wav"))]
+    files = [
+        {"name": path.name, "type": kind, "data": base64.b64encode(path.read_bytes()).decode()}
+        for path, kind in (
+            (media / "astronaut.png", "image/png"),
+            (media / "speech-en.wav", "audio/wav"),
+            (second, "audio/wav"),
+        )
+    ]
     shown = page.driver.execute_async_script(TWO_SPEAKER_FORM, config, files)
     assert shown.get("error") is None, shown
     assert shown["shown"]

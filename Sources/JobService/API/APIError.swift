@@ -13,7 +13,9 @@ public struct APIError: Error, Sendable, Equatable {
     /// Extra response headers, e.g. `Retry-After` on 429.
     public var headers: HTTPFields
 
-    public init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil, headers: HTTPFields = [:]) {
+    public init(
+        _ status: HTTPResponse.Status, code: String, message: String, field: String? = nil, headers: HTTPFields = [:]
+    ) {
         self.status = status
         self.code = code
         self.message = message
@@ -52,6 +54,7 @@ extension APIError {
         APIError(.unprocessableContent, code: "invalid_parameter", message: message, field: field)
     }
 
-    static let shuttingDown = APIError(.serviceUnavailable, code: "shutting_down",
-                                       message: "The server is shutting down; try again shortly.")
+    static let shuttingDown = APIError(
+        .serviceUnavailable, code: "shutting_down",
+        message: "The server is shutting down; try again shortly.")
 }

@@ -7,7 +7,9 @@ import Hummingbird
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let routes = APIRoutes.fromOpenAPI
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         do {
             return try await next(request, context)
         } catch let error as HTTPError {
@@ -19,8 +21,9 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         let path = request.uri.path
         guard error.status == .notFound else {
             let code = error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_")
-            return APIError(error.status, code: code.isEmpty ? "http_\(error.status.code)" : code,
-                            message: error.body ?? error.status.reasonPhrase, headers: error.headers)
+            return APIError(
+                error.status, code: code.isEmpty ? "http_\(error.status.code)" : code,
+                message: error.body ?? error.status.reasonPhrase, headers: error.headers)
         }
         let allowed = routes.methods(forPath: path)
         guard !allowed.isEmpty, !allowed.contains(request.method) else {
@@ -29,9 +32,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         var headers = HTTPFields()
         headers[.allow] = (allowed.contains(.get) && !allowed.contains(.head) ? allowed + [.head] : allowed)
             .map(\.rawValue).sorted().joined(separator: ", ") // GET routes answer HEAD too (HeadForGetMiddleware)
-        return APIError(.methodNotAllowed, code: "method_not_allowed",
-                        message: "\(path) does not take \(request.method.rawValue); it takes \(headers[.allow] ?? "").",
-                        headers: headers)
+        return APIError(
+            .methodNotAllowed, code: "method_not_allowed",
+            message: "\(path) does not take \(request.method.rawValue); it takes \(headers[.allow] ?? "").",
+            headers: headers)
     }
 }
 
@@ -41,12 +45,14 @@ struct APIRoutes: Sendable {
 
     static let fromOpenAPI: APIRoutes = {
         guard let data = OpenAPIDocument.data,
-              let document = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let paths = document["paths"] as? [String: [String: Any]] else { return APIRoutes(routes: []) }
-        return APIRoutes(routes: paths.map { path, operations in
-            let methods = operations.keys.compactMap { HTTPRequest.Method($0.uppercased()) }
-            return (segments(of: path), methods.sorted { $0.rawValue < $1.rawValue })
-        })
+            let document = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let paths = document["paths"] as? [String: [String: Any]]
+        else { return APIRoutes(routes: []) }
+        return APIRoutes(
+            routes: paths.map { path, operations in
+                let methods = operations.keys.compactMap { HTTPRequest.Method($0.uppercased()) }
+                return (segments(of: path), methods.sorted { $0.rawValue < $1.rawValue })
+            })
     }()
 
     func methods(forPath path: String) -> [HTTPRequest.Method] {

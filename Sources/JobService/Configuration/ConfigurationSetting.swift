@@ -14,7 +14,8 @@ public struct ConfigurationSetting: Sendable {
     public let help: String
     let apply: @Sendable (inout ServiceConfiguration, String) throws -> Void
 
-    init(_ flag: String, _ help: String, apply: @escaping @Sendable (inout ServiceConfiguration, String) throws -> Void) {
+    init(_ flag: String, _ help: String, apply: @escaping @Sendable (inout ServiceConfiguration, String) throws -> Void)
+    {
         self.flag = flag
         self.environmentVariable = "INFINITETALK_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
         self.help = help
@@ -29,7 +30,9 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 
 extension ServiceConfiguration {
     /// Builds a configuration from the defaults, then `environment`, then `flags` (keyed by `flag`).
-    public static func resolve(environment: [String: String], flags: [String: String] = [:]) throws -> ServiceConfiguration {
+    public static func resolve(environment: [String: String], flags: [String: String] = [:]) throws
+        -> ServiceConfiguration
+    {
         var configuration = ServiceConfiguration()
         for setting in ConfigurationSetting.all {
             if let value = environment[setting.environmentVariable], !value.isEmpty {
@@ -82,15 +85,20 @@ extension ConfigurationSetting {
             }
             $0.logLevel = $1
         },
-        .init("data-dir", "Folder for the SQLite database, uploads and results (default data).") { $0.dataDirectory = $1 },
+        .init("data-dir", "Folder for the SQLite database, uploads and results (default data).") {
+            $0.dataDirectory = $1
+        },
         .init("web-dir", "Folder served at / (default <repo>/web when found).") { $0.webDirectory = $1 },
-        .init("engine", "Engine name passed as --engine: preview or infinitetalk (default preview).") { $0.engine.name = $1 },
+        .init("engine", "Engine name passed as --engine: preview or infinitetalk (default preview).") {
+            $0.engine.name = $1
+        },
         .init("weights", "Model weights folder passed to the engine as --weights.") { $0.engine.weights = $1 },
         .init("device", "Device passed to the engine as --device (cuda, cpu).") { $0.engine.device = $1 },
         .init("engine-python", "Python running `-m infinitetalk_engine` (default <repo>/.venv/bin/python).") {
             $0.engine.python = $1
         },
-        .init("engine-command", "Whole engine command line, replacing the python one (split on spaces; quotes group).") {
+        .init("engine-command", "Whole engine command line, replacing the python one (split on spaces; quotes group).")
+        {
             $0.engine.command = try splitCommandLine($1)
         },
         .init("max-queue-size", "Most queued jobs; one more gets 429 queue_full (default 20).") {
@@ -111,9 +119,15 @@ extension ConfigurationSetting {
         .init("max-audio-bytes", "Largest audio upload (default 50M = 52428800 bytes).") {
             $0.uploadLimits.maxAudioBytes = try parseBytes($1)
         },
-        .init("max-image-width", "Widest image in pixels (default 4096).") { $0.uploadLimits.maxImageWidth = try parseInt($1) },
-        .init("max-image-height", "Tallest image in pixels (default 4096).") { $0.uploadLimits.maxImageHeight = try parseInt($1) },
-        .init("min-image-side", "Shortest image side in pixels (default 64).") { $0.uploadLimits.minImageSide = try parseInt($1) },
+        .init("max-image-width", "Widest image in pixels (default 4096).") {
+            $0.uploadLimits.maxImageWidth = try parseInt($1)
+        },
+        .init("max-image-height", "Tallest image in pixels (default 4096).") {
+            $0.uploadLimits.maxImageHeight = try parseInt($1)
+        },
+        .init("min-image-side", "Shortest image side in pixels (default 64).") {
+            $0.uploadLimits.minImageSide = try parseInt($1)
+        },
         .init("min-audio-seconds", "Shortest audio in seconds (default 0.5).") {
             $0.uploadLimits.minAudioSeconds = try parseDouble($1)
         },
@@ -166,15 +180,19 @@ func parseDouble(_ text: String) throws -> Double {
 
 /// `10485760`, `512K`, `10M`, `10MB`, `10MiB`, `1G`: suffixes are powers of 1024.
 func parseBytes(_ text: String) throws -> Int {
-    let units: [(String, Int)] = [("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20),
-                                  ("GB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1)]
+    let units: [(String, Int)] = [
+        ("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20),
+        ("GB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1),
+    ]
     let upper = text.uppercased()
     for (suffix, factor) in units where upper.hasSuffix(suffix) {
         let number = upper.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
         guard let value = Int(number), value >= 0 else { break }
         return value * factor
     }
-    guard let value = Int(text), value >= 0 else { throw ConfigurationError(description: "not a byte count (e.g. 10M)") }
+    guard let value = Int(text), value >= 0 else {
+        throw ConfigurationError(description: "not a byte count (e.g. 10M)")
+    }
     return value
 }
 

@@ -53,9 +53,11 @@ struct JobController<Context: RequestContext>: Sendable {
             metrics.countJob(.queued)
             logger.info("job \(id) queued (\(String(format: "%.1f", stored.audioSeconds)) s of audio)")
             wakeUp.signal()
-            return JSONResponse(SubmitResponse(requestId: id, status: stored.status, message: stored.message,
-                                               timestamp: stored.createdAt, positionInQueue: position,
-                                               params: stored.parameters))
+            return JSONResponse(
+                SubmitResponse(
+                    requestId: id, status: stored.status, message: stored.message,
+                    timestamp: stored.createdAt, positionInQueue: position,
+                    params: stored.parameters))
         } catch {
             files.removeUploads(of: id)
             throw Self.apiError(from: error)
@@ -65,12 +67,14 @@ struct JobController<Context: RequestContext>: Sendable {
     /// Streams the upload to disk, checks the media and options, and builds the job (not stored yet).
     private func receiveJob(id: String, folder: String, request: Request) async throws -> Job {
         let limits = configuration.uploadLimits
-        let receiver = try MultipartReceiver(contentType: request.headers[.contentType], directory: folder, limits: limits)
+        let receiver = try MultipartReceiver(
+            contentType: request.headers[.contentType], directory: folder, limits: limits)
         try receiver.checkContentLength(request.headers[.contentLength].flatMap { Int($0) })
         let upload = try await receiver.receive(request.body)
         guard let imageFile = upload.files["image"], let audioFile = upload.files["audio"] else {
-            throw UploadError.missingFile(upload.files["image"] == nil ? .image : .audio,
-                                          field: upload.files["image"] == nil ? "image" : "audio")
+            throw UploadError.missingFile(
+                upload.files["image"] == nil ? .image : .audio,
+                field: upload.files["image"] == nil ? "image" : "audio")
         }
         let validator = UploadValidator(limits: limits, ffprobePath: configuration.ffprobePath)
         _ = try validator.validateImage(at: imageFile.path)
@@ -80,32 +84,41 @@ struct JobController<Context: RequestContext>: Sendable {
         if let secondAudio {
             try await checkEngineTakesTwoSpeakers()
             // The two tracks play side by side: the video lasts as long as the longer one.
-            audioSeconds = max(audioSeconds, try await validator.validateAudio(at: secondAudio.path, field: "audio2").durationSeconds)
+            audioSeconds = max(
+                audioSeconds, try await validator.validateAudio(at: secondAudio.path, field: "audio2").durationSeconds)
         }
         // Boxes are not checked against the header's size: the engine applies the EXIF orientation first, and clips.
         if parameters.speakerBoxes != nil, secondAudio == nil {
             throw APIError.invalidParameter("speaker_boxes", "speaker_boxes needs a second speaker: send audio2 too.")
         }
         metrics.countUpload(kind: "image", bytes: imageFile.byteCount)
-        for file in [audioFile, secondAudio].compactMap({ $0 }) { metrics.countUpload(kind: "audio", bytes: file.byteCount) }
-        return Job(id: id, parameters: parameters, imagePath: imageFile.path, audioPath: audioFile.path,
-                   audio2Path: secondAudio?.path, audioSeconds: audioSeconds, resultPath: files.resultPath(for: id))
+        for file in [audioFile, secondAudio].compactMap({ $0 }) {
+            metrics.countUpload(kind: "audio", bytes: file.byteCount)
+        }
+        return Job(
+            id: id, parameters: parameters, imagePath: imageFile.path, audioPath: audioFile.path,
+            audio2Path: secondAudio?.path, audioSeconds: audioSeconds, resultPath: files.resultPath(for: id))
     }
 
     /// A second speaker needs an engine loaded with the two-speaker adapter (`two_speakers` in its hello). While the
     /// engine has not said hello yet the job is taken: the engine refuses it later (`bad_params`) if it cannot.
     private func checkEngineTakesTwoSpeakers() async throws {
-        guard let capabilities = await supervisor.lastHello?.capabilities, capabilities.twoSpeakers != true else { return }
-        throw APIError(.unprocessableContent, code: "two_speakers_unsupported",
-                       message: "This engine cannot animate two speakers (audio2): that needs the InfiniteTalk engine with the multi-speaker weights (InfiniteTalk/multi/).",
-                       field: "audio2")
+        guard let capabilities = await supervisor.lastHello?.capabilities, capabilities.twoSpeakers != true else {
+            return
+        }
+        throw APIError(
+            .unprocessableContent, code: "two_speakers_unsupported",
+            message:
+                "This engine cannot animate two speakers (audio2): that needs the InfiniteTalk engine with the multi-speaker weights (InfiniteTalk/multi/).",
+            field: "audio2")
     }
 
     private func parameterLimits() async -> ParameterLimits {
         let capabilities = await supervisor.lastHello?.capabilities
-        return ParameterLimits(maxPromptLength: configuration.maxPromptLength,
-                               maxSteps: min(configuration.maxSteps, capabilities?.maxSteps ?? configuration.maxSteps),
-                               resolutions: capabilities?.resolutions ?? ["480p", "720p"])
+        return ParameterLimits(
+            maxPromptLength: configuration.maxPromptLength,
+            maxSteps: min(configuration.maxSteps, capabilities?.maxSteps ?? configuration.maxSteps),
+            resolutions: capabilities?.resolutions ?? ["480p", "720p"])
     }
 
     private func checkQueueHasRoom() async throws {
@@ -118,20 +131,23 @@ struct JobController<Context: RequestContext>: Sendable {
         let queue = try await reporter.snapshot()
         let slots = max(1, await worker.capacity())
         let wait = queue.queued.first.flatMap { reporter.estimatedSeconds(for: $0, queue: queue, slots: slots) } ?? 60
-        let firstJobSeconds = queue.queued.first.map { reporter.estimator.expectedSeconds(forAudio: $0.audioSeconds) } ?? 0
+        let firstJobSeconds =
+            queue.queued.first.map { reporter.estimator.expectedSeconds(forAudio: $0.audioSeconds) } ?? 0
         let retryAfter = Int(min(3600, max(5, wait - firstJobSeconds)).rounded(.up))
         var headers = HTTPFields()
         headers[.retryAfter] = String(retryAfter)
-        return APIError(.tooManyRequests, code: "queue_full",
-                        message: "The queue is full (\(configuration.maxQueueSize) requests); try again in about \(retryAfter) s.",
-                        headers: headers)
+        return APIError(
+            .tooManyRequests, code: "queue_full",
+            message: "The queue is full (\(configuration.maxQueueSize) requests); try again in about \(retryAfter) s.",
+            headers: headers)
     }
 
     static func apiError(from error: any Error) -> any Error {
         switch error {
         case let error as UploadError:
-            return APIError(HTTPResponse.Status(code: error.status), code: error.code, message: error.message,
-                            field: error.field)
+            return APIError(
+                HTTPResponse.Status(code: error.status), code: error.code, message: error.message,
+                field: error.field)
         default:
             return error
         }
@@ -156,13 +172,16 @@ struct JobController<Context: RequestContext>: Sendable {
         var status: JobStatus?
         if let text = query.get("status"), !text.isEmpty {
             guard let value = JobStatus(rawValue: text) else {
-                throw APIError.invalidParameter("status", "status must be one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", ")).")
+                throw APIError.invalidParameter(
+                    "status", "status must be one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", ")).")
             }
             status = value
         }
         let page = try await repository.list(status: status, limit: limit, offset: offset)
-        return JSONResponse(RequestListResponse(requests: try await reporter.statuses(of: page.jobs), total: page.total,
-                                                limit: limit, offset: offset))
+        return JSONResponse(
+            RequestListResponse(
+                requests: try await reporter.statuses(of: page.jobs), total: page.total,
+                limit: limit, offset: offset))
     }
 
     private static func integerQuery(_ text: String?, name: String, range: ClosedRange<Int>) throws -> Int? {
@@ -182,7 +201,8 @@ struct JobController<Context: RequestContext>: Sendable {
         case .notFound:
             throw APIError.notFound(id)
         case .alreadyFinished(let job):
-            throw APIError(.conflict, code: "already_finished", message: "The request is already \(job.status.rawValue).")
+            throw APIError(
+                .conflict, code: "already_finished", message: "The request is already \(job.status.rawValue).")
         case .cancelled(let job):
             return JSONResponse(try await reporter.status(of: job))
         }

@@ -18,7 +18,9 @@ struct ProgressSocketController: Sendable {
         }
     }
 
-    private func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel) async throws {
+    private func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel)
+        async throws
+    {
         // Subscribe before the snapshot so no change between them is missed; the broadcaster holds them meanwhile.
         let clientID = broadcaster.subscribe(channel)
         defer { broadcaster.unsubscribe(clientID) }

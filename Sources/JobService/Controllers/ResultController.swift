@@ -16,7 +16,8 @@ struct ResultController<Context: RequestContext>: Sendable {
         let id = try context.parameters.require("id").lowercased()
         guard let job = try await repository.job(id: id) else { throw APIError.notFound(id) }
         guard job.status == .completed else {
-            throw APIError(.conflict, code: "not_ready", message: "The request is \(job.status.rawValue), not completed.")
+            throw APIError(
+                .conflict, code: "not_ready", message: "The request is \(job.status.rawValue), not completed.")
         }
         guard job.expiredAt == nil, let size = files.resultSize(of: id) else {
             throw APIError(.gone, code: "result_expired", message: "The video was deleted by the retention policy.")
@@ -30,9 +31,11 @@ struct ResultController<Context: RequestContext>: Sendable {
         headers[.cacheControl] = "private, max-age=3600"
 
         if let ifNoneMatch = request.headers[.ifNoneMatch],
-           ifNoneMatch == "*" || ifNoneMatch.split(separator: ",").contains(where: {
-               $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "W/", with: "") == headers[.eTag]
-           }) {
+            ifNoneMatch == "*"
+                || ifNoneMatch.split(separator: ",").contains(where: {
+                    $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "W/", with: "") == headers[.eTag]
+                })
+        {
             return Response(status: .notModified, headers: headers)
         }
 
@@ -41,8 +44,9 @@ struct ResultController<Context: RequestContext>: Sendable {
         switch ByteRange.resolve(header: rangeHeader, size: size) {
         case .unsatisfiable:
             headers[.contentRange] = "bytes */\(size)"
-            let error = APIError(.rangeNotSatisfiable, code: "range_not_satisfiable",
-                                 message: "The range lies outside the \(size)-byte file.", headers: headers)
+            let error = APIError(
+                .rangeNotSatisfiable, code: "range_not_satisfiable",
+                message: "The range lies outside the \(size)-byte file.", headers: headers)
             throw error
         case .part(let range):
             headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"

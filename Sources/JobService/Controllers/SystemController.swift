@@ -38,9 +38,10 @@ struct SystemController<Context: RequestContext>: Sendable {
     private func engineSummary() async -> EngineSummary {
         let hello = await supervisor.lastHello
         let ready = await supervisor.state.hello != nil
-        return EngineSummary(name: hello?.engine ?? configuration.engine.name, version: hello?.engineVersion,
-                             isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device,
-                             twoSpeakers: hello?.capabilities.twoSpeakers)
+        return EngineSummary(
+            name: hello?.engine ?? configuration.engine.name, version: hello?.engineVersion,
+            isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device,
+            twoSpeakers: hello?.capabilities.twoSpeakers)
     }
 
     struct Readiness: Encodable, Sendable {
@@ -52,21 +53,25 @@ struct SystemController<Context: RequestContext>: Sendable {
     @Sendable func readiness(request: Request, context: Context) async throws -> JSONResponse<Readiness> {
         let engine = await engineSummary()
         if shutdownState.isDraining {
-            return JSONResponse(Readiness(status: "unavailable", reason: "shutting down", engine: engine),
-                                status: .serviceUnavailable)
+            return JSONResponse(
+                Readiness(status: "unavailable", reason: "shutting down", engine: engine),
+                status: .serviceUnavailable)
         }
         switch await supervisor.state {
         case .ready:
             return JSONResponse(Readiness(status: "ready", reason: nil, engine: engine))
         case .starting:
-            return JSONResponse(Readiness(status: "starting", reason: "the engine is loading", engine: engine),
-                                status: .serviceUnavailable)
+            return JSONResponse(
+                Readiness(status: "starting", reason: "the engine is loading", engine: engine),
+                status: .serviceUnavailable)
         case .unavailable(let reason):
-            return JSONResponse(Readiness(status: "unavailable", reason: reason, engine: engine),
-                                status: .serviceUnavailable)
+            return JSONResponse(
+                Readiness(status: "unavailable", reason: reason, engine: engine),
+                status: .serviceUnavailable)
         case .stopped:
-            return JSONResponse(Readiness(status: "unavailable", reason: "the engine stopped", engine: engine),
-                                status: .serviceUnavailable)
+            return JSONResponse(
+                Readiness(status: "unavailable", reason: "the engine stopped", engine: engine),
+                status: .serviceUnavailable)
         }
     }
 
@@ -102,8 +107,16 @@ struct SystemController<Context: RequestContext>: Sendable {
             let maxQueueSize: Int
             let maxPromptLength: Int
         }
-        struct Steps: Encodable, Sendable { let `default`: Int; let min: Int; let max: Int }
-        struct Defaults: Encodable, Sendable { let resolution: String; let steps: Int; let prompt: String }
+        struct Steps: Encodable, Sendable {
+            let `default`: Int
+            let min: Int
+            let max: Int
+        }
+        struct Defaults: Encodable, Sendable {
+            let resolution: String
+            let steps: Int
+            let prompt: String
+        }
 
         let limits: Limits
         let maxConcurrent: Int
@@ -118,29 +131,36 @@ struct SystemController<Context: RequestContext>: Sendable {
         let engine: EngineSummary
     }
 
-    @Sendable func clientConfiguration(request: Request, context: Context) async throws -> JSONResponse<ClientConfiguration> {
+    @Sendable func clientConfiguration(request: Request, context: Context) async throws -> JSONResponse<
+        ClientConfiguration
+    > {
         let limits = configuration.uploadLimits
         let capabilities = await supervisor.lastHello?.capabilities
         let maxSteps = min(configuration.maxSteps, capabilities?.maxSteps ?? configuration.maxSteps)
-        return JSONResponse(ClientConfiguration(
-            limits: .init(maxImageBytes: limits.maxImageBytes, maxAudioBytes: limits.maxAudioBytes,
-                          maxImageWidth: limits.maxImageWidth, maxImageHeight: limits.maxImageHeight,
-                          minImageSide: limits.minImageSide, minAudioSeconds: limits.minAudioSeconds,
-                          maxAudioSeconds: limits.maxAudioSeconds, maxQueueSize: configuration.maxQueueSize,
-                          maxPromptLength: configuration.maxPromptLength),
-            maxConcurrent: await worker.capacity(),
-            imageFormats: ["jpeg", "png", "webp"],
-            audioFormats: ["wav", "mp3", "m4a", "ogg", "flac"],
-            imageMimeTypes: ["image/jpeg", "image/png", "image/webp"],
-            audioMimeTypes: ["audio/wav", "audio/x-wav", "audio/mpeg", "audio/mp4", "audio/aac", "audio/x-m4a",
-                             "audio/ogg", "audio/flac", "audio/x-flac"],
-            resolutions: capabilities?.resolutions ?? ["480p", "720p"],
-            fps: capabilities?.fps ?? 25,
-            steps: .init(default: capabilities?.defaultSteps ?? JobParameters.defaultSteps, min: 1, max: maxSteps),
-            defaults: .init(resolution: JobParameters.defaultResolution,
-                            steps: capabilities?.defaultSteps ?? JobParameters.defaultSteps,
-                            prompt: JobParameters.defaultPrompt),
-            engine: await engineSummary()))
+        return JSONResponse(
+            ClientConfiguration(
+                limits: .init(
+                    maxImageBytes: limits.maxImageBytes, maxAudioBytes: limits.maxAudioBytes,
+                    maxImageWidth: limits.maxImageWidth, maxImageHeight: limits.maxImageHeight,
+                    minImageSide: limits.minImageSide, minAudioSeconds: limits.minAudioSeconds,
+                    maxAudioSeconds: limits.maxAudioSeconds, maxQueueSize: configuration.maxQueueSize,
+                    maxPromptLength: configuration.maxPromptLength),
+                maxConcurrent: await worker.capacity(),
+                imageFormats: ["jpeg", "png", "webp"],
+                audioFormats: ["wav", "mp3", "m4a", "ogg", "flac"],
+                imageMimeTypes: ["image/jpeg", "image/png", "image/webp"],
+                audioMimeTypes: [
+                    "audio/wav", "audio/x-wav", "audio/mpeg", "audio/mp4", "audio/aac", "audio/x-m4a",
+                    "audio/ogg", "audio/flac", "audio/x-flac",
+                ],
+                resolutions: capabilities?.resolutions ?? ["480p", "720p"],
+                fps: capabilities?.fps ?? 25,
+                steps: .init(default: capabilities?.defaultSteps ?? JobParameters.defaultSteps, min: 1, max: maxSteps),
+                defaults: .init(
+                    resolution: JobParameters.defaultResolution,
+                    steps: capabilities?.defaultSteps ?? JobParameters.defaultSteps,
+                    prompt: JobParameters.defaultPrompt),
+                engine: await engineSummary()))
     }
 }
 

@@ -30,12 +30,14 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
     /// When retention deleted the result (downloads then answer 410 `result_expired`).
     public var expiredAt: Date?
 
-    public init(id: String, sequence: Int64 = 0, status: JobStatus = .queued, message: String = "Request added to queue",
-                parameters: JobParameters, imagePath: String, audioPath: String, audio2Path: String? = nil,
-                audioSeconds: Double,
-                resultPath: String, output: JobOutput? = nil, errorCode: String? = nil, errorMessage: String? = nil,
-                attempts: Int = 0, createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil,
-                expiredAt: Date? = nil) {
+    public init(
+        id: String, sequence: Int64 = 0, status: JobStatus = .queued, message: String = "Request added to queue",
+        parameters: JobParameters, imagePath: String, audioPath: String, audio2Path: String? = nil,
+        audioSeconds: Double,
+        resultPath: String, output: JobOutput? = nil, errorCode: String? = nil, errorMessage: String? = nil,
+        attempts: Int = 0, createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil,
+        expiredAt: Date? = nil
+    ) {
         self.id = id
         self.sequence = sequence
         self.status = status

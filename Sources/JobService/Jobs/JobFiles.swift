@@ -13,7 +13,9 @@ public struct JobFiles: Sendable {
     }
 
     public func uploadFolder(for id: String) -> String { (uploadsDirectory as NSString).appendingPathComponent(id) }
-    public func resultPath(for id: String) -> String { (resultsDirectory as NSString).appendingPathComponent("\(id).mp4") }
+    public func resultPath(for id: String) -> String {
+        (resultsDirectory as NSString).appendingPathComponent("\(id).mp4")
+    }
 
     /// Creates the data folders.
     public func createDirectories() throws {

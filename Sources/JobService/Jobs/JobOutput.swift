@@ -8,7 +8,8 @@ public struct JobOutput: Codable, Sendable, Equatable {
     public var bytes: Int
     public var warnings: [String]
 
-    public init(durationSeconds: Double, frames: Int, width: Int, height: Int, fps: Int, bytes: Int, warnings: [String]) {
+    public init(durationSeconds: Double, frames: Int, width: Int, height: Int, fps: Int, bytes: Int, warnings: [String])
+    {
         self.durationSeconds = durationSeconds
         self.frames = frames
         self.width = width

@@ -19,14 +19,17 @@ extension JobParameters {
     /// unknown fields are ignored.
     /// - Parameter randomSeed: the seed used when the client gave none.
     /// - Throws: `APIError` 422 `invalid_parameter` naming the field.
-    public static func parse(fields: [String: String], limits: ParameterLimits,
-                             randomSeed: () -> Int = { Int.random(in: 0...2_147_483_647) }) throws -> JobParameters {
+    public static func parse(
+        fields: [String: String], limits: ParameterLimits,
+        randomSeed: () -> Int = { Int.random(in: 0...2_147_483_647) }
+    ) throws -> JobParameters {
         let form = FormReader(fields: fields)
         var parameters = JobParameters(seed: 0)
         if let resolution = form.text("resolution") {
             guard limits.resolutions.contains(resolution) else {
-                throw APIError.invalidParameter("resolution",
-                                                "resolution must be one of \(limits.resolutions.joined(separator: ", ")).")
+                throw APIError.invalidParameter(
+                    "resolution",
+                    "resolution must be one of \(limits.resolutions.joined(separator: ", ")).")
             }
             parameters.resolution = resolution
         }
@@ -48,7 +51,9 @@ private struct FormReader {
     let fields: [String: String]
 
     func text(_ name: String) -> String? {
-        guard let value = fields[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { return nil }
+        guard let value = fields[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else {
+            return nil
+        }
         return value
     }
 
@@ -63,7 +68,8 @@ private struct FormReader {
     func integer(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let value = text(name) else { return nil }
         guard let number = Int(value), range.contains(number) else {
-            throw APIError.invalidParameter(name, "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound).")
+            throw APIError.invalidParameter(
+                name, "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound).")
         }
         return number
     }
@@ -71,7 +77,8 @@ private struct FormReader {
     func number(_ name: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let value = text(name) else { return nil }
         guard let number = Double(value), number.isFinite, range.contains(number) else {
-            throw APIError.invalidParameter(name, "\(name) must be a number in \(format(range.lowerBound))...\(format(range.upperBound)).")
+            throw APIError.invalidParameter(
+                name, "\(name) must be a number in \(format(range.lowerBound))...\(format(range.upperBound)).")
         }
         return number
     }
@@ -80,9 +87,13 @@ private struct FormReader {
     func speakerBoxes(_ name: String) throws -> [[Double]]? {
         guard let value = text(name) else { return nil }
         let invalid = APIError.invalidParameter(
-            name, "\(name) must be JSON with two boxes [[x_min, y_min, x_max, y_max], [...]] in image pixels, each with min < max.")
+            name,
+            "\(name) must be JSON with two boxes [[x_min, y_min, x_max, y_max], [...]] in image pixels, each with min < max."
+        )
         guard let boxes = try? JSONDecoder().decode([[Double]].self, from: Data(value.utf8)), boxes.count == 2,
-              boxes.allSatisfy({ $0.count == 4 && $0.allSatisfy { $0.isFinite && $0 >= 0 } && $0[0] < $0[2] && $0[1] < $0[3] })
+            boxes.allSatisfy({
+                $0.count == 4 && $0.allSatisfy { $0.isFinite && $0 >= 0 } && $0[0] < $0[2] && $0[1] < $0[3]
+            })
         else { throw invalid }
         return boxes
     }

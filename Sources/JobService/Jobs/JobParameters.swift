@@ -19,10 +19,12 @@ public struct JobParameters: Codable, Sendable, Equatable {
     public static let defaultResolution = "480p"
     public static let defaultSteps = 4
 
-    public init(resolution: String = JobParameters.defaultResolution, steps: Int = JobParameters.defaultSteps,
-                seed: Int, prompt: String = JobParameters.defaultPrompt, negativePrompt: String? = nil,
-                shift: Double? = nil, textGuidanceScale: Double? = nil, audioGuidanceScale: Double? = nil,
-                colorCorrection: Double? = nil, speakerBoxes: [[Double]]? = nil) {
+    public init(
+        resolution: String = JobParameters.defaultResolution, steps: Int = JobParameters.defaultSteps,
+        seed: Int, prompt: String = JobParameters.defaultPrompt, negativePrompt: String? = nil,
+        shift: Double? = nil, textGuidanceScale: Double? = nil, audioGuidanceScale: Double? = nil,
+        colorCorrection: Double? = nil, speakerBoxes: [[Double]]? = nil
+    ) {
         self.resolution = resolution
         self.steps = steps
         self.seed = seed

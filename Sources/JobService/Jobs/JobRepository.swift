@@ -63,8 +63,9 @@ public struct JobRepository: Sendable {
         let jobs = try await database.writer.read { db in
             let active = try Job.filter([JobStatus.queued, JobStatus.processing].contains(Job.Columns.status))
                 .order(Job.Columns.sequence).fetchAll(db)
-            return ActiveJobs(queued: active.filter { $0.status == .queued },
-                              processing: active.filter { $0.status == .processing })
+            return ActiveJobs(
+                queued: active.filter { $0.status == .queued },
+                processing: active.filter { $0.status == .processing })
         }
         try await hook()
         activeJobsCache.store(jobs, readAt: version)
@@ -127,8 +128,10 @@ public struct JobRepository: Sendable {
     /// Moves the job to `status` and applies `change`, in one transaction, if the state machine allows it.
     /// - Returns: the updated job, or `nil` when the job is unknown or the move is not allowed.
     @discardableResult
-    public func transition(_ id: String, to status: JobStatus,
-                           change: @escaping @Sendable (inout Job) -> Void = { _ in }) async throws -> Job? {
+    public func transition(
+        _ id: String, to status: JobStatus,
+        change: @escaping @Sendable (inout Job) -> Void = { _ in }
+    ) async throws -> Job? {
         try await write { db in
             guard var job = try Job.fetchOne(db, key: id), job.status.canMove(to: status) else { return nil }
             job.status = status
@@ -142,8 +145,10 @@ public struct JobRepository: Sendable {
     /// - Returns: the started job, or `nil` when the queue is empty.
     public func claimNextJob(now: Date = Date()) async throws -> Job? {
         try await write { db in
-            guard var job = try Job.filter(Job.Columns.status == JobStatus.queued)
-                .order(Job.Columns.sequence).fetchOne(db) else { return nil }
+            guard
+                var job = try Job.filter(Job.Columns.status == JobStatus.queued)
+                    .order(Job.Columns.sequence).fetchOne(db)
+            else { return nil }
             job.status = .processing
             job.startedAt = now
             job.attempts += 1
@@ -207,7 +212,9 @@ public struct JobRepository: Sendable {
 
     /// After a crash of the service: jobs still marked `processing` were interrupted. Those started fewer than
     /// `maxAttempts` times go back to the queue (in their old place); the others fail with `interrupted`.
-    public func recoverInterruptedJobs(maxAttempts: Int, now: Date = Date()) async throws -> (requeued: [Job], failed: [Job]) {
+    public func recoverInterruptedJobs(maxAttempts: Int, now: Date = Date()) async throws -> (
+        requeued: [Job], failed: [Job]
+    ) {
         try await write { db in
             var requeued: [Job] = []
             var failed: [Job] = []
@@ -236,8 +243,10 @@ public struct JobRepository: Sendable {
     /// Finished jobs whose files have not been expired yet and that finished before `date`.
     public func jobsToExpire(finishedBefore date: Date) async throws -> [Job] {
         try await database.writer.read { db in
-            try Job.filter(Job.Columns.expiredAt == nil && Job.Columns.finishedAt != nil && Job.Columns.finishedAt < date)
-                .fetchAll(db)
+            try Job.filter(
+                Job.Columns.expiredAt == nil && Job.Columns.finishedAt != nil && Job.Columns.finishedAt < date
+            )
+            .fetchAll(db)
         }
     }
 

@@ -13,7 +13,9 @@ public struct JobNotifier: Sendable {
 
     /// Adds a job (`insert` writes it) and announces it, in one turn of the notification order: a worker that claims
     /// the job the moment it is written announces `processing` only after this `queued`.
-    func enqueued(_ insert: @escaping @Sendable () async throws -> (job: Job, position: Int)) async throws -> (job: Job, position: Int) {
+    func enqueued(_ insert: @escaping @Sendable () async throws -> (job: Job, position: Int)) async throws -> (
+        job: Job, position: Int
+    ) {
         try await order.run { [self] in
             let inserted = try await insert()
             await publish(inserted.job, queueChanged: true)
@@ -44,7 +46,9 @@ public struct JobNotifier: Sendable {
     /// A running job advanced; rate-limited per job unless `force` (stage changes).
     func progressed(_ jobID: String, progress: JobProgress, message: String, force: Bool = false) {
         guard broadcaster.admitProgress(for: jobID, force: force) else { return }
-        broadcaster.broadcast(ProgressUpdateMessage(requestId: jobID, message: message, progress: progress,
-                                                    timestamp: Date()))
+        broadcaster.broadcast(
+            ProgressUpdateMessage(
+                requestId: jobID, message: message, progress: progress,
+                timestamp: Date()))
     }
 }

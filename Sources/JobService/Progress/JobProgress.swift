@@ -13,8 +13,10 @@ public struct JobProgress: Codable, Sendable, Equatable {
     public var progress: Double
     @NullEncoded public var etaSeconds: Double?
 
-    public init(stage: String, message: String? = nil, step: Int? = nil, steps: Int? = nil, clip: Int? = nil,
-                clips: Int? = nil, progress: Double = 0, etaSeconds: Double? = nil) {
+    public init(
+        stage: String, message: String? = nil, step: Int? = nil, steps: Int? = nil, clip: Int? = nil,
+        clips: Int? = nil, progress: Double = 0, etaSeconds: Double? = nil
+    ) {
         self.stage = stage
         self.message = message
         self.step = step

@@ -105,7 +105,9 @@ public final class ProgressBroadcaster: Sendable {
 
     // MARK: - Writing on the event loop
 
-    private func write(_ frames: [WebSocketFrame], to channels: [(id: UUID, channel: any Channel)], on loop: any EventLoop) {
+    private func write(
+        _ frames: [WebSocketFrame], to channels: [(id: UUID, channel: any Channel)], on loop: any EventLoop
+    ) {
         loop.execute {
             for (id, channel) in channels {
                 guard channel.isActive else { continue }

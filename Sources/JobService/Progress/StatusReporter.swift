@@ -67,7 +67,8 @@ public struct StatusReporter: Sendable {
             return remainingSeconds(of: job)
         case .queued:
             let ahead = queue.queued.prefix { $0.id != job.id }
-            let work = queue.processing.map(remainingSeconds(of:)).reduce(0, +)
+            let work =
+                queue.processing.map(remainingSeconds(of:)).reduce(0, +)
                 + ahead.map { estimator.expectedSeconds(forAudio: $0.audioSeconds) }.reduce(0, +)
             return work / Double(slots) + estimator.expectedSeconds(forAudio: job.audioSeconds)
         case .completed, .failed, .cancelled:
@@ -84,10 +85,11 @@ public struct StatusReporter: Sendable {
     /// The `queue_update` message for the queue now.
     public func queueUpdate() async throws -> QueueUpdateMessage {
         let queue = try await snapshot()
-        return QueueUpdateMessage(timestamp: Date(), queueSize: queue.queued.count,
-                                  processingCount: queue.processing.count, maxQueueSize: maxQueueSize,
-                                  maxConcurrent: await capacity(), queuedIds: queue.queued.map(\.id),
-                                  processingIds: queue.processing.map(\.id))
+        return QueueUpdateMessage(
+            timestamp: Date(), queueSize: queue.queued.count,
+            processingCount: queue.processing.count, maxQueueSize: maxQueueSize,
+            maxConcurrent: await capacity(), queuedIds: queue.queued.map(\.id),
+            processingIds: queue.processing.map(\.id))
     }
 
     /// `GET /api/queue`: processing jobs, then queued ones in order.
@@ -95,8 +97,9 @@ public struct StatusReporter: Sendable {
         let queue = try await snapshot()
         let slots = max(1, await capacity())
         let jobs = queue.processing + queue.queued
-        return QueueResponse(queueSize: queue.queued.count, processingCount: queue.processing.count,
-                             maxQueueSize: maxQueueSize, maxConcurrent: slots,
-                             requests: jobs.map { makeStatus(of: $0, queue: queue, slots: slots) })
+        return QueueResponse(
+            queueSize: queue.queued.count, processingCount: queue.processing.count,
+            maxQueueSize: maxQueueSize, maxConcurrent: slots,
+            requests: jobs.map { makeStatus(of: $0, queue: queue, slots: slots) })
     }
 }

@@ -44,8 +44,9 @@ struct RetentionService: Service {
     @discardableResult
     func sweep(now: Date = Date()) async -> Int {
         guard let retention else { return 0 }
-        let cutoff = now.addingTimeInterval(-Double(retention.components.seconds)
-                                            - Double(retention.components.attoseconds) / 1e18)
+        let cutoff = now.addingTimeInterval(
+            -Double(retention.components.seconds)
+                - Double(retention.components.attoseconds) / 1e18)
         do {
             let jobs = try await repository.jobsToExpire(finishedBefore: cutoff)
             for job in jobs {

@@ -139,7 +139,10 @@ public enum EngineCommand: Sendable, Equatable {
         case .cancel(let jobID):
             data = try? encoder.encode(["type": "cancel", "job_id": jobID])
         case .heartbeat(let seq):
-            struct Beat: Encodable { let type = "heartbeat"; let seq: Int }
+            struct Beat: Encodable {
+                let type = "heartbeat"
+                let seq: Int
+            }
             data = try? encoder.encode(Beat(seq: seq))
         case .shutdown:
             data = try? encoder.encode(["type": "shutdown"])
@@ -171,18 +174,21 @@ public struct EngineJobRequest: Encodable, Sendable, Equatable {
     public var outputPath: String
     public var params: Params
 
-    public init(jobID: String, imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
-                parameters: JobParameters) {
+    public init(
+        jobID: String, imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
+        parameters: JobParameters
+    ) {
         self.jobId = jobID
         self.imagePath = imagePath
         self.audioPath = audioPath
         self.outputPath = outputPath
-        self.params = Params(resolution: parameters.resolution, steps: parameters.steps, seed: parameters.seed,
-                             prompt: parameters.prompt, negativePrompt: parameters.negativePrompt,
-                             shift: parameters.shift, textGuidanceScale: parameters.textGuidanceScale,
-                             audioGuidanceScale: parameters.audioGuidanceScale,
-                             colorCorrection: parameters.colorCorrection, audio2Path: audio2Path,
-                             speakerBoxes: parameters.speakerBoxes)
+        self.params = Params(
+            resolution: parameters.resolution, steps: parameters.steps, seed: parameters.seed,
+            prompt: parameters.prompt, negativePrompt: parameters.negativePrompt,
+            shift: parameters.shift, textGuidanceScale: parameters.textGuidanceScale,
+            audioGuidanceScale: parameters.audioGuidanceScale,
+            colorCorrection: parameters.colorCorrection, audio2Path: audio2Path,
+            speakerBoxes: parameters.speakerBoxes)
     }
 
     enum CodingKeys: String, CodingKey {

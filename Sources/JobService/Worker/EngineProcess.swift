@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import Subprocess
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How an engine process ended.

@@ -34,9 +34,11 @@ public actor EngineSupervisor {
     /// - Parameters:
     ///   - onStateChange: called on every state change (wakes the job worker).
     ///   - onRestart: called each time a dead engine is started again (metrics).
-    public init(configuration: EngineConfiguration, logger: Logger,
-                onStateChange: @escaping @Sendable (EngineState) -> Void = { _ in },
-                onRestart: @escaping @Sendable () -> Void = {}) {
+    public init(
+        configuration: EngineConfiguration, logger: Logger,
+        onStateChange: @escaping @Sendable (EngineState) -> Void = { _ in },
+        onRestart: @escaping @Sendable () -> Void = {}
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.onStateChange = onStateChange
@@ -132,8 +134,9 @@ public actor EngineSupervisor {
     /// Starts one engine process and serves it until it exits.
     /// - Returns: what the jobs still running on it should be told.
     private func runOneProcess() async -> JobFailure {
-        let process = EngineProcess(commandLine: configuration.commandLine, environment: configuration.extraEnvironment,
-                                    workingDirectory: configuration.workingDirectory, logger: logger)
+        let process = EngineProcess(
+            commandLine: configuration.commandLine, environment: configuration.extraEnvironment,
+            workingDirectory: configuration.workingDirectory, logger: logger)
         self.process = process
         killReason = nil
         loadFailure = nil
@@ -144,7 +147,10 @@ public actor EngineSupervisor {
 
         let exit = await withTaskGroup(of: EngineExit?.self) { group in
             group.addTask { await process.run() }
-            group.addTask { await self.watch(process); return nil }
+            group.addTask {
+                await self.watch(process)
+                return nil
+            }
             for await event in process.events {
                 handle(event, from: process)
             }
@@ -183,8 +189,11 @@ public actor EngineSupervisor {
             switch state {
             case .starting:
                 if now - processStartedAt > configuration.startupTimeout {
-                    kill(process, JobFailure(code: "engine_timeout",
-                                             message: "The engine was not ready after \(configuration.startupTimeout)"))
+                    kill(
+                        process,
+                        JobFailure(
+                            code: "engine_timeout",
+                            message: "The engine was not ready after \(configuration.startupTimeout)"))
                     return
                 }
             case .ready:
@@ -194,13 +203,22 @@ public actor EngineSupervisor {
                     nextHeartbeat = now + configuration.heartbeatInterval
                 }
                 if now - lastSignOfLife > configuration.heartbeatTimeout {
-                    kill(process, JobFailure(code: "engine_timeout",
-                                             message: "The engine stopped answering (no heartbeat for \(configuration.heartbeatTimeout))"))
+                    kill(
+                        process,
+                        JobFailure(
+                            code: "engine_timeout",
+                            message: "The engine stopped answering (no heartbeat for \(configuration.heartbeatTimeout))"
+                        ))
                     return
                 }
                 if let late = cancelDeadlines.first(where: { now >= $0.value }) {
-                    kill(process, JobFailure(code: "engine_timeout",
-                                             message: "The engine did not stop cancelled job \(late.key) within \(configuration.cancelTimeout)"))
+                    kill(
+                        process,
+                        JobFailure(
+                            code: "engine_timeout",
+                            message:
+                                "The engine did not stop cancelled job \(late.key) within \(configuration.cancelTimeout)"
+                        ))
                     return
                 }
             case .unavailable, .stopped:
@@ -223,8 +241,13 @@ public actor EngineSupervisor {
         switch event {
         case .hello(let hello):
             guard hello.protocolVersion == EngineEvent.protocolVersion else {
-                kill(process, JobFailure(code: "engine_crashed",
-                                         message: "The engine speaks protocol \(hello.protocolVersion); this service speaks \(EngineEvent.protocolVersion)"))
+                kill(
+                    process,
+                    JobFailure(
+                        code: "engine_crashed",
+                        message:
+                            "The engine speaks protocol \(hello.protocolVersion); this service speaks \(EngineEvent.protocolVersion)"
+                    ))
                 return
             }
             lastHello = hello

@@ -27,9 +27,11 @@ public actor JobWorker: Service {
     private var isDrained = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(repository: JobRepository, supervisor: EngineSupervisor, files: JobFiles, liveProgress: LiveProgressStore,
-         notifier: JobNotifier, estimator: ThroughputEstimator, metrics: ServiceMetrics, shutdownState: ShutdownState,
-         wakeUp: WakeUpSignal, logger: Logger, maxConcurrentOverride: Int?, maxAttempts: Int, gracePeriod: Duration) {
+    init(
+        repository: JobRepository, supervisor: EngineSupervisor, files: JobFiles, liveProgress: LiveProgressStore,
+        notifier: JobNotifier, estimator: ThroughputEstimator, metrics: ServiceMetrics, shutdownState: ShutdownState,
+        wakeUp: WakeUpSignal, logger: Logger, maxConcurrentOverride: Int?, maxAttempts: Int, gracePeriod: Duration
+    ) {
         self.repository = repository
         self.supervisor = supervisor
         self.files = files
@@ -147,8 +149,9 @@ public actor JobWorker: Service {
 
     private func runOnEngine(_ job: Job) async -> Outcome {
         if cancelRequested.contains(job.id) { return .cancelledBeforeStart }
-        let request = EngineJobRequest(jobID: job.id, imagePath: job.imagePath, audioPath: job.audioPath,
-                                       audio2Path: job.audio2Path, outputPath: job.resultPath, parameters: job.parameters)
+        let request = EngineJobRequest(
+            jobID: job.id, imagePath: job.imagePath, audioPath: job.audioPath,
+            audio2Path: job.audio2Path, outputPath: job.resultPath, parameters: job.parameters)
         guard let events = await supervisor.submit(request) else { return .notSent }
         if cancelRequested.contains(job.id) { await supervisor.cancel(jobID: job.id) }
         var outcome = Outcome.lost(JobFailure(code: "internal", message: "The engine ended the job without a result"))
@@ -188,16 +191,19 @@ public actor JobWorker: Service {
                 updated = try await complete(job, done)
             case .failed(let error) where error.code == "cancelled":
                 // Cancelled by the client (already recorded), or by the engine shutting down.
-                updated = try await requeueOrFail(job, JobFailure(code: "cancelled", message: error.message),
-                                                  retry: interrupted, countsAsAttempt: false)
+                updated = try await requeueOrFail(
+                    job, JobFailure(code: "cancelled", message: error.message),
+                    retry: interrupted, countsAsAttempt: false)
             case .failed(let error):
                 let retry = (error.retryable ?? false) && job.attempts < maxAttempts
-                updated = try await requeueOrFail(job, JobFailure(code: error.code, message: error.message),
-                                                  retry: retry, countsAsAttempt: true)
+                updated = try await requeueOrFail(
+                    job, JobFailure(code: error.code, message: error.message),
+                    retry: retry, countsAsAttempt: true)
             case .lost(let failure):
                 updated = try await requeueOrFail(job, failure, retry: interrupted, countsAsAttempt: false)
             case .notSent:
-                updated = try await repository.requeue(job.id, message: "Waiting for the engine", countsAsAttempt: false)
+                updated = try await repository.requeue(
+                    job.id, message: "Waiting for the engine", countsAsAttempt: false)
             case .cancelledBeforeStart:
                 updated = nil
             }
@@ -218,11 +224,15 @@ public actor JobWorker: Service {
 
     private func complete(_ job: Job, _ done: EngineDone) async throws -> Job? {
         guard let bytes = files.resultSize(of: job.id), bytes > 0 else {
-            return try await fail(job, JobFailure(code: "internal",
-                                                  message: "The engine reported success but wrote no video"))
+            return try await fail(
+                job,
+                JobFailure(
+                    code: "internal",
+                    message: "The engine reported success but wrote no video"))
         }
-        let output = JobOutput(durationSeconds: done.durationSeconds, frames: done.frames, width: done.width,
-                               height: done.height, fps: done.fps, bytes: bytes, warnings: done.warnings ?? [])
+        let output = JobOutput(
+            durationSeconds: done.durationSeconds, frames: done.frames, width: done.width,
+            height: done.height, fps: done.fps, bytes: bytes, warnings: done.warnings ?? [])
         guard let completed = try await repository.complete(job.id, output: output) else {
             return nil // cancelled meanwhile: `finish` deletes the result
         }
@@ -234,9 +244,13 @@ public actor JobWorker: Service {
         return completed
     }
 
-    private func requeueOrFail(_ job: Job, _ failure: JobFailure, retry: Bool, countsAsAttempt: Bool) async throws -> Job? {
-        if retry, let requeued = try await repository.requeue(
-            job.id, message: "Re-queued (\(failure.message))", countsAsAttempt: countsAsAttempt) {
+    private func requeueOrFail(_ job: Job, _ failure: JobFailure, retry: Bool, countsAsAttempt: Bool) async throws
+        -> Job?
+    {
+        if retry,
+            let requeued = try await repository.requeue(
+                job.id, message: "Re-queued (\(failure.message))", countsAsAttempt: countsAsAttempt)
+        {
             return requeued
         }
         return try await fail(job, failure)
@@ -296,7 +310,8 @@ public actor JobWorker: Service {
         }
         for id in running {
             let requeued = try? await Task {
-                try await self.repository.requeue(id, message: "Re-queued: the server restarted", countsAsAttempt: false)
+                try await self.repository.requeue(
+                    id, message: "Re-queued: the server restarted", countsAsAttempt: false)
             }.value
             if let requeued {
                 logger.info("job \(id) re-queued for the next start")

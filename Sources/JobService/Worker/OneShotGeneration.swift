@@ -22,15 +22,18 @@ public struct OneShotGeneration: Sendable {
     /// - Parameters:
     ///   - onProgress: called with each stage or progress report, and a one-line description.
     /// - Returns: the engine's `done` report; the video is at `outputPath`.
-    public func run(imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
-                    parameters: JobParameters,
-                    onProgress: @escaping @Sendable (JobProgress, String) -> Void) async throws -> EngineDone {
+    public func run(
+        imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
+        parameters: JobParameters,
+        onProgress: @escaping @Sendable (JobProgress, String) -> Void
+    ) async throws -> EngineDone {
         let supervisor = EngineSupervisor(configuration: engine, logger: logger)
         let progress = LiveProgressStore()
         let jobID = UUID().uuidString.lowercased()
-        let request = EngineJobRequest(jobID: jobID, imagePath: absolute(imagePath), audioPath: absolute(audioPath),
-                                       audio2Path: audio2Path.map(absolute), outputPath: absolute(outputPath),
-                                       parameters: parameters)
+        let request = EngineJobRequest(
+            jobID: jobID, imagePath: absolute(imagePath), audioPath: absolute(audioPath),
+            audio2Path: audio2Path.map(absolute), outputPath: absolute(outputPath),
+            parameters: parameters)
         return try await withThrowingTaskGroup(of: EngineDone?.self) { group in
             group.addTask {
                 await supervisor.run()
@@ -41,7 +44,9 @@ public struct OneShotGeneration: Sendable {
             do {
                 try await waitUntilReady(supervisor)
                 guard let events = await supervisor.submit(request) else {
-                    throw Failed(failure: JobFailure(code: "engine_unavailable", message: "The engine stopped before the job started"))
+                    throw Failed(
+                        failure: JobFailure(
+                            code: "engine_unavailable", message: "The engine stopped before the job started"))
                 }
                 outcome = await follow(events, progress: progress, onProgress: onProgress)
             } catch let failed as Failed {
@@ -69,9 +74,12 @@ public struct OneShotGeneration: Sendable {
         }
     }
 
-    private func follow(_ events: AsyncStream<EngineJobEvent>, progress: LiveProgressStore,
-                        onProgress: @Sendable (JobProgress, String) -> Void) async -> Result<EngineDone, Failed> {
-        var outcome = Result<EngineDone, Failed>.failure(Failed(failure: JobFailure(code: "internal", message: "The engine ended the job without a result")))
+    private func follow(
+        _ events: AsyncStream<EngineJobEvent>, progress: LiveProgressStore,
+        onProgress: @Sendable (JobProgress, String) -> Void
+    ) async -> Result<EngineDone, Failed> {
+        var outcome = Result<EngineDone, Failed>.failure(
+            Failed(failure: JobFailure(code: "internal", message: "The engine ended the job without a result")))
         for await event in events {
             switch event {
             case .stage(let stage):

@@ -17,8 +17,10 @@ public enum AudioFormat: String, Sendable, Hashable, CaseIterable {
     public static let sniffLength = 64
 
     /// ISO BMFF brands whose files carry audio we accept; checked against the major and compatible brands.
-    static let isoAudioBrands: Set<String> = ["M4A ", "M4B ", "M4P ", "mp41", "mp42", "isom", "iso2", "iso4", "iso5",
-                                              "iso6", "dash", "3gp4", "3gp5", "3gp6", "3g2a", "avc1", "qt  ", "MSNV"]
+    static let isoAudioBrands: Set<String> = [
+        "M4A ", "M4B ", "M4P ", "mp41", "mp42", "isom", "iso2", "iso4", "iso5",
+        "iso6", "dash", "3gp4", "3gp5", "3gp6", "3g2a", "avc1", "qt  ", "MSNV",
+    ]
 
     /// Recognises the format from the file's first bytes, or `nil` if it is none of ours.
     public static func sniff(_ prefix: some Collection<UInt8>) -> AudioFormat? {

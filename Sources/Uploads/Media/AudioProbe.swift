@@ -2,9 +2,9 @@ import Foundation
 import Subprocess
 
 #if canImport(System)
-import System
+    import System
 #else
-import SystemPackage
+    import SystemPackage
 #endif
 
 /// Reads an audio file's duration with `ffprobe` (FFmpeg), run as a child process with a time limit.
@@ -42,7 +42,8 @@ struct AudioProbe: Sendable {
 
     /// Runs ffprobe; throws `invalid_audio` when it fails or outlives `timeout` (it is then terminated).
     private func runWithTimeout(arguments: [String]) async throws -> String {
-        let executable: Executable = self.executable.contains("/")
+        let executable: Executable =
+            self.executable.contains("/")
             ? .path(FilePath(self.executable)) : .name(self.executable)
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .milliseconds(500))]
@@ -53,9 +54,10 @@ struct AudioProbe: Sendable {
             group.addTask {
                 let result: ExecutionResult<Void, StringOutput<UTF8>, DiscardedOutput>
                 do {
-                    result = try await Subprocess.run(executable, arguments: Arguments(arguments),
-                                                      platformOptions: platformOptions,
-                                                      output: .string(limit: 1024 * 1024), error: .discarded)
+                    result = try await Subprocess.run(
+                        executable, arguments: Arguments(arguments),
+                        platformOptions: platformOptions,
+                        output: .string(limit: 1024 * 1024), error: .discarded)
                 } catch let error as SubprocessError {
                     throw UploadError.probeUnavailable("The audio probe could not run: \(error)")
                 }
@@ -81,7 +83,10 @@ struct AudioProbe: Sendable {
         struct Stream: Decodable {
             let codecType: String?
             let duration: String?
-            enum CodingKeys: String, CodingKey { case codecType = "codec_type", duration }
+            enum CodingKeys: String, CodingKey {
+                case codecType = "codec_type"
+                case duration
+            }
         }
         struct Format: Decodable { let duration: String? }
         let streams: [Stream]?

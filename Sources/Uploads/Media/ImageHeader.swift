@@ -8,11 +8,12 @@ struct ImageHeader: Equatable {
 
     /// Reads the dimensions of an image already sniffed as `format`.
     static func read(_ format: ImageFormat, from source: some ByteSource) throws -> ImageHeader {
-        let header = switch format {
-        case .png: try readPNG(source)
-        case .jpeg: try readJPEG(source)
-        case .webp: try readWebP(source)
-        }
+        let header =
+            switch format {
+            case .png: try readPNG(source)
+            case .jpeg: try readJPEG(source)
+            case .webp: try readWebP(source)
+            }
         guard header.width > 0, header.height > 0 else {
             throw UploadError.invalidImage("The \(format.rawValue) header gives a zero dimension.")
         }
@@ -41,8 +42,10 @@ struct ImageHeader: Equatable {
     // MARK: - JPEG
 
     /// Start-of-frame markers that carry the dimensions: SOF0...SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-    private static let startOfFrameMarkers: Set<UInt8> = [0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7,
-                                                          0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF]
+    private static let startOfFrameMarkers: Set<UInt8> = [
+        0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7,
+        0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF,
+    ]
 
     /// Walks the marker segments after SOI (`FF D8`), skipping each by its length, up to the first SOFn,
     /// whose payload is `precision(1) height(2) width(2)`. A scan (SOS) or end (EOI) before any SOFn is corrupt.
@@ -64,14 +67,14 @@ struct ImageHeader: Equatable {
 
             switch marker {
             case 0x01, 0xD0...0xD7:
-                continue  // standalone markers carry no length
+                continue // standalone markers carry no length
             case 0xD8, 0xD9, 0xDA, 0x00:
                 throw UploadError.invalidImage("The JPEG file has no frame header before its image data.")
             default:
                 break
             }
             guard let lengthBytes = try source.exactBytes(at: offset, length: 2) else { throw truncatedJPEG }
-            let length = lengthBytes.bigEndian16(at: 0)  // counts its own two bytes
+            let length = lengthBytes.bigEndian16(at: 0) // counts its own two bytes
             guard length >= 2 else { throw UploadError.invalidImage("The JPEG file has a malformed segment length.") }
 
             if startOfFrameMarkers.contains(marker) {
@@ -110,8 +113,9 @@ struct ImageHeader: Equatable {
             guard payload[0] & 0x01 == 0, payload[3..<6].elementsEqual([0x9D, 0x01, 0x2A]) else {
                 throw UploadError.invalidImage("The WebP VP8 chunk does not start with a key frame.")
             }
-            return ImageHeader(width: payload.littleEndian16(at: 6) & 0x3FFF,
-                               height: payload.littleEndian16(at: 8) & 0x3FFF)
+            return ImageHeader(
+                width: payload.littleEndian16(at: 6) & 0x3FFF,
+                height: payload.littleEndian16(at: 8) & 0x3FFF)
         case "VP8L":
             // Signature 0x2F, then width-1 and height-1 as 14-bit fields of one little-endian word.
             guard payload[0] == 0x2F else {

@@ -12,8 +12,9 @@ public struct FileField: Sendable, Hashable {
 
     /// Creates a file field. `name` must be a plain file name (letters, digits, `_`, `-`).
     public init(_ name: String, kind: MediaKind, isRequired: Bool = true) {
-        precondition(!name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" },
-                     "a file field name becomes a file name")
+        precondition(
+            !name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" },
+            "a file field name becomes a file name")
         self.name = name
         self.kind = kind
         self.isRequired = isRequired

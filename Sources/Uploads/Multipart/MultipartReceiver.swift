@@ -26,8 +26,10 @@ public struct MultipartReceiver: Sendable {
     public let fileFields: [FileField]
 
     /// Creates a receiver for a known boundary.
-    public init(boundary: String, directory: String, limits: UploadLimits = UploadLimits(),
-                fileFields: [FileField] = FileField.generateFields) {
+    public init(
+        boundary: String, directory: String, limits: UploadLimits = UploadLimits(),
+        fileFields: [FileField] = FileField.generateFields
+    ) {
         self.boundary = boundary
         self.directory = directory
         self.limits = limits
@@ -36,10 +38,13 @@ public struct MultipartReceiver: Sendable {
 
     /// Creates a receiver for a request's `Content-Type` header.
     /// - Throws: 415 `unsupported_content_type` or 400 `invalid_multipart`, see `boundary(fromContentType:)`.
-    public init(contentType: String?, directory: String, limits: UploadLimits = UploadLimits(),
-                fileFields: [FileField] = FileField.generateFields) throws {
-        self.init(boundary: try Self.boundary(fromContentType: contentType), directory: directory,
-                  limits: limits, fileFields: fileFields)
+    public init(
+        contentType: String?, directory: String, limits: UploadLimits = UploadLimits(),
+        fileFields: [FileField] = FileField.generateFields
+    ) throws {
+        self.init(
+            boundary: try Self.boundary(fromContentType: contentType), directory: directory,
+            limits: limits, fileFields: fileFields)
     }
 
     /// The largest body accepted: the sum of the file caps plus `requestOverheadBytes`.
@@ -74,7 +79,8 @@ public struct MultipartReceiver: Sendable {
     }
 
     private func receive<Body: AsyncSequence>(_ body: Body, into writer: inout PartWriter) async throws
-        -> ReceivedUpload where Body.Element == ByteBuffer {
+        -> ReceivedUpload where Body.Element == ByteBuffer
+    {
         let parser = MultipartParser(boundary: boundary)
         let events = PartEvents()
         events.attach(to: parser)

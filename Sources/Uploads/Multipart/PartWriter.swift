@@ -70,11 +70,13 @@ struct PartWriter {
         if let field = receiver.fileFields.first(where: { $0.name == name }) {
             // Our field name, never the client's filename, names the file.
             let path = receiver.directory + "/" + field.name
-            let handle = try await FileSystem.shared.openFile(forWritingAt: FilePath(path),
-                                                              options: .newFile(replaceExisting: false))
+            let handle = try await FileSystem.shared.openFile(
+                forWritingAt: FilePath(path),
+                options: .newFile(replaceExisting: false))
             let contentType = headers.last(where: { $0.name.lowercased() == "content-type" })?.value
-            openFile = OpenFile(field: field, path: path, clientFilename: clientFilename, contentType: contentType,
-                                handle: handle, writer: handle.bufferedWriter())
+            openFile = OpenFile(
+                field: field, path: path, clientFilename: clientFilename, contentType: contentType,
+                handle: handle, writer: handle.bufferedWriter())
         } else if clientFilename == nil {
             openText = (name, ByteBuffer())
         }
@@ -109,9 +111,10 @@ struct PartWriter {
             let isEmpty = file.byteCount == 0
             try await uncancellable { try await file.handle.close(makeChangesVisible: !isEmpty) }
             if !isEmpty {
-                files[file.field.name] = ReceivedFile(field: file.field.name, path: file.path,
-                                                      byteCount: file.byteCount, clientFilename: file.clientFilename,
-                                                      contentType: file.contentType)
+                files[file.field.name] = ReceivedFile(
+                    field: file.field.name, path: file.path,
+                    byteCount: file.byteCount, clientFilename: file.clientFilename,
+                    contentType: file.contentType)
             }
         } else if let text = openText {
             openText = nil

@@ -7,6 +7,7 @@ Used by the Swift worker tests: it needs only the Python standard library and an
                    [--crash-on-job] [--crash-once MARKER] [--hang-on-job] [--ignore-cancel] [--garbage]
                    [--fail-load] [--never-ready] [--job-error CODE [--retryable]]
 """
+
 import argparse
 import json
 import os
@@ -63,17 +64,34 @@ def run_job(message):
     active.add(job_id)
     try:
         if args.job_error:
-            send({"type": "error", "job_id": job_id, "code": args.job_error, "message": f"fake {args.job_error}",
-                  "retryable": args.retryable})
+            send(
+                {
+                    "type": "error",
+                    "job_id": job_id,
+                    "code": args.job_error,
+                    "message": f"fake {args.job_error}",
+                    "retryable": args.retryable,
+                }
+            )
             return
         send({"type": "stage", "job_id": job_id, "stage": "decoding_audio", "message": "Decoding audio"})
         garbage("{broken json")
-        send({"type": "stage", "job_id": job_id, "stage": "generating", "message": "Generating clip 1 of 1",
-              "clip": 1, "clips": 1})
+        send(
+            {
+                "type": "stage",
+                "job_id": job_id,
+                "stage": "generating",
+                "message": "Generating clip 1 of 1",
+                "clip": 1,
+                "clips": 1,
+            }
+        )
         steps = 5
         for step in range(1, steps + 1):
             if job_id in cancelled and not args.ignore_cancel:
-                send({"type": "error", "job_id": job_id, "code": "cancelled", "message": "Cancelled", "retryable": False})
+                send(
+                    {"type": "error", "job_id": job_id, "code": "cancelled", "message": "Cancelled", "retryable": False}
+                )
                 return
             if step == 3:
                 crash = args.crash_on_job
@@ -90,29 +108,73 @@ def run_job(message):
             while time.time() < step_end and (job_id not in cancelled or args.ignore_cancel):
                 time.sleep(min(0.05, max(0.0, step_end - time.time())))
             if job_id in cancelled and not args.ignore_cancel:
-                send({"type": "error", "job_id": job_id, "code": "cancelled", "message": "Cancelled", "retryable": False})
+                send(
+                    {"type": "error", "job_id": job_id, "code": "cancelled", "message": "Cancelled", "retryable": False}
+                )
                 return
-            send({"type": "progress", "job_id": job_id, "step": step, "steps": steps, "clip": 1, "clips": 1,
-                  "fraction": step / steps, "eta_seconds": (steps - step) * args.job_seconds / steps})
+            send(
+                {
+                    "type": "progress",
+                    "job_id": job_id,
+                    "step": step,
+                    "steps": steps,
+                    "clip": 1,
+                    "clips": 1,
+                    "fraction": step / steps,
+                    "eta_seconds": (steps - step) * args.job_seconds / steps,
+                }
+            )
             garbage('{"type": "mystery", "job_id": "%s"}' % job_id)
         with open(message["output_path"], "wb") as output:
             output.write(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
-        send({"type": "done", "job_id": job_id, "output_path": message["output_path"], "frames": 25,
-              "duration_seconds": 1.0, "fps": 25, "width": 64, "height": 64, "seconds": args.job_seconds,
-              "warnings": []})
+        send(
+            {
+                "type": "done",
+                "job_id": job_id,
+                "output_path": message["output_path"],
+                "frames": 25,
+                "duration_seconds": 1.0,
+                "fps": 25,
+                "width": 64,
+                "height": 64,
+                "seconds": args.job_seconds,
+                "warnings": [],
+            }
+        )
     finally:
         active.discard(job_id)
 
 
 def main():
     garbage("fake engine says hi on stdout (not a protocol message)")
-    send({"type": "hello", "protocol_version": 1, "engine": "fake", "engine_version": "0.0.1",
-          "capabilities": {"resolutions": ["480p", "720p"], "fps": 25, "max_concurrent_jobs": args.max_jobs,
-                           "device": "cpu", "is_preview": True, "two_speakers": args.two_speakers, "default_steps": 4,
-                           "max_steps": 50}})
+    send(
+        {
+            "type": "hello",
+            "protocol_version": 1,
+            "engine": "fake",
+            "engine_version": "0.0.1",
+            "capabilities": {
+                "resolutions": ["480p", "720p"],
+                "fps": 25,
+                "max_concurrent_jobs": args.max_jobs,
+                "device": "cpu",
+                "is_preview": True,
+                "two_speakers": args.two_speakers,
+                "default_steps": 4,
+                "max_steps": 50,
+            },
+        }
+    )
     if args.fail_load:
-        send({"type": "error", "job_id": None, "code": "load_failed", "message": "weights/missing.safetensors not found",
-              "retryable": False})
+        send(
+            {
+                "type": "error",
+                "job_id": None,
+                "code": "load_failed",
+                "message": "weights/missing.safetensors not found",
+                "retryable": False,
+            }
+        )
         sys.exit(1)
     if not args.never_ready:
         time.sleep(args.load_seconds)

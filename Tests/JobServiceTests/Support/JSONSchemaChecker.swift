@@ -12,13 +12,21 @@ indirect enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 
     static func parse(_ data: Data) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: data) }
@@ -118,13 +126,18 @@ struct JSONSchemaChecker: Sendable {
             found.append("\(path): shorter than \(minimum)")
         }
         if let number = value.doubleValue {
-            if let minimum = rules["minimum"]?.doubleValue, number < minimum { found.append("\(path): \(number) < \(minimum)") }
-            if let maximum = rules["maximum"]?.doubleValue, number > maximum { found.append("\(path): \(number) > \(maximum)") }
+            if let minimum = rules["minimum"]?.doubleValue, number < minimum {
+                found.append("\(path): \(number) < \(minimum)")
+            }
+            if let maximum = rules["maximum"]?.doubleValue, number > maximum {
+                found.append("\(path): \(number) > \(maximum)")
+            }
         }
         for sub in rules["allOf"]?.arrayValue ?? [] { found += problems(value, against: sub, path: path) }
         for key in ["oneOf", "anyOf"] {
             if let options = rules[key]?.arrayValue,
-               !options.contains(where: { problems(value, against: $0, path: path).isEmpty }) {
+                !options.contains(where: { problems(value, against: $0, path: path).isEmpty })
+            {
                 found.append("\(path): matches none of the \(key) alternatives")
             }
         }
@@ -139,7 +152,8 @@ struct JSONSchemaChecker: Sendable {
         guard reference.hasPrefix("#/") else { return nil }
         var node: JSONValue? = document
         for part in reference.dropFirst(2).split(separator: "/") {
-            node = node?[String(part).replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")]
+            node =
+                node?[String(part).replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")]
         }
         return node
     }

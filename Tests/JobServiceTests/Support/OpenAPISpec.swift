@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdTesting
 import Testing
+
 @testable import JobService
 
 /// The served OpenAPI document, used to check real responses: each JSON body must match the schema documented for
@@ -33,8 +34,10 @@ enum OpenAPISpec {
 }
 
 /// Expects `response` to match the OpenAPI document.
-func expectConforms(_ response: TestResponse, _ method: String, _ path: String,
-                    sourceLocation: SourceLocation = #_sourceLocation) {
+func expectConforms(
+    _ response: TestResponse, _ method: String, _ path: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     let problems = OpenAPISpec.problems(response, path: path, method: method)
     #expect(problems.isEmpty, "\(method) \(path): \(problems)", sourceLocation: sourceLocation)
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+
 @testable import JobService
 
 /// Paths, configurations, media and waiting helpers shared by the tests.
@@ -13,7 +14,8 @@ enum TestSupport {
     /// Shared test media (`<repo>/../shared/media`), when present.
     static let sharedMedia = (repositoryRoot as NSString).appendingPathComponent("../shared/media")
 
-    static let fakeEngine = (repositoryRoot as NSString).appendingPathComponent("Tests/JobServiceTests/Fixtures/fake_engine.py")
+    static let fakeEngine = (repositoryRoot as NSString).appendingPathComponent(
+        "Tests/JobServiceTests/Fixtures/fake_engine.py")
 
     /// The fake engine's command line with `flags`.
     static func fakeEngineCommand(_ flags: [String] = []) -> [String] {
@@ -25,13 +27,16 @@ enum TestSupport {
 
     /// A new empty temporary folder.
     static func makeTemporaryDirectory(_ label: String = "itk") -> String {
-        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent(
+            "\(label)-\(UUID().uuidString.prefix(8))")
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
 
     /// A configuration for in-process tests: in-memory database, temporary data folder, fast engine timings.
-    static func configuration(engine command: [String], _ adjust: (inout ServiceConfiguration) -> Void = { _ in }) -> ServiceConfiguration {
+    static func configuration(engine command: [String], _ adjust: (inout ServiceConfiguration) -> Void = { _ in })
+        -> ServiceConfiguration
+    {
         var configuration = ServiceConfiguration()
         configuration.port = 0
         configuration.inMemoryDatabase = true
@@ -52,7 +57,8 @@ enum TestSupport {
 
     static let quietLogger: Logger = {
         var logger = Logger(label: "test")
-        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return logger
     }()
 
@@ -67,8 +73,10 @@ enum TestSupport {
     }
 
     /// Polls until the job is in one of `statuses`; returns it.
-    static func waitForJob(_ id: String, in repository: JobRepository, statuses: Set<JobStatus>,
-                           timeout: Duration = .seconds(30)) async throws -> Job? {
+    static func waitForJob(
+        _ id: String, in repository: JobRepository, statuses: Set<JobStatus>,
+        timeout: Duration = .seconds(30)
+    ) async throws -> Job? {
         var last: Job?
         _ = try await waitUntil(timeout: timeout) {
             last = try await repository.job(id: id)
@@ -80,16 +88,20 @@ enum TestSupport {
     // MARK: - Jobs without uploads
 
     /// Stores a queued job whose input files exist (the fake engine never reads them).
-    static func enqueueJob(_ repository: JobRepository, files: JobFiles, audioSeconds: Double = 1,
-                           maxQueueSize: Int = 20) async throws -> Job {
+    static func enqueueJob(
+        _ repository: JobRepository, files: JobFiles, audioSeconds: Double = 1,
+        maxQueueSize: Int = 20
+    ) async throws -> Job {
         let id = UUID().uuidString.lowercased()
         let folder = files.uploadFolder(for: id)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for name in ["image", "audio"] {
-            FileManager.default.createFile(atPath: (folder as NSString).appendingPathComponent(name), contents: Data([1]))
+            FileManager.default.createFile(
+                atPath: (folder as NSString).appendingPathComponent(name), contents: Data([1]))
         }
-        let job = Job(id: id, parameters: JobParameters(seed: 7), imagePath: folder + "/image", audioPath: folder + "/audio",
-                      audioSeconds: audioSeconds, resultPath: files.resultPath(for: id))
+        let job = Job(
+            id: id, parameters: JobParameters(seed: 7), imagePath: folder + "/image", audioPath: folder + "/audio",
+            audioSeconds: audioSeconds, resultPath: files.resultPath(for: id))
         return try await repository.enqueue(job, maxQueueSize: maxQueueSize).job
     }
 
@@ -113,15 +125,20 @@ enum TestSupport {
     /// A PNG of `width` x `height` (made once by ffmpeg).
     static func png(width: Int = 96, height: Int = 96) throws -> String {
         try makeOnce("image-\(width)x\(height).png") { path in
-            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=\(width)x\(height)", "-frames:v", "1", path]
+            [
+                "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=\(width)x\(height)", "-frames:v",
+                "1", path,
+            ]
         }
     }
 
     /// A mono 16 kHz WAV of `seconds` (a tone, made once by ffmpeg).
     static func wav(seconds: Double = 1) throws -> String {
         try makeOnce("audio-\(seconds).wav") { path in
-            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=220:duration=\(seconds)",
-             "-ar", "16000", "-ac", "1", path]
+            [
+                "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=220:duration=\(seconds)",
+                "-ar", "16000", "-ac", "1", path,
+            ]
         }
     }
 
@@ -155,8 +172,9 @@ struct MultipartForm {
     }
 
     mutating func addFile(_ name: String, path: String, contentType: String = "application/octet-stream") throws {
-        addFile(name, filename: (path as NSString).lastPathComponent, contentType: contentType,
-                data: try Data(contentsOf: URL(fileURLWithPath: path)))
+        addFile(
+            name, filename: (path as NSString).lastPathComponent, contentType: contentType,
+            data: try Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
     var body: ByteBuffer {

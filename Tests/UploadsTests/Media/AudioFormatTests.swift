@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Uploads
 
 @Suite("Audio formats are sniffed from the bytes")
@@ -29,9 +30,10 @@ struct AudioFormatTests {
     func bareMP3StartsWithFrameSync() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let path = try await TestMedia.makeTone(seconds: 1, name: "bare.mp3",
-                                          codecArguments: ["-c:a", "libmp3lame", "-id3v2_version", "0"],
-                                          in: directory)
+        let path = try await TestMedia.makeTone(
+            seconds: 1, name: "bare.mp3",
+            codecArguments: ["-c:a", "libmp3lame", "-id3v2_version", "0"],
+            in: directory)
 
         let bytes = try fileBytes(path)
         #expect(bytes[0] == 0xFF && !bytes.starts(with: Array("ID3".utf8)))
@@ -43,15 +45,17 @@ struct AudioFormatTests {
         #expect(AudioFormat.sniff(try fileBytes(TestMedia.sharedSpeechPath)) == .wav)
     }
 
-    @Test("other bytes are not audio", arguments: [
-        ("PNG", [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]),
-        ("WebP", Array("RIFF\u{24}\u{0}\u{0}\u{0}WEBPVP8 ".utf8)),
-        ("video-only brand", [0, 0, 0, 16] + Array("ftypheic\u{0}\u{0}\u{0}\u{0}".utf8)),
-        ("0xFF then garbage", [0xFF, 0x00, 0x12, 0x34]),
-        ("MPEG sync with a bad bitrate index", [0xFF, 0xFB, 0xF0, 0x00]),
-        ("text", Array("hello world".utf8)),
-        ("nothing", []),
-    ] as [(String, [UInt8])])
+    @Test(
+        "other bytes are not audio",
+        arguments: [
+            ("PNG", [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]),
+            ("WebP", Array("RIFF\u{24}\u{0}\u{0}\u{0}WEBPVP8 ".utf8)),
+            ("video-only brand", [0, 0, 0, 16] + Array("ftypheic\u{0}\u{0}\u{0}\u{0}".utf8)),
+            ("0xFF then garbage", [0xFF, 0x00, 0x12, 0x34]),
+            ("MPEG sync with a bad bitrate index", [0xFF, 0xFB, 0xF0, 0x00]),
+            ("text", Array("hello world".utf8)),
+            ("nothing", []),
+        ] as [(String, [UInt8])])
     func notAudio(_ description: String, bytes: [UInt8]) {
         #expect(AudioFormat.sniff(bytes) == nil)
     }

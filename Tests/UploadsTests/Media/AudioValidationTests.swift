@@ -1,13 +1,15 @@
 import Foundation
 import Testing
+
 @testable import Uploads
 
 @Suite("UploadValidator accepts audio only within its limits (probed with ffprobe)")
 struct AudioValidationTests {
     let validator = UploadValidator()
 
-    @Test("every accepted container is probed to the duration it was made with",
-          arguments: AudioFormatTests.encodings)
+    @Test(
+        "every accepted container is probed to the duration it was made with",
+        arguments: AudioFormatTests.encodings)
     func encodedTones(name: String, codecArguments: [String], expected: AudioFormat) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -49,11 +51,13 @@ struct AudioValidationTests {
         #expect(try await validator.validateAudio(at: long).format == .flac)
     }
 
-    @Test("a file with an audio signature but garbage inside is invalid_audio", arguments: [
-        ("fake.wav", Array("RIFF".utf8) + [0xFF, 0xFF, 0, 0] + Array("WAVE".utf8)),
-        ("fake.ogg", Array("OggS".utf8)),
-        ("fake.flac", Array("fLaC".utf8)),
-    ] as [(String, [UInt8])])
+    @Test(
+        "a file with an audio signature but garbage inside is invalid_audio",
+        arguments: [
+            ("fake.wav", Array("RIFF".utf8) + [0xFF, 0xFF, 0, 0] + Array("WAVE".utf8)),
+            ("fake.ogg", Array("OggS".utf8)),
+            ("fake.flac", Array("fLaC".utf8)),
+        ] as [(String, [UInt8])])
     func undecodable(name: String, signature: [UInt8]) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -113,8 +117,9 @@ struct AudioValidationTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let pidFile = directory.path + "/probe.pid"
-        let script = try directory.write(Array("#!/bin/sh\necho $$ > \(pidFile)\nexec sleep 300\n".utf8),
-                                         to: "slow-ffprobe")
+        let script = try directory.write(
+            Array("#!/bin/sh\necho $$ > \(pidFile)\nexec sleep 300\n".utf8),
+            to: "slow-ffprobe")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
         let impatient = UploadValidator(ffprobePath: script, probeTimeout: .seconds(1))
         let started = ContinuousClock.now
@@ -128,7 +133,8 @@ struct AudioValidationTests {
         #expect(ContinuousClock.now - started < .seconds(60))
         // (On a very loaded machine the timeout may fire before the script even starts and writes its pid.)
         if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
             #expect(kill(pid, 0) != 0, "the probe process is gone")
         }
     }

@@ -4,7 +4,7 @@ enum HandBuiltImages {
     static func png(width: Int, height: Int, withEnd: Bool = true) -> [UInt8] {
         var bytes: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         bytes += bigEndian32(13) + Array("IHDR".utf8) + bigEndian32(width) + bigEndian32(height)
-        bytes += [8, 2, 0, 0, 0] + [0, 0, 0, 0]  // depth 8, RGB, defaults; CRC not checked by a header reader
+        bytes += [8, 2, 0, 0, 0] + [0, 0, 0, 0] // depth 8, RGB, defaults; CRC not checked by a header reader
         if withEnd { bytes += bigEndian32(0) + Array("IEND".utf8) + [0xAE, 0x42, 0x60, 0x82] }
         return bytes
     }

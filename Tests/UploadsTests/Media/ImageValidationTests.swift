@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Uploads
 
 @Suite("UploadValidator accepts an image only within its limits")
@@ -15,12 +16,19 @@ struct ImageValidationTests {
         #expect(info == ImageInfo(format: .png, width: expected.width, height: expected.height))
     }
 
-    @Test("a 20000 x 20000 bomb is refused from its header alone", arguments: [
-        ("bomb.png", HandBuiltImages.png(width: 20_000, height: 20_000)),
-        ("bomb.jpg", HandBuiltImages.jpeg([HandBuiltImages.jfif,
-                                           HandBuiltImages.startOfFrame(width: 20_000, height: 20_000)])),
-        ("bomb.webp", HandBuiltImages.webpExtended(width: 20_000, height: 20_000)),
-    ] as [(String, [UInt8])])
+    @Test(
+        "a 20000 x 20000 bomb is refused from its header alone",
+        arguments: [
+            ("bomb.png", HandBuiltImages.png(width: 20_000, height: 20_000)),
+            (
+                "bomb.jpg",
+                HandBuiltImages.jpeg([
+                    HandBuiltImages.jfif,
+                    HandBuiltImages.startOfFrame(width: 20_000, height: 20_000),
+                ])
+            ),
+            ("bomb.webp", HandBuiltImages.webpExtended(width: 20_000, height: 20_000)),
+        ] as [(String, [UInt8])])
     func decompressionBombs(name: String, bytes: [UInt8]) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -34,12 +42,14 @@ struct ImageValidationTests {
         #expect(ContinuousClock.now - started < .seconds(1), "nothing was decoded")
     }
 
-    @Test("one side over the limit is too large; one side under the minimum is too small", arguments: [
-        (4097, 100, "image_dimensions_too_large"),
-        (100, 4097, "image_dimensions_too_large"),
-        (63, 500, "image_dimensions_too_small"),
-        (500, 63, "image_dimensions_too_small"),
-    ])
+    @Test(
+        "one side over the limit is too large; one side under the minimum is too small",
+        arguments: [
+            (4097, 100, "image_dimensions_too_large"),
+            (100, 4097, "image_dimensions_too_large"),
+            (63, 500, "image_dimensions_too_small"),
+            (500, 63, "image_dimensions_too_small"),
+        ])
     func pixelLimits(width: Int, height: Int, code: String) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -101,8 +111,9 @@ struct ImageValidationTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let empty = try directory.write([], to: "empty")
-        let big = try directory.write(HandBuiltImages.png(width: 100, height: 100) + Array(repeating: 0, count: 2000),
-                                      to: "big")
+        let big = try directory.write(
+            HandBuiltImages.png(width: 100, height: 100) + Array(repeating: 0, count: 2000),
+            to: "big")
         let small = UploadValidator(limits: UploadLimits(maxImageBytes: 1000))
 
         #expect(throws: UploadError.missingFile(.image, field: "image")) { try validator.validateImage(at: empty) }

@@ -1,16 +1,20 @@
 import Foundation
 import NIOCore
 import Testing
+
 @testable import Uploads
 
 @Suite("MultipartReceiver streams a form into files")
 struct MultipartReceiverTests {
     /// Small caps, so crossing them takes kilobytes rather than megabytes.
-    static let smallLimits = UploadLimits(maxImageBytes: 10_000, maxAudioBytes: 20_000, maxFieldBytes: 100,
-                                          maxFieldCount: 4, requestOverheadBytes: 4_000)
+    static let smallLimits = UploadLimits(
+        maxImageBytes: 10_000, maxAudioBytes: 20_000, maxFieldBytes: 100,
+        maxFieldCount: 4, requestOverheadBytes: 4_000)
 
-    private func receive(_ bytes: [UInt8], chunkSize: Int = 4096, limits: UploadLimits = smallLimits,
-                         into directory: TemporaryDirectory) async throws -> ReceivedUpload {
+    private func receive(
+        _ bytes: [UInt8], chunkSize: Int = 4096, limits: UploadLimits = smallLimits,
+        into directory: TemporaryDirectory
+    ) async throws -> ReceivedUpload {
         let receiver = MultipartReceiver(boundary: MultipartBody.boundary, directory: directory.path, limits: limits)
         return try await receiver.receive(ChunkedBody(bytes, chunkSize: chunkSize))
     }
@@ -27,15 +31,19 @@ struct MultipartReceiverTests {
         let image = tricky + (0..<3000).map { _ in UInt8.random(in: 0...255, using: &generator) } + tricky
         let audio = (0..<5000).map { _ in UInt8.random(in: 0...255, using: &generator) } + [0x0D]
 
-        let upload = try await receive(MultipartBody.typical(image: image, audio: audio).finished(),
-                                       chunkSize: chunkSize, into: directory)
+        let upload = try await receive(
+            MultipartBody.typical(image: image, audio: audio).finished(),
+            chunkSize: chunkSize, into: directory)
 
         #expect(try directory.contents() == ["audio", "image"])
         #expect(try fileBytes(directory.path + "/image") == image)
         #expect(try fileBytes(directory.path + "/audio") == audio)
-        #expect(upload.files["image"] == ReceivedFile(field: "image", path: directory.path + "/image",
-                                                      byteCount: image.count, clientFilename: "face.png",
-                                                      contentType: "image/png"))
+        #expect(
+            upload.files["image"]
+                == ReceivedFile(
+                    field: "image", path: directory.path + "/image",
+                    byteCount: image.count, clientFilename: "face.png",
+                    contentType: "image/png"))
         #expect(upload.files["audio"]?.byteCount == audio.count)
         #expect(upload.fields == ["prompt": "A person is talking."])
     }
@@ -79,9 +87,11 @@ struct MultipartReceiverTests {
         #expect(upload.files["image"]?.byteCount == Self.smallLimits.maxImageBytes)
     }
 
-    @Test("a client filename with ../ never becomes a path", arguments: [
-        "../../../../tmp/escaped.png", "/etc/passwd", "..", "a/b\\c.png", "", "semi;colon=.png",
-    ])
+    @Test(
+        "a client filename with ../ never becomes a path",
+        arguments: [
+            "../../../../tmp/escaped.png", "/etc/passwd", "..", "a/b\\c.png", "", "semi;colon=.png",
+        ])
     func filenamesNeverEscape(filename: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -124,14 +134,16 @@ struct MultipartReceiverTests {
 
     // MARK: - Caps
 
-    @Test("crossing a file's cap fails with 413 mid-stream, leaving no file behind", arguments: [
-        ("image", "image_too_large"), ("audio", "audio_too_large"), ("audio2", "audio_too_large"),
-    ])
+    @Test(
+        "crossing a file's cap fails with 413 mid-stream, leaving no file behind",
+        arguments: [
+            ("image", "image_too_large"), ("audio", "audio_too_large"), ("audio2", "audio_too_large"),
+        ])
     func capCrossedMidStream(field: String, code: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         var body = MultipartBody.typical()
-        body.addFile(field == "image" ? "audio2" : "unused", bytes: [1])  // keeps the form otherwise valid
+        body.addFile(field == "image" ? "audio2" : "unused", bytes: [1]) // keeps the form otherwise valid
         var oversized = MultipartBody()
         oversized.addFile(field, bytes: Array(repeating: 0x41, count: 400_000))
         // The oversized part comes first, and is 20x any cap: reading it all would be wasted work.
@@ -186,7 +198,7 @@ struct MultipartReceiverTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         var body = MultipartBody.typical()
-        body.addFile("padding", bytes: Array(repeating: 0, count: 100_000))  // an ignored part, but still bytes
+        body.addFile("padding", bytes: Array(repeating: 0, count: 100_000)) // an ignored part, but still bytes
 
         let error = await #expect(throws: UploadError.self) {
             _ = try await receive(body.finished(), into: directory)
@@ -231,9 +243,10 @@ struct MultipartReceiverTests {
         body.append("--\(MultipartBody.boundary)\r\nContent-Disposition: form-data; name=\"audio\"\r\n\r\n")
         body.bytes += Array(repeating: 0x42, count: 5000)
         let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
-        continuation.yield(ByteBuffer(bytes: body.bytes))  // and then nothing more: the client stalls
-        let receiver = MultipartReceiver(boundary: MultipartBody.boundary, directory: directory.path,
-                                         limits: Self.smallLimits)
+        continuation.yield(ByteBuffer(bytes: body.bytes)) // and then nothing more: the client stalls
+        let receiver = MultipartReceiver(
+            boundary: MultipartBody.boundary, directory: directory.path,
+            limits: Self.smallLimits)
 
         let upload = Task { try await receiver.receive(stream) }
         try await Task.sleep(for: .milliseconds(200))
@@ -246,9 +259,11 @@ struct MultipartReceiverTests {
 
     // MARK: - Missing parts
 
-    @Test("a required file that is absent is 422 missing_<kind>", arguments: [
-        ("image", "missing_image"), ("audio", "missing_audio"),
-    ])
+    @Test(
+        "a required file that is absent is 422 missing_<kind>",
+        arguments: [
+            ("image", "missing_image"), ("audio", "missing_audio"),
+        ])
     func missingFile(absent: String, code: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -297,11 +312,13 @@ struct MultipartReceiverTests {
 
     // MARK: - Malformed bodies
 
-    @Test("bodies that are not multipart are 400 invalid_multipart", arguments: [
-        ("empty", ""),
-        ("plain text", "just some text, no boundary at all"),
-        ("json", #"{"image": "data"}"#),
-    ])
+    @Test(
+        "bodies that are not multipart are 400 invalid_multipart",
+        arguments: [
+            ("empty", ""),
+            ("plain text", "just some text, no boundary at all"),
+            ("json", #"{"image": "data"}"#),
+        ])
     func notMultipart(_ description: String, body: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -327,11 +344,13 @@ struct MultipartReceiverTests {
         #expect(try directory.contents() == [])
     }
 
-    @Test("broken part headers are 400 invalid_multipart", arguments: [
-        "--\(MultipartBody.boundary)\r\nContent-Disposition form-data\r\n\r\nx\r\n--\(MultipartBody.boundary)--",
-        "--\(MultipartBody.boundary)\r\nBad Header: 1\r\n\r\nx\r\n--\(MultipartBody.boundary)--",
-        "--\(MultipartBody.boundary)XX\r\n",
-    ])
+    @Test(
+        "broken part headers are 400 invalid_multipart",
+        arguments: [
+            "--\(MultipartBody.boundary)\r\nContent-Disposition form-data\r\n\r\nx\r\n--\(MultipartBody.boundary)--",
+            "--\(MultipartBody.boundary)\r\nBad Header: 1\r\n\r\nx\r\n--\(MultipartBody.boundary)--",
+            "--\(MultipartBody.boundary)XX\r\n",
+        ])
     func brokenHeaders(body: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -343,11 +362,13 @@ struct MultipartReceiverTests {
         #expect(error?.code == "invalid_multipart")
     }
 
-    @Test("a part without a form-data name is 400 invalid_multipart", arguments: [
-        "Content-Type: text/plain",
-        "Content-Disposition: attachment; name=\"image\"",
-        "Content-Disposition: form-data; filename=\"a.png\"",
-    ])
+    @Test(
+        "a part without a form-data name is 400 invalid_multipart",
+        arguments: [
+            "Content-Type: text/plain",
+            "Content-Disposition: attachment; name=\"image\"",
+            "Content-Disposition: form-data; filename=\"a.png\"",
+        ])
     func partWithoutName(header: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -7,8 +7,10 @@ struct MultipartBody {
     var bytes: [UInt8] = []
 
     /// A file part.
-    mutating func addFile(_ name: String, filename: String = "upload.bin",
-                          contentType: String = "application/octet-stream", bytes fileBytes: [UInt8]) {
+    mutating func addFile(
+        _ name: String, filename: String = "upload.bin",
+        contentType: String = "application/octet-stream", bytes fileBytes: [UInt8]
+    ) {
         append("--\(Self.boundary)\r\n")
         append("Content-Disposition: form-data; name=\"\(name)\"; filename=\"\(filename)\"\r\n")
         append("Content-Type: \(contentType)\r\n\r\n")
@@ -39,8 +41,10 @@ struct MultipartBody {
     }
 
     /// The usual valid request: an image, an audio file and a prompt.
-    static func typical(image: [UInt8] = Array(repeating: 1, count: 1000),
-                        audio: [UInt8] = Array(repeating: 2, count: 2000)) -> MultipartBody {
+    static func typical(
+        image: [UInt8] = Array(repeating: 1, count: 1000),
+        audio: [UInt8] = Array(repeating: 2, count: 2000)
+    ) -> MultipartBody {
         var body = MultipartBody()
         body.addFile("image", filename: "face.png", contentType: "image/png", bytes: image)
         body.addFile("audio", filename: "speech.wav", contentType: "audio/wav", bytes: audio)

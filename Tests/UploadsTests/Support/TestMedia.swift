@@ -4,10 +4,10 @@ import Foundation
 enum TestMedia {
     /// `<repo>/../shared/media`, found from this source file (never a hard-coded absolute path).
     static let sharedMedia: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()  // Support
-        .deletingLastPathComponent()  // UploadsTests
-        .deletingLastPathComponent()  // Tests
-        .deletingLastPathComponent()  // repository
+        .deletingLastPathComponent() // Support
+        .deletingLastPathComponent() // UploadsTests
+        .deletingLastPathComponent() // Tests
+        .deletingLastPathComponent() // repository
         .deletingLastPathComponent()
         .appendingPathComponent("shared/media")
 
@@ -16,19 +16,24 @@ enum TestMedia {
 
     /// A sine tone of `seconds` encoded by ffmpeg with `codecArguments` into `<directory>/<name>`.
     static func makeTone(seconds: Double, name: String, codecArguments: [String], in directory: TemporaryDirectory)
-        async throws -> String {
+        async throws -> String
+    {
         let path = directory.path + "/" + name
-        try await ffmpeg(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=\(seconds)"]
-            + codecArguments + [path])
+        try await ffmpeg(
+            ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=\(seconds)"]
+                + codecArguments + [path])
         return path
     }
 
     /// One solid-colour frame of `width` x `height` encoded by ffmpeg into `<directory>/<name>`.
-    static func makePicture(width: Int, height: Int, name: String, extraArguments: [String] = [],
-                            in directory: TemporaryDirectory) async throws -> String {
+    static func makePicture(
+        width: Int, height: Int, name: String, extraArguments: [String] = [],
+        in directory: TemporaryDirectory
+    ) async throws -> String {
         let path = directory.path + "/" + name
-        try await ffmpeg(["-f", "lavfi", "-i", "color=c=orange:s=\(width)x\(height)", "-frames:v", "1"]
-            + extraArguments + [path])
+        try await ffmpeg(
+            ["-f", "lavfi", "-i", "color=c=orange:s=\(width)x\(height)", "-frames:v", "1"]
+                + extraArguments + [path])
         return path
     }
 
@@ -39,16 +44,23 @@ enum TestMedia {
 
     /// Width and height of the first video stream, as ffprobe reads them (an independent opinion).
     static func ffprobeDimensions(of path: String) async throws -> (width: Int, height: Int) {
-        let output = try await run("ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries",
-                                         "stream=width,height", "-of", "csv=p=0:s=x", path])
-        let numbers = output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "x").compactMap { Int($0) }
+        let output = try await run(
+            "ffprobe",
+            [
+                "-v", "error", "-select_streams", "v:0", "-show_entries",
+                "stream=width,height", "-of", "csv=p=0:s=x", path,
+            ])
+        let numbers = output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "x").compactMap {
+            Int($0)
+        }
         guard numbers.count == 2 else { throw MediaToolError(message: "ffprobe said \(output)") }
         return (numbers[0], numbers[1])
     }
 
     /// Duration of a media file as ffprobe reads it.
     static func ffprobeDuration(of path: String) async throws -> Double {
-        let output = try await run("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path])
+        let output = try await run(
+            "ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path])
         guard let seconds = Double(output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw MediaToolError(message: "ffprobe said \(output)")
         }
@@ -118,7 +130,7 @@ actor AsyncSemaphore {
         if waiting.isEmpty {
             free += 1
         } else {
-            waiting.removeFirst().resume()  // the slot passes straight to the next waiter
+            waiting.removeFirst().resume() // the slot passes straight to the next waiter
         }
     }
 }

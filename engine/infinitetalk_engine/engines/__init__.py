@@ -1,5 +1,6 @@
 """Engines by name. `make_engine("preview", options)`; the infinitetalk engine is imported only when asked for,
 so the preview never imports torch or the model code."""
+
 from __future__ import annotations
 
 import importlib
@@ -13,6 +14,7 @@ def make_engine(name: str, options: EngineOptions) -> Engine:
     """Build (not load) the named engine. Raises `EngineError("load_failed")` if it is unknown or not installed."""
     if name == "preview":
         from .preview import PreviewEngine
+
         return PreviewEngine(options)
     if name == "infinitetalk":
         return _make_infinitetalk(options)
@@ -26,11 +28,15 @@ def _make_infinitetalk(options: EngineOptions) -> Engine:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name != module_name:
-            raise EngineError("load_failed", f"the infinitetalk engine needs the Python package {exc.name!r}, "
-                                             f"which is not installed") from exc
-        raise EngineError("load_failed", "the infinitetalk engine is not part of this installation "
-                                         "(infinitetalk_engine/engines/infinitetalk.py is missing); "
-                                         "use --engine preview") from exc
+            raise EngineError(
+                "load_failed", f"the infinitetalk engine needs the Python package {exc.name!r}, which is not installed"
+            ) from exc
+        raise EngineError(
+            "load_failed",
+            "the infinitetalk engine is not part of this installation "
+            "(infinitetalk_engine/engines/infinitetalk.py is missing); "
+            "use --engine preview",
+        ) from exc
     engine_class = getattr(module, "InfiniteTalkEngine", None)
     if engine_class is None:
         raise EngineError("load_failed", f"{module_name} defines no InfiniteTalkEngine class")

@@ -4,11 +4,12 @@ The worker (`worker.py`) owns the protocol: it parses `job` messages into `JobRe
 `JobContext`, and turns the result or exception into exactly one `done` or `error` event. Engines never touch
 stdout; they report through the context.
 """
+
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 class JobCancelled(Exception):
@@ -29,13 +30,13 @@ class EngineError(Exception):
 class EngineOptions:
     """Command-line options every engine receives (`python -m infinitetalk_engine --help`); `None` = engine default."""
 
-    weights: Optional[str] = None             # --weights: the seed's weights/ folder (infinitetalk)
-    device: Optional[str] = None              # --device: "cuda", "cuda:1", "cpu"
-    max_jobs: Optional[int] = None            # --max-jobs: the engine's max_concurrent_jobs (>= 1)
-    max_audio_seconds: float = 1200.0         # --max-audio-seconds: longer audio is refused with bad_audio
-    max_image_pixels: int = 40_000_000        # --max-image-pixels: larger images are refused with bad_image
-    video_crf: Optional[int] = None           # --video-crf: libx264 quality (lower = better, larger files)
-    video_preset: Optional[str] = None        # --video-preset: libx264 speed preset
+    weights: str | None = None  # --weights: the seed's weights/ folder (infinitetalk)
+    device: str | None = None  # --device: "cuda", "cuda:1", "cpu"
+    max_jobs: int | None = None  # --max-jobs: the engine's max_concurrent_jobs (>= 1)
+    max_audio_seconds: float = 1200.0  # --max-audio-seconds: longer audio is refused with bad_audio
+    max_image_pixels: int = 40_000_000  # --max-image-pixels: larger images are refused with bad_image
+    video_crf: int | None = None  # --video-crf: libx264 quality (lower = better, larger files)
+    video_preset: str | None = None  # --video-preset: libx264 speed preset
     extra: dict[str, str] = field(default_factory=dict)  # --engine-option KEY=VALUE, engine-specific
 
 
@@ -44,17 +45,17 @@ class JobParams:
     """The `params` object of a `job` message; `None` means the engine's default."""
 
     resolution: str = "480p"
-    steps: Optional[int] = None
-    seed: Optional[int] = None
-    prompt: Optional[str] = None
-    negative_prompt: Optional[str] = None
-    shift: Optional[float] = None
-    text_guidance_scale: Optional[float] = None
-    audio_guidance_scale: Optional[float] = None
-    lora_scale: Optional[float] = None
-    color_correction: Optional[float] = None
-    audio2_path: Optional[str] = None
-    speaker_boxes: Optional[list[list[float]]] = None
+    steps: int | None = None
+    seed: int | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    shift: float | None = None
+    text_guidance_scale: float | None = None
+    audio_guidance_scale: float | None = None
+    lora_scale: float | None = None
+    color_correction: float | None = None
+    audio2_path: str | None = None
+    speaker_boxes: list[list[float]] | None = None
 
 
 @dataclass
@@ -83,13 +84,19 @@ class JobContext(abc.ABC):
     """Given to `Engine.run`: the only way an engine reports progress or learns of a cancel."""
 
     @abc.abstractmethod
-    def stage(self, stage: str, message: str, clip: Optional[int] = None, clips: Optional[int] = None) -> None:
+    def stage(self, stage: str, message: str, clip: int | None = None, clips: int | None = None) -> None:
         """Announce a stage: decoding_audio, audio_features, encoding_image, encoding_text, generating, encoding_video."""
 
     @abc.abstractmethod
-    def progress(self, fraction: float, step: Optional[int] = None, steps: Optional[int] = None,
-                 clip: Optional[int] = None, clips: Optional[int] = None,
-                 eta_seconds: Optional[float] = None) -> None:
+    def progress(
+        self,
+        fraction: float,
+        step: int | None = None,
+        steps: int | None = None,
+        clip: int | None = None,
+        clips: int | None = None,
+        eta_seconds: float | None = None,
+    ) -> None:
         """Report overall progress in [0, 1] (the context keeps it monotonic and rate-limits it)."""
 
     @abc.abstractmethod

@@ -4,24 +4,24 @@ Used by the preview engine to know which pixels to animate. Haar cascades ship i
 (`cv2.data.haarcascades`), so no model file is downloaded. When no face is found the caller falls back to
 `centre_layout` (a face-sized box in the middle of the image).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Optional
+from functools import cache
 
 import cv2
 import numpy as np
 
-DETECTION_MAX_SIDE = 480     # detect on a downscaled copy: Haar cost grows with area, accuracy barely changes
-MIN_FACE_FRACTION = 0.08     # smallest face searched, as a fraction of the image's shorter side
+DETECTION_MAX_SIDE = 480  # detect on a downscaled copy: Haar cost grows with area, accuracy barely changes
+MIN_FACE_FRACTION = 0.08  # smallest face searched, as a fraction of the image's shorter side
 
 
 @dataclass(frozen=True)
 class Eye:
-    x: float       # centre, pixels
+    x: float  # centre, pixels
     y: float
-    width: float   # of the Haar eye box (the eye plus some skin around it)
+    width: float  # of the Haar eye box (the eye plus some skin around it)
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,15 @@ class FaceLayout:
     width: float
     height: float
     eyes: tuple[Eye, Eye]
-    mouth_y: float           # the row between the lips
-    detected: bool           # False: a guess in the image centre
+    mouth_y: float  # the row between the lips
+    detected: bool  # False: a guess in the image centre
 
     @property
     def centre_x(self) -> float:
         return self.x + self.width / 2
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cascade(name: str) -> cv2.CascadeClassifier:
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
     if cascade.empty():
@@ -49,7 +49,7 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_face_box(rgb: np.ndarray) -> Optional[tuple[float, float, float, float]]:
+def detect_face_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
     """The most certain frontal face as (x, y, w, h) in pixels of `rgb` (H, W, 3), or None."""
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     scale = min(1.0, DETECTION_MAX_SIDE / max(gray.shape))
@@ -57,7 +57,8 @@ def detect_face_box(rgb: np.ndarray) -> Optional[tuple[float, float, float, floa
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     min_side = max(20, int(MIN_FACE_FRACTION * min(gray.shape)))
     faces, neighbours = _cascade("haarcascade_frontalface_default.xml").detectMultiScale2(
-        gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+        gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+    )
     if len(faces) == 0:
         return None
     # The detection most windows agree on: the largest box is sometimes a false positive on clothing or background.
@@ -65,7 +66,7 @@ def detect_face_box(rgb: np.ndarray) -> Optional[tuple[float, float, float, floa
     return float(x / scale), float(y / scale), float(w / scale), float(h / scale)
 
 
-def find_face_layout(rgb: np.ndarray) -> Optional[FaceLayout]:
+def find_face_layout(rgb: np.ndarray) -> FaceLayout | None:
     """Face box, eyes and lip line of the most certain face in `rgb` (H, W, 3) uint8, or None if there is no face."""
     box = detect_face_box(rgb)
     if box is None:
@@ -92,17 +93,18 @@ def _default_eyes(x: float, y: float, w: float, h: float) -> tuple[Eye, Eye]:
     return Eye(x + 0.29 * w, y + 0.37 * h, 0.28 * w), Eye(x + 0.71 * w, y + 0.37 * h, 0.28 * w)
 
 
-def _detect_eyes(gray: np.ndarray, x: float, y: float, w: float, h: float) -> Optional[tuple[Eye, Eye]]:
+def _detect_eyes(gray: np.ndarray, x: float, y: float, w: float, h: float) -> tuple[Eye, Eye] | None:
     """Two eyes in the upper part of the face box, one on each side, or None if that is not what was found."""
     top, bottom = int(y + 0.15 * h), int(y + 0.6 * h)
     left, right = int(x), int(x + w)
-    region = gray[max(top, 0):bottom, max(left, 0):right]
+    region = gray[max(top, 0) : bottom, max(left, 0) : right]
     if region.size == 0:
         return None
     min_side = max(8, int(0.12 * w))
     found = _cascade("haarcascade_eye.xml").detectMultiScale(region, 1.1, 5, minSize=(min_side, min_side))
-    centres = [Eye(float(left + ex + ew / 2), float(top + ey + eh / 2), float(ew)) for ex, ey, ew, eh in found
-               if ew < 0.4 * w]
+    centres = [
+        Eye(float(left + ex + ew / 2), float(top + ey + eh / 2), float(ew)) for ex, ey, ew, eh in found if ew < 0.4 * w
+    ]
     left_eyes = [e for e in centres if e.x < x + 0.5 * w]
     right_eyes = [e for e in centres if e.x >= x + 0.5 * w]
     if not left_eyes or not right_eyes:

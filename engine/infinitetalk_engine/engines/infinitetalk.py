@@ -22,6 +22,7 @@ Engine options (`--engine-option KEY=VALUE`):
   buckets=HxW[,HxW...]   FOR TESTS/DEBUG: replace the 480p/720p bucket tables with these sizes (multiples of 16)
   max_steps=50           the largest `steps` a job may ask for
 """
+
 from __future__ import annotations
 
 import gc
@@ -31,7 +32,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,12 +51,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "A person is talking."
 # Wan2.1's default negative prompt (used when a job gives none and text guidance is on).
-WAN_NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
-                       "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
-                       "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
+WAN_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
+    "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
 DEFAULT_SEED = 42
 DEFAULT_MAX_STEPS = 50
-FACE_SCALE = 0.05          # upstream's margin for the default left/right speaker halves
+FACE_SCALE = 0.05  # upstream's margin for the default left/right speaker halves
 TEXT_CACHE_SIZE = 16
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # Share of the job's progress before generation (audio, image, text) and after it (finishing the MP4).
@@ -68,19 +71,29 @@ class EngineSettings:
 
     use_lora: bool = True
     lora_scale: float = 1.0
-    two_speakers: Optional[bool] = None
-    dtype: Optional[torch.dtype] = None
+    two_speakers: bool | None = None
+    dtype: torch.dtype | None = None
     frame_num: int = 81
     motion_frames: int = 9
-    buckets: Optional[tuple[tuple[int, int], ...]] = None
+    buckets: tuple[tuple[int, int], ...] | None = None
     max_steps: int = DEFAULT_MAX_STEPS
     vae_dtype: torch.dtype = torch.float32
     compile: bool = False
 
     @classmethod
-    def from_options(cls, extra: dict[str, str]) -> "EngineSettings":
-        known = {"lora", "lora_scale", "two_speakers", "dtype", "frame_num", "motion_frames", "buckets", "max_steps",
-                 "vae_dtype", "compile"}
+    def from_options(cls, extra: dict[str, str]) -> EngineSettings:
+        known = {
+            "lora",
+            "lora_scale",
+            "two_speakers",
+            "dtype",
+            "frame_num",
+            "motion_frames",
+            "buckets",
+            "max_steps",
+            "vae_dtype",
+            "compile",
+        }
         unknown = sorted(set(extra) - known)
         if unknown:
             raise EngineError("load_failed", f"unknown engine option(s) {unknown}; known: {sorted(known)}")
@@ -91,14 +104,18 @@ class EngineSettings:
                 buckets = tuple(tuple(int(v) for v in size.lower().split("x")) for size in extra["buckets"].split(","))
                 if any(len(b) != 2 or b[0] % 16 or b[1] % 16 or min(b) <= 0 for b in buckets):
                     raise ValueError("buckets must be HxW sizes, multiples of 16")
-            settings = cls(use_lora=switch[extra.get("lora", "on")] is not False,
-                           lora_scale=float(extra.get("lora_scale", 1.0)),
-                           two_speakers=switch[extra.get("two_speakers", "auto")],
-                           dtype=DTYPES[extra["dtype"]] if "dtype" in extra else None,
-                           frame_num=int(extra.get("frame_num", 81)), motion_frames=int(extra.get("motion_frames", 9)),
-                           buckets=buckets, max_steps=int(extra.get("max_steps", DEFAULT_MAX_STEPS)),
-                           vae_dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[extra.get("vae_dtype", "fp32")],
-                           compile=switch[extra.get("compile", "off")] is True)
+            settings = cls(
+                use_lora=switch[extra.get("lora", "on")] is not False,
+                lora_scale=float(extra.get("lora_scale", 1.0)),
+                two_speakers=switch[extra.get("two_speakers", "auto")],
+                dtype=DTYPES[extra["dtype"]] if "dtype" in extra else None,
+                frame_num=int(extra.get("frame_num", 81)),
+                motion_frames=int(extra.get("motion_frames", 9)),
+                buckets=buckets,
+                max_steps=int(extra.get("max_steps", DEFAULT_MAX_STEPS)),
+                vae_dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[extra.get("vae_dtype", "fp32")],
+                compile=switch[extra.get("compile", "off")] is True,
+            )
             SamplerSettings(frame_num=settings.frame_num, motion_frames=settings.motion_frames).validate()
         except (KeyError, ValueError) as exc:
             raise EngineError("load_failed", f"bad engine option: {exc}") from exc
@@ -120,8 +137,8 @@ class InfiniteTalkEngine(Engine):
             raise EngineError("load_failed", f"--device {options.device}: CUDA is not available on this machine")
         self.max_jobs = options.max_jobs or 1
         self.models = None
-        self._device_lock = threading.Lock()      # one job at a time on the device; others wait their turn
-        self._text_cache: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        self._device_lock = threading.Lock()  # one job at a time on the device; others wait their turn
+        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     # MARK: - Engine
 
@@ -129,17 +146,31 @@ class InfiniteTalkEngine(Engine):
         two = self.settings.two_speakers
         if two is None:
             two = self.layout.adapter(True).is_file()
-        return {"resolutions": ["480p", "720p"], "fps": FPS, "max_concurrent_jobs": self.max_jobs,
-                "device": str(self.device), "is_preview": False, "two_speakers": bool(two),
-                "default_steps": 4 if self.settings.use_lora else 40, "max_steps": self.settings.max_steps}
+        return {
+            "resolutions": ["480p", "720p"],
+            "fps": FPS,
+            "max_concurrent_jobs": self.max_jobs,
+            "device": str(self.device),
+            "is_preview": False,
+            "two_speakers": bool(two),
+            "default_steps": 4 if self.settings.use_lora else 40,
+            "max_steps": self.settings.max_steps,
+        }
 
     def load(self) -> None:
         from ..model_set import ModelSetOptions, load_model_set
 
-        self.models = load_model_set(self.layout, ModelSetOptions(
-            device=str(self.device), dit_dtype=self.settings.dtype, lora_scale=self.settings.lora_scale,
-            use_lora=self.settings.use_lora, two_speakers=self.settings.two_speakers,
-            vae_dtype=self.settings.vae_dtype))
+        self.models = load_model_set(
+            self.layout,
+            ModelSetOptions(
+                device=str(self.device),
+                dit_dtype=self.settings.dtype,
+                lora_scale=self.settings.lora_scale,
+                use_lora=self.settings.use_lora,
+                two_speakers=self.settings.two_speakers,
+                vae_dtype=self.settings.vae_dtype,
+            ),
+        )
         if self.settings.compile:
             for block in self.models.dit.blocks:
                 block.compile()
@@ -191,13 +222,20 @@ class InfiniteTalkEngine(Engine):
         ctx.stage("encoding_image", "Encoding the image")
         picture = load_image(job.image_path, self.options.max_image_pixels)
         height, width = self._bucket(picture.width, picture.height, params.resolution)
-        pixels = resize_and_crop(picture, height, width)                                    # (H, W, 3) uint8
+        pixels = resize_and_crop(picture, height, width)  # (H, W, 3) uint8
         image = (torch.tensor(pixels).permute(2, 0, 1).float() / 255 - 0.5) * 2
-        image = image.to(self.device)                                                        # (3, H, W) [-1, 1]
+        image = image.to(self.device)  # (3, H, W) [-1, 1]
         from ..models.image_encoder import encode_image
-        clip_features = encode_image(models.clip, image[None])                               # (1, 257, 1280)
-        masks = speaker_masks(picture.width, picture.height, height, width,
-                              params.speaker_boxes if two_speakers else None, 2 if two_speakers else 1)
+
+        clip_features = encode_image(models.clip, image[None])  # (1, 257, 1280)
+        masks = speaker_masks(
+            picture.width,
+            picture.height,
+            height,
+            width,
+            params.speaker_boxes if two_speakers else None,
+            2 if two_speakers else 1,
+        )
         ctx.progress(0.03)
         ctx.check_cancelled()
 
@@ -216,8 +254,14 @@ class InfiniteTalkEngine(Engine):
             ctx.stage("generating", f"Re-merging the LoRA at scale {lora_scale:g} (slow, once per change)")
             models.set_lora_scale(lora_scale)
         models.use_adapter("multi" if two_speakers else "single")
-        cond = Conditioning(image=image, context=context, context_negative=negative, clip_features=clip_features,
-                            audio=audio, ref_target_masks=masks.to(self.device))
+        cond = Conditioning(
+            image=image,
+            context=context,
+            context_negative=negative,
+            clip_features=clip_features,
+            audio=audio,
+            ref_target_masks=masks.to(self.device),
+        )
         mix = np.clip(np.sum(tracks, axis=0), -1.0, 1.0).astype(np.float32)
 
         def on_clip(index: int, clips: int) -> None:
@@ -225,23 +269,46 @@ class InfiniteTalkEngine(Engine):
 
         def on_step(index: int, clips: int, step: int, steps_: int) -> None:
             done = index * (steps_ + 1) + step + 1
-            ctx.progress(generation_fraction(done, clips * (steps_ + 1)), step=step + 1, steps=steps_,
-                         clip=index + 1, clips=clips)
+            ctx.progress(
+                generation_fraction(done, clips * (steps_ + 1)),
+                step=step + 1,
+                steps=steps_,
+                clip=index + 1,
+                clips=clips,
+            )
 
         hooks = Hooks(on_step=on_step, check_cancelled=ctx.check_cancelled, on_clip=on_clip)
-        with Mp4Writer(job.output_path, width, height, audio=mix, max_frames=n_frames,
-                       crf=self.options.video_crf or 20, preset=self.options.video_preset or "veryfast") as writer:
+        with Mp4Writer(
+            job.output_path,
+            width,
+            height,
+            audio=mix,
+            max_frames=n_frames,
+            crf=self.options.video_crf or 20,
+            preset=self.options.video_preset or "veryfast",
+        ) as writer:
             for clip in generate_clips(models.dit, models.vae, cond, settings, hooks, self.device):
                 writer.write(to_uint8_frames(clip.frames))
                 clips_done = clip.index + 1
-                ctx.progress(generation_fraction(clips_done * (steps + 1), clip.clips * (steps + 1)), step=steps,
-                             steps=steps, clip=clips_done, clips=clip.clips)
+                ctx.progress(
+                    generation_fraction(clips_done * (steps + 1), clip.clips * (steps + 1)),
+                    step=steps,
+                    steps=steps,
+                    clip=clips_done,
+                    clips=clip.clips,
+                )
             ctx.check_cancelled()
             # 6. Finish the file (flush the encoders, rename the part file).
             ctx.stage("encoding_video", "Finishing the MP4")
         ctx.progress(1.0)
-        return JobResult(output_path=job.output_path, frames=writer.frames_written,
-                         duration_seconds=writer.frames_written / FPS, fps=FPS, width=width, height=height)
+        return JobResult(
+            output_path=job.output_path,
+            frames=writer.frames_written,
+            duration_seconds=writer.frames_written / FPS,
+            fps=FPS,
+            width=width,
+            height=height,
+        )
 
     # MARK: - helpers
 
@@ -267,14 +334,22 @@ class InfiniteTalkEngine(Engine):
             problems.append("lora_scale needs the LoRA, which this engine runs without (lora=off)")
         if params.audio2_path and not self.models.two_speakers:
             problems.append("two speakers need the InfiniteTalk/multi adapter, which is not loaded")
-        if params.speaker_boxes is not None and (len(params.speaker_boxes) != 2 or
-                                                 any(len(b) != 4 for b in params.speaker_boxes)):
+        if params.speaker_boxes is not None and (
+            len(params.speaker_boxes) != 2 or any(len(b) != 4 for b in params.speaker_boxes)
+        ):
             problems.append("speaker_boxes must be two [x_min, y_min, x_max, y_max] boxes")
         if problems:
             raise EngineError("bad_params", "; ".join(problems))
-        return SamplerSettings(frame_num=self.settings.frame_num, motion_frames=self.settings.motion_frames,
-                               steps=steps, shift=shift, text_scale=text, audio_scale=audio, color_correction=color,
-                               seed=DEFAULT_SEED if params.seed is None else params.seed)
+        return SamplerSettings(
+            frame_num=self.settings.frame_num,
+            motion_frames=self.settings.motion_frames,
+            steps=steps,
+            shift=shift,
+            text_scale=text,
+            audio_scale=audio,
+            color_correction=color,
+            seed=DEFAULT_SEED if params.seed is None else params.seed,
+        )
 
     def _bucket(self, width: int, height: int, resolution: str) -> tuple[int, int]:
         """(height, width) of the bucket with the nearest h/w ratio (first in table order on ties)."""
@@ -304,8 +379,9 @@ def generation_fraction(done: int, total: int) -> float:
     return BEFORE_GENERATION + (1 - BEFORE_GENERATION - AFTER_GENERATION) * done / max(total, 1)
 
 
-def speaker_masks(src_w: int, src_h: int, height: int, width: int, boxes: Optional[list[list[float]]],
-                  speakers: int) -> torch.Tensor:
+def speaker_masks(
+    src_w: int, src_h: int, height: int, width: int, boxes: list[list[float]] | None, speakers: int
+) -> torch.Tensor:
     """(3, H/8, W/8) masks [person 1, person 2, background] at latent resolution.
 
     One speaker: three all-ones masks (upstream always builds 3). Two speakers: the boxes
@@ -319,15 +395,15 @@ def speaker_masks(src_w: int, src_h: int, height: int, width: int, boxes: Option
     masks = torch.zeros(3, src_h, src_w)
     if boxes:
         for person, (x_min, y_min, x_max, y_max) in enumerate(boxes[:2]):
-            masks[person, max(0, int(y_min)):max(0, int(y_max)), max(0, int(x_min)):max(0, int(x_max))] = 1
+            masks[person, max(0, int(y_min)) : max(0, int(y_max)), max(0, int(x_min)) : max(0, int(x_max))] = 1
     else:
         top, bottom = int(src_h * FACE_SCALE), int(src_h * (1 - FACE_SCALE))
         half = src_w // 2
         left, right = int(half * FACE_SCALE), int(half * (1 - FACE_SCALE))
         masks[0, top:bottom, left:right] = 1
-        masks[1, top:bottom, left + half:right + half] = 1
+        masks[1, top:bottom, left + half : right + half] = 1
     masks[2] = (masks[:2].sum(0) == 0).float()
     plan = plan_resize_crop(src_w, src_h, height, width)
     resized = F.interpolate(masks[None], size=(plan.resized_h, plan.resized_w), mode="nearest")[0]
-    cropped = resized[:, plan.top:plan.top + height, plan.left:plan.left + width]
+    cropped = resized[:, plan.top : plan.top + height, plan.left : plan.left + width]
     return (F.interpolate(cropped[None], size=(lat_h, lat_w), mode="nearest")[0] > 0).float()

@@ -4,6 +4,7 @@ It exists so the product installs and runs end to end everywhere (laptops, CI, m
 person in the image "talks" in time with the audio (jaw follows speech energy, natural blinks, a small head sway),
 behind the same protocol and media pipeline as the InfiniteTalk engine. See docs/preview-engine.md.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,10 +23,10 @@ from .preview_motion import plan_motion
 
 DEFAULT_MAX_JOBS = 2
 DEFAULT_SEED = 42
-CLIP_FRAMES = 100         # frames per reported clip (4 s); the preview has no model clips, this paces the UI
-BATCH_FRAMES = 25         # frames between cancel checks and progress reports (1 s of video)
+CLIP_FRAMES = 100  # frames per reported clip (4 s); the preview has no model clips, this paces the UI
+BATCH_FRAMES = 25  # frames between cancel checks and progress reports (1 s of video)
 DEFAULT_CRF = 20
-DEFAULT_PRESET = "veryfast"    # as fast as superfast/ultrafast here (the frame is mostly static) and 3-6x smaller
+DEFAULT_PRESET = "veryfast"  # as fast as superfast/ultrafast here (the frame is mostly static) and 3-6x smaller
 NO_FACE_WARNING = "no face found; animated the image centre"
 
 
@@ -42,8 +43,16 @@ class PreviewEngine(Engine):
     def capabilities(self) -> dict[str, Any]:
         # The preview has no sampler and ignores `steps`; it reports the real model's LoRA default (4) so the
         # service and the page show the same default whichever engine runs.
-        return {"resolutions": ["480p", "720p"], "fps": FPS, "max_concurrent_jobs": self.max_jobs, "device": "cpu",
-                "is_preview": True, "two_speakers": False, "default_steps": 4, "max_steps": 50}
+        return {
+            "resolutions": ["480p", "720p"],
+            "fps": FPS,
+            "max_concurrent_jobs": self.max_jobs,
+            "device": "cpu",
+            "is_preview": True,
+            "two_speakers": False,
+            "default_steps": 4,
+            "max_steps": 50,
+        }
 
     def load(self) -> None:
         # No model: warm what the first job would otherwise wait for (the loudness meter, OpenCV's cascades).
@@ -79,27 +88,45 @@ class PreviewEngine(Engine):
 
         # 4. Generate and encode clip by clip: memory stays flat however long the audio is.
         clips = math.ceil(n_frames / CLIP_FRAMES)
-        frame = pixels.copy()   # (H, W, 3): one buffer; each frame rewrites only the head region
-        with Mp4Writer(job.output_path, width, height, audio=samples, max_frames=n_frames,
-                       crf=self.options.video_crf or DEFAULT_CRF,
-                       preset=self.options.video_preset or DEFAULT_PRESET) as writer:
+        frame = pixels.copy()  # (H, W, 3): one buffer; each frame rewrites only the head region
+        with Mp4Writer(
+            job.output_path,
+            width,
+            height,
+            audio=samples,
+            max_frames=n_frames,
+            crf=self.options.video_crf or DEFAULT_CRF,
+            preset=self.options.video_preset or DEFAULT_PRESET,
+        ) as writer:
             for clip in range(clips):
                 first, last = clip * CLIP_FRAMES, min((clip + 1) * CLIP_FRAMES, n_frames)
                 ctx.stage("generating", f"Animating clip {clip + 1} of {clips}", clip=clip + 1, clips=clips)
                 for batch in range(first, last, BATCH_FRAMES):
                     ctx.check_cancelled()
                     for i in range(batch, min(batch + BATCH_FRAMES, last)):
-                        animator.render(motion.mouth[i], motion.blink[i], motion.shift_x[i], motion.shift_y[i],
-                                        motion.angle[i], out=frame)
-                        writer.write(frame)   # encoded at once, so the buffer can be reused for the next frame
+                        animator.render(
+                            motion.mouth[i],
+                            motion.blink[i],
+                            motion.shift_x[i],
+                            motion.shift_y[i],
+                            motion.angle[i],
+                            out=frame,
+                        )
+                        writer.write(frame)  # encoded at once, so the buffer can be reused for the next frame
                     done = min(batch + BATCH_FRAMES, last)
-                    ctx.progress(0.04 + 0.94 * done / n_frames, step=done - first, steps=last - first,
-                                 clip=clip + 1, clips=clips)
+                    ctx.progress(
+                        0.04 + 0.94 * done / n_frames, step=done - first, steps=last - first, clip=clip + 1, clips=clips
+                    )
             ctx.check_cancelled()
             ctx.stage("encoding_video", "Finishing the MP4")
         ctx.progress(1.0)
 
-        return JobResult(output_path=job.output_path, frames=writer.frames_written,
-                         duration_seconds=writer.frames_written / FPS, fps=FPS, width=width, height=height,
-                         warnings=warnings)
-
+        return JobResult(
+            output_path=job.output_path,
+            frames=writer.frames_written,
+            duration_seconds=writer.frames_written / FPS,
+            fps=FPS,
+            width=width,
+            height=height,
+            warnings=warnings,
+        )

@@ -3,6 +3,7 @@
 Everything here is a small array per frame (a 10-minute video is 15,000 frames), computed once per job, and
 deterministic for a given seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 FPS = 25
-SILENCE_DB = -50.0          # frame RMS (dBFS) at or below which the mouth is closed (speech is at -23 LUFS here)
+SILENCE_DB = -50.0  # frame RMS (dBFS) at or below which the mouth is closed (speech is at -23 LUFS here)
 MIN_SPEECH_RANGE_DB = 12.0  # the loud end of the scale is at least this far above SILENCE_DB
-OPEN_ATTACK = 0.65          # per-frame smoothing towards a wider mouth: opening is quick ...
-OPEN_RELEASE = 0.35         # ... and closing a little slower, like a real jaw
-BLINK_SHAPE = np.array([0.55, 1.0, 0.85, 0.5, 0.2])   # lid closure over 5 frames (200 ms): fast close, slow open
+OPEN_ATTACK = 0.65  # per-frame smoothing towards a wider mouth: opening is quick ...
+OPEN_RELEASE = 0.35  # ... and closing a little slower, like a real jaw
+BLINK_SHAPE = np.array([0.55, 1.0, 0.85, 0.5, 0.2])  # lid closure over 5 frames (200 ms): fast close, slow open
 BLINK_INTERVAL_S = (2.0, 6.0)
 DOUBLE_BLINK_CHANCE = 0.15
 
@@ -23,11 +24,11 @@ DOUBLE_BLINK_CHANCE = 0.15
 class Motion:
     """Per-frame animation controls, each an array of shape (n_frames,)."""
 
-    mouth: np.ndarray      # 0 closed .. 1 wide open
-    blink: np.ndarray      # 0 open eyes .. 1 closed
-    shift_x: np.ndarray    # head translation, in face widths
+    mouth: np.ndarray  # 0 closed .. 1 wide open
+    blink: np.ndarray  # 0 open eyes .. 1 closed
+    shift_x: np.ndarray  # head translation, in face widths
     shift_y: np.ndarray
-    angle: np.ndarray      # head roll, radians (about the neck)
+    angle: np.ndarray  # head roll, radians (about the neck)
 
     def __len__(self) -> int:
         return len(self.mouth)
@@ -45,11 +46,11 @@ def frame_energy_db(samples: np.ndarray, n_frames: int, sample_rate: int = 16_00
     """RMS level in dBFS of the audio under each video frame, shape (n_frames,)."""
     per_frame = sample_rate // FPS
     whole = min(n_frames, samples.size // per_frame)
-    frames = samples[:whole * per_frame].reshape(whole, per_frame)        # (whole, 640), a view
+    frames = samples[: whole * per_frame].reshape(whole, per_frame)  # (whole, 640), a view
     mean_square = np.zeros(n_frames, np.float64)
     mean_square[:whole] = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / per_frame  # no squared copy
-    if whole < n_frames:                                                  # a last, partial frame
-        tail = samples[whole * per_frame:(whole + 1) * per_frame].astype(np.float64)
+    if whole < n_frames:  # a last, partial frame
+        tail = samples[whole * per_frame : (whole + 1) * per_frame].astype(np.float64)
         mean_square[whole] = np.square(tail).sum() / per_frame
     return (10.0 * np.log10(mean_square + 1e-12)).astype(np.float32)
 
@@ -77,14 +78,17 @@ def blinks(n_frames: int, rng: np.random.Generator) -> np.ndarray:
         if rng.random() < DOUBLE_BLINK_CHANCE:
             starts.append(frame + len(BLINK_SHAPE) + 1)
         for start in starts:
-            span = closure[start:start + len(BLINK_SHAPE)]
-            np.maximum(span, BLINK_SHAPE[:len(span)], out=span)
+            span = closure[start : start + len(BLINK_SHAPE)]
+            np.maximum(span, BLINK_SHAPE[: len(span)], out=span)
         frame += int(rng.uniform(*BLINK_INTERVAL_S) * FPS)
     return closure
 
 
-def head_sway(n_frames: int, rng: np.random.Generator, mouth: np.ndarray,
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def head_sway(
+    n_frames: int,
+    rng: np.random.Generator,
+    mouth: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slow drift of the head (sums of unrelated sines) plus a slight nod while speaking."""
     t = np.arange(n_frames, dtype=np.float64) / FPS
 

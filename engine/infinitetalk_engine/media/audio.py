@@ -4,10 +4,10 @@ Conventions (../shared/reference/infinitetalk-engine.md §3, parity README §3):
 -23 LUFS (ITU-R BS.1770, pyloudnorm) unless the measured loudness is beyond +/-100 LUFS (silence), in which case the
 samples are returned unchanged; the video has `int(seconds * 25)` frames.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import av
 import numpy as np
@@ -16,14 +16,14 @@ from ..engines.base import EngineError
 
 SAMPLE_RATE = 16_000
 TARGET_LUFS = -23.0
-SILENCE_LUFS = 100.0   # |loudness| beyond this means silence: leave the samples as they are
+SILENCE_LUFS = 100.0  # |loudness| beyond this means silence: leave the samples as they are
 FPS = 25
-LOUDNESS_BLOCK_SECONDS = 0.4    # BS.1770 gating block ...
-LOUDNESS_OVERLAP = 0.75         # ... overlapping by 75 %
+LOUDNESS_BLOCK_SECONDS = 0.4  # BS.1770 gating block ...
+LOUDNESS_OVERLAP = 0.75  # ... overlapping by 75 %
 LOUDNESS_ABSOLUTE_GATE = -70.0  # LUFS
 
 
-def load_audio(path: str, max_seconds: Optional[float] = None) -> np.ndarray:
+def load_audio(path: str, max_seconds: float | None = None) -> np.ndarray:
     """Decode the first audio stream of `path` (WAV, MP3, M4A/AAC, OGG/Vorbis/Opus, FLAC, ...) to 16 kHz mono.
 
     Returns float32 samples, shape (n,). Raises `EngineError("bad_audio")` for a missing, unreadable, empty or
@@ -73,34 +73,43 @@ def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> flo
     import pyloudnorm  # imports scipy.signal (seconds): paid when an engine loads, not when the process starts
     from scipy.signal import lfilter, lfilter_zi
 
-    block = int(round(LOUDNESS_BLOCK_SECONDS * sample_rate))        # 6400 samples at 16 kHz
-    hop = int(round(block * (1 - LOUDNESS_OVERLAP)))                # 1600: blocks start every 100 ms
-    n_blocks = int(np.round((samples.size / sample_rate - LOUDNESS_BLOCK_SECONDS)
-                            / (LOUDNESS_BLOCK_SECONDS * (1 - LOUDNESS_OVERLAP)))) + 1
+    block = int(round(LOUDNESS_BLOCK_SECONDS * sample_rate))  # 6400 samples at 16 kHz
+    hop = int(round(block * (1 - LOUDNESS_OVERLAP)))  # 1600: blocks start every 100 ms
+    n_blocks = (
+        int(
+            np.round(
+                (samples.size / sample_rate - LOUDNESS_BLOCK_SECONDS)
+                / (LOUDNESS_BLOCK_SECONDS * (1 - LOUDNESS_OVERLAP))
+            )
+        )
+        + 1
+    )
     if samples.size < block or n_blocks < 1:
         return -math.inf
 
     # 1. K-weighting (a high shelf, then a high pass), chunk by chunk with the filters' state carried over;
     #    the energy of every 100 ms hop of the weighted signal.
-    stages = [pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
-              pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")]
+    stages = [
+        pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+        pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"),
+    ]
     states = [np.zeros(len(lfilter_zi(stage.b, stage.a))) for stage in stages]
-    hop_energy = np.zeros(-(-samples.size // hop))                   # (n_hops,) sums of squares
-    chunk = hop * 100                                                # 10 s at 16 kHz
+    hop_energy = np.zeros(-(-samples.size // hop))  # (n_hops,) sums of squares
+    chunk = hop * 100  # 10 s at 16 kHz
     for start in range(0, samples.size, chunk):
-        weighted = samples[start:start + chunk].astype(np.float32)
+        weighted = samples[start : start + chunk].astype(np.float32)
         for i, stage in enumerate(stages):
             filtered, states[i] = lfilter(stage.b, stage.a, weighted, zi=states[i])
             weighted = (stage.passband_gain * filtered).astype(np.float32)
         squares = np.square(weighted, dtype=np.float64)
         padded = np.zeros(-(-squares.size // hop) * hop)
-        padded[:squares.size] = squares
-        hop_energy[start // hop:start // hop + padded.size // hop] = padded.reshape(-1, hop).sum(axis=1)
+        padded[: squares.size] = squares
+        hop_energy[start // hop : start // hop + padded.size // hop] = padded.reshape(-1, hop).sum(axis=1)
 
     # 2. Mean square of each 400 ms block (four hops; past the end counts as silence, as in pyloudnorm).
     hops_per_block = block // hop
     padded_hops = np.concatenate([hop_energy, np.zeros(n_blocks + hops_per_block)])
-    energy = sum(padded_hops[k:k + n_blocks] for k in range(hops_per_block)) / block   # (n_blocks,)
+    energy = sum(padded_hops[k : k + n_blocks] for k in range(hops_per_block)) / block  # (n_blocks,)
 
     # 3. Gating: drop blocks below -70 LUFS, then blocks more than 10 LU below the loudness of the rest.
     with np.errstate(divide="ignore"):
@@ -115,8 +124,9 @@ def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> flo
         return float(-0.691 + 10 * np.log10(energy[gated].mean()))
 
 
-def normalize_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE,
-                       target_lufs: float = TARGET_LUFS) -> np.ndarray:
+def normalize_loudness(
+    samples: np.ndarray, sample_rate: int = SAMPLE_RATE, target_lufs: float = TARGET_LUFS
+) -> np.ndarray:
     """Scale to `target_lufs` (a new float32 array), unless the audio is silent."""
     loudness = measure_loudness(samples, sample_rate)
     if not math.isfinite(loudness) or abs(loudness) > SILENCE_LUFS:
@@ -130,10 +140,12 @@ def count_video_frames(n_samples: int, sample_rate: int = SAMPLE_RATE, fps: int 
     return int(n_samples / sample_rate * fps)
 
 
-def load_speech(path: str, max_seconds: Optional[float] = None) -> tuple[np.ndarray, int]:
+def load_speech(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode + loudness-normalise; returns (samples, n_video_frames). Audio shorter than one frame is bad_audio."""
     samples = normalize_loudness(load_audio(path, max_seconds))
     n_frames = count_video_frames(samples.size)
     if n_frames < 1:
-        raise EngineError("bad_audio", f"audio is {samples.size / SAMPLE_RATE:.3f} s long, shorter than one video frame")
+        raise EngineError(
+            "bad_audio", f"audio is {samples.size / SAMPLE_RATE:.3f} s long, shorter than one video frame"
+        )
     return samples, n_frames

@@ -5,6 +5,7 @@ order on ties), resizes with PIL bilinear so the image covers the bucket (`scale
 `ceil(scale * side)`), then centre-crops (torchvision rounding). See infinitetalk-engine.md §4 and the parity
 README §2 "Resolution buckets".
 """
+
 from __future__ import annotations
 
 import math
@@ -19,15 +20,43 @@ from ..engines.base import EngineError
 # Ratio key (h / w, as upstream writes it) -> (height, width). Upstream's tables, in upstream order.
 BUCKETS: dict[str, dict[str, tuple[int, int]]] = {
     "480p": {
-        "0.26": (320, 1216), "0.38": (384, 1024), "0.50": (448, 896), "0.67": (512, 768), "0.82": (576, 704),
-        "1.00": (640, 640), "1.22": (704, 576), "1.50": (768, 512), "1.86": (832, 448), "2.00": (896, 448),
-        "2.50": (960, 384), "2.83": (1088, 384), "3.60": (1152, 320), "3.80": (1216, 320), "4.00": (1280, 320),
+        "0.26": (320, 1216),
+        "0.38": (384, 1024),
+        "0.50": (448, 896),
+        "0.67": (512, 768),
+        "0.82": (576, 704),
+        "1.00": (640, 640),
+        "1.22": (704, 576),
+        "1.50": (768, 512),
+        "1.86": (832, 448),
+        "2.00": (896, 448),
+        "2.50": (960, 384),
+        "2.83": (1088, 384),
+        "3.60": (1152, 320),
+        "3.80": (1216, 320),
+        "4.00": (1280, 320),
     },
     "720p": {
-        "0.22": (448, 2048), "0.29": (512, 1792), "0.36": (576, 1600), "0.45": (640, 1408), "0.55": (704, 1280),
-        "0.63": (768, 1216), "0.76": (832, 1088), "0.88": (896, 1024), "1.00": (960, 960), "1.14": (1024, 896),
-        "1.31": (1088, 832), "1.50": (1152, 768), "1.58": (1216, 768), "1.82": (1280, 704), "1.91": (1344, 704),
-        "2.20": (1408, 640), "2.30": (1472, 640), "2.67": (1536, 576), "2.89": (1664, 576), "3.62": (1856, 512),
+        "0.22": (448, 2048),
+        "0.29": (512, 1792),
+        "0.36": (576, 1600),
+        "0.45": (640, 1408),
+        "0.55": (704, 1280),
+        "0.63": (768, 1216),
+        "0.76": (832, 1088),
+        "0.88": (896, 1024),
+        "1.00": (960, 960),
+        "1.14": (1024, 896),
+        "1.31": (1088, 832),
+        "1.50": (1152, 768),
+        "1.58": (1216, 768),
+        "1.82": (1280, 704),
+        "1.91": (1344, 704),
+        "2.20": (1408, 640),
+        "2.30": (1472, 640),
+        "2.67": (1536, 576),
+        "2.89": (1664, 576),
+        "3.62": (1856, 512),
         "3.75": (1920, 512),
     },
 }
@@ -37,7 +66,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 
 @dataclass(frozen=True)
 class Bucket:
-    key: str      # the table's h/w ratio key, e.g. "0.82"
+    key: str  # the table's h/w ratio key, e.g. "0.82"
     height: int
     width: int
 
@@ -61,8 +90,9 @@ def load_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 if image.width * image.height > max_pixels:
-                    raise EngineError("bad_image", f"image is {image.width}x{image.height}, more than "
-                                                   f"{max_pixels} pixels")
+                    raise EngineError(
+                        "bad_image", f"image is {image.width}x{image.height}, more than {max_pixels} pixels"
+                    )
                 image.load()
                 oriented = ImageOps.exif_transpose(image)
                 return oriented.convert("RGB")
@@ -96,7 +126,7 @@ def resize_and_crop(image: Image.Image, target_h: int, target_w: int) -> np.ndar
     plan = plan_resize_crop(image.width, image.height, target_h, target_w)
     resized = image.convert("RGB").resize((plan.resized_w, plan.resized_h), Image.BILINEAR)
     pixels = np.asarray(resized)  # (H, W, 3)
-    return np.ascontiguousarray(pixels[plan.top:plan.top + target_h, plan.left:plan.left + target_w])
+    return np.ascontiguousarray(pixels[plan.top : plan.top + target_h, plan.left : plan.left + target_w])
 
 
 def fit_to_bucket(image: Image.Image, resolution: str) -> tuple[np.ndarray, Bucket]:

@@ -8,11 +8,11 @@
 Audio is encoded alongside the video (up to the time of the frames written so far), so the muxer never queues a
 whole stream, and it is trimmed to the video's length: frames * sample_rate / fps samples.
 """
+
 from __future__ import annotations
 
 import os
 from fractions import Fraction
-from typing import Optional
 
 import av
 import cv2
@@ -42,9 +42,20 @@ def remove_partial_output(output_path: str) -> None:
 class Mp4Writer:
     """An MP4 being written: feed RGB frame batches with `write`, finish with `close` (or leave the `with`)."""
 
-    def __init__(self, output_path: str, width: int, height: int, *, audio: Optional[np.ndarray] = None,
-                 audio_rate: int = 16_000, fps: int = FPS, max_frames: Optional[int] = None,
-                 crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET, threads: int = 0):
+    def __init__(
+        self,
+        output_path: str,
+        width: int,
+        height: int,
+        *,
+        audio: np.ndarray | None = None,
+        audio_rate: int = 16_000,
+        fps: int = FPS,
+        max_frames: int | None = None,
+        crf: int = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+        threads: int = 0,
+    ):
         if width % 2 or height % 2:
             raise ValueError(f"H.264 yuv420p needs even sizes, got {width}x{height}")
         self.output_path = output_path
@@ -52,7 +63,7 @@ class Mp4Writer:
         self.width, self.height, self.fps = width, height, fps
         self.max_frames = max_frames
         self.frames_written = 0
-        self._audio = audio     # (n,) float; clipped to [-1, 1] frame by frame as it is encoded
+        self._audio = audio  # (n,) float; clipped to [-1, 1] frame by frame as it is encoded
         self._audio_rate = audio_rate
         self._audio_written = 0
         self._closed = False
@@ -62,13 +73,18 @@ class Mp4Writer:
             self._video = self._container.add_stream("libx264", rate=fps)
             self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
             self._video.codec_context.time_base = Fraction(1, fps)
-            self._video.options = {"crf": str(crf), "preset": preset, "threads": str(threads),
-                                   "x264-params": BT601_TAGS}
+            self._video.options = {
+                "crf": str(crf),
+                "preset": preset,
+                "threads": str(threads),
+                "x264-params": BT601_TAGS,
+            }
             # One YUV buffer and one encoder frame, reused for every video frame.
             self._yuv = np.empty((height * 3 // 2, width), np.uint8)
             self._frame = av.VideoFrame(width, height, "yuv420p")
-            self._plane_views = [np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-                                 for plane in self._frame.planes]   # (rows, line_size) incl. any padding
+            self._plane_views = [
+                np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size) for plane in self._frame.planes
+            ]  # (rows, line_size) incl. any padding
             self._sound = None
             if self._audio is not None:
                 self._sound = self._container.add_stream("aac", rate=audio_rate, layout="mono")
@@ -86,12 +102,13 @@ class Mp4Writer:
         if frames.ndim == 3:
             frames = frames[None]
         if frames.dtype != np.uint8 or frames.shape[1:] != (self.height, self.width, 3):
-            raise ValueError(f"expected (N, {self.height}, {self.width}, 3) uint8 frames, "
-                             f"got {frames.shape} {frames.dtype}")
+            raise ValueError(
+                f"expected (N, {self.height}, {self.width}, 3) uint8 frames, got {frames.shape} {frames.dtype}"
+            )
         if self.max_frames is not None:
-            frames = frames[:max(0, self.max_frames - self.frames_written)]
+            frames = frames[: max(0, self.max_frames - self.frames_written)]
         for rgb in frames:
-            cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420, dst=self._yuv)   # (H * 3/2, W): Y, then U, then V
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420, dst=self._yuv)  # (H * 3/2, W): Y, then U, then V
             self._copy_yuv_into_frame()
             self._frame.pts = self.frames_written
             self._container.mux(self._video.encode(self._frame))
@@ -126,7 +143,7 @@ class Mp4Writer:
             pass
         remove_partial_output(self.output_path)
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self) -> Mp4Writer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -143,7 +160,7 @@ class Mp4Writer:
         offset = 0
         for height, width, target in zip(rows, widths, self._plane_views):
             size = height * width
-            target[:, :width] = self._yuv.reshape(-1)[offset:offset + size].reshape(height, width)
+            target[:, :width] = self._yuv.reshape(-1)[offset : offset + size].reshape(height, width)
             offset += size
 
     # MARK: - audio
@@ -161,9 +178,10 @@ class Mp4Writer:
             count = min(frame_size, end - self._audio_written)
             if count < frame_size and not final:
                 break  # only the last frame of a stream may be short
-            chunk = np.clip(self._audio[self._audio_written:self._audio_written + count], -1.0, 1.0)
-            frame = av.AudioFrame.from_ndarray(chunk.astype(np.float32)[None, :], format="fltp",
-                                               layout="mono")  # (channels, n)
+            chunk = np.clip(self._audio[self._audio_written : self._audio_written + count], -1.0, 1.0)
+            frame = av.AudioFrame.from_ndarray(
+                chunk.astype(np.float32)[None, :], format="fltp", layout="mono"
+            )  # (channels, n)
             frame.sample_rate = self._audio_rate
             frame.pts = self._audio_written
             frame.time_base = Fraction(1, self._audio_rate)

@@ -8,6 +8,7 @@ the positional conv's weight norm under the legacy `weight_g`/`weight_v` names, 
 (`quantizer.*`, `project_q.*`, `project_hid.*`) that feature extraction does not use.
 Reference: ../shared/reference/infinitetalk-engine.md §3, ../shared/parity/README.md §3.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,13 +56,14 @@ class AudioEncoder:
         n_frames = video_frame_count(samples.numel()) if n_frames is None else n_frames
         x = normalize_waveform(samples) if self.normalize else samples
         with torch.no_grad():
-            conv = conv_features(self.model, x)                         # (1, C, T_50hz)
+            conv = conv_features(self.model, x)  # (1, C, T_50hz)
             hidden = project_features(self.model, resample_frames(conv, n_frames))  # (1, n, hidden)
-            layers = layer_outputs(self.model, hidden)                  # num_layers x (1, n, hidden)
-        return torch.stack(layers, dim=2)[0].float().cpu()              # (n, num_layers, hidden)
+            layers = layer_outputs(self.model, hidden)  # num_layers x (1, n, hidden)
+        return torch.stack(layers, dim=2)[0].float().cpu()  # (n, num_layers, hidden)
 
 
 # 1. Waveform -> model input.
+
 
 def normalize_waveform(samples: torch.Tensor) -> torch.Tensor:
     """Zero mean, unit variance: `(x - mean) / sqrt(var + 1e-7)` (population variance), in float32."""
@@ -70,6 +72,7 @@ def normalize_waveform(samples: torch.Tensor) -> torch.Tensor:
 
 
 # 2. Model input -> per-layer features.
+
 
 def conv_features(model: Wav2Vec2Model, input_values: torch.Tensor) -> torch.Tensor:
     """(samples,) -> (1, conv_dim, T) CNN feature-encoder output at 50 Hz."""
@@ -103,6 +106,7 @@ def layer_outputs(model: Wav2Vec2Model, hidden: torch.Tensor) -> list[torch.Tens
 
 # 3. Loading.
 
+
 def wav2vec2_to_hf(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
     """Pretraining-layout keys -> `Wav2Vec2Model` keys: strip `wav2vec2.`, drop pretraining heads (and the
     training-only `masked_spec_embed` when the model has none), rename legacy weight-norm names."""
@@ -119,8 +123,9 @@ def wav2vec2_to_hf(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict
     return out
 
 
-def load_wav2vec2(folder: str | Path, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str = "cpu") -> AudioEncoder:
+def load_wav2vec2(
+    folder: str | Path, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> AudioEncoder:
     """wav2vec2 from an HF folder: `config.json`, `preprocessor_config.json` (optional: `do_normalize`, default
     true) and `model.safetensors` or `pytorch_model.bin`. Never reaches a hub."""
     folder = Path(folder)

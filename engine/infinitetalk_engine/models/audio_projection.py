@@ -9,6 +9,7 @@ Output: (speakers, latent frames, audio_tokens, audio_dim).
 
 It does not depend on the timestep: run it once per clip (and once for the null audio) and reuse it every step.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,29 +37,41 @@ class AudioProjection(nn.Module):
         self.norm = nn.LayerNorm(config.audio_dim)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        if (windows.ndim != 5 or windows.shape[2:] != (self.window, self.layers, self.channels)
-                or (windows.shape[1] - 1) % self.vae_scale):
-            raise ValueError(f"audio windows must be (speakers, 1 + {self.vae_scale}*n, {self.window}, "
-                             f"{self.layers}, {self.channels}); got {tuple(windows.shape)}")
+        if (
+            windows.ndim != 5
+            or windows.shape[2:] != (self.window, self.layers, self.channels)
+            or (windows.shape[1] - 1) % self.vae_scale
+        ):
+            raise ValueError(
+                f"audio windows must be (speakers, 1 + {self.vae_scale}*n, {self.window}, "
+                f"{self.layers}, {self.channels}); got {tuple(windows.shape)}"
+            )
         windows = windows.to(self.proj1.weight.dtype)
         centre = self.window // 2
 
         # 1. Latent frame 0: the full window of video frame 0.
-        first = windows[:, 0].flatten(1)                                   # (S, W*layers*C)
-        first = torch.relu(self.proj1(first))[:, None]                     # (S, 1, inter)
+        first = windows[:, 0].flatten(1)  # (S, W*layers*C)
+        first = torch.relu(self.proj1(first))[:, None]  # (S, 1, inter)
 
         # 2. Later latent frames: 8 slots from each group of vae_scale video frames.
-        groups = windows[:, 1:].unflatten(1, (-1, self.vae_scale))         # (S, n, 4, W, layers, C)
-        slots = torch.cat([
-            groups[:, :, 0, : centre + 1],                                 # first frame: offsets -2..0
-            groups[:, :, 1:-1, centre],                                    # middle frames: centre only
-            groups[:, :, -1, centre:],                                     # last frame: offsets 0..+2
-        ], dim=2)                                                          # (S, n, 8, layers, C)
-        later = torch.relu(self.proj1_vf(slots.flatten(2)))                # (S, n, inter)
+        groups = windows[:, 1:].unflatten(1, (-1, self.vae_scale))  # (S, n, 4, W, layers, C)
+        slots = torch.cat(
+            [
+                groups[:, :, 0, : centre + 1],  # first frame: offsets -2..0
+                groups[:, :, 1:-1, centre],  # middle frames: centre only
+                groups[:, :, -1, centre:],  # last frame: offsets 0..+2
+            ],
+            dim=2,
+        )  # (S, n, 8, layers, C)
+        later = torch.relu(self.proj1_vf(slots.flatten(2)))  # (S, n, inter)
 
         # 3. Shared trunk -> tokens -> LayerNorm (in float32, as upstream).
         hidden = torch.relu(self.proj2(torch.cat([first, later], dim=1)))  # (S, T_lat, inter)
         tokens = self.proj3(hidden).unflatten(-1, (self.tokens, self.audio_dim))  # (S, T_lat, N, D)
         return nn.functional.layer_norm(
-            tokens.float(), (self.audio_dim,), self.norm.weight.float(), self.norm.bias.float(), self.norm.eps,
+            tokens.float(),
+            (self.audio_dim,),
+            self.norm.weight.float(),
+            self.norm.bias.float(),
+            self.norm.eps,
         ).to(tokens.dtype)

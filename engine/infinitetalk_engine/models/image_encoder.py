@@ -5,6 +5,7 @@ built with `num_layers - 1` blocks and the last block's weights are skipped at l
 them). The text tower (`textual.*`), `log_scale` and the projection `visual.head` are not used by Wan.
 Reference: ../shared/reference/infinitetalk-engine.md §1, ../shared/parity/README.md §5.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,41 +37,59 @@ class ClipVisionArgs:
     eps: float = 1e-5
 
     @classmethod
-    def vit_h_14(cls) -> "ClipVisionArgs":
+    def vit_h_14(cls) -> ClipVisionArgs:
         return cls()
 
     @classmethod
-    def from_wan_kwargs(cls, kwargs: dict) -> "ClipVisionArgs":
+    def from_wan_kwargs(cls, kwargs: dict) -> ClipVisionArgs:
         """From the keyword arguments of Wan's `VisionTransformer`."""
         if kwargs.get("post_norm", False) or not kwargs.get("pre_norm", True):
             raise ValueError("only the pre-norm CLIP visual tower is supported")
         if kwargs.get("activation", "gelu") not in ("gelu", "quick_gelu"):
             raise ValueError(f"unknown CLIP activation {kwargs['activation']!r}")
-        return cls(image_size=kwargs["image_size"], patch_size=kwargs["patch_size"], dim=kwargs["dim"],
-                   mlp_ratio=kwargs["mlp_ratio"], num_heads=kwargs["num_heads"], num_layers=kwargs["num_layers"],
-                   activation=kwargs.get("activation", "gelu"), eps=kwargs.get("norm_eps", 1e-5))
+        return cls(
+            image_size=kwargs["image_size"],
+            patch_size=kwargs["patch_size"],
+            dim=kwargs["dim"],
+            mlp_ratio=kwargs["mlp_ratio"],
+            num_heads=kwargs["num_heads"],
+            num_layers=kwargs["num_layers"],
+            activation=kwargs.get("activation", "gelu"),
+            eps=kwargs.get("norm_eps", 1e-5),
+        )
 
     @classmethod
-    def from_fixture_config(cls, path: str | Path) -> "ClipVisionArgs":
+    def from_fixture_config(cls, path: str | Path) -> ClipVisionArgs:
         """From a parity fixture's `clip/config.json`."""
         return cls.from_wan_kwargs(json.loads(Path(path).read_text())["vision_kwargs"])
 
     def to_hf(self) -> CLIPVisionConfig:
         """The penultimate-feature model: one block fewer than the checkpoint has."""
         return CLIPVisionConfig(
-            hidden_size=self.dim, intermediate_size=self.dim * self.mlp_ratio, num_hidden_layers=self.num_layers - 1,
-            num_attention_heads=self.num_heads, image_size=self.image_size, patch_size=self.patch_size,
-            hidden_act=self.activation, layer_norm_eps=self.eps,
-            attention_dropout=0.0)
+            hidden_size=self.dim,
+            intermediate_size=self.dim * self.mlp_ratio,
+            num_hidden_layers=self.num_layers - 1,
+            num_attention_heads=self.num_heads,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            hidden_act=self.activation,
+            layer_norm_eps=self.eps,
+            attention_dropout=0.0,
+        )
 
 
 _BLOCK_KEY = re.compile(r"transformer\.(\d+)\.(.+)")
 _BLOCK_KEYS = {
-    "norm1.weight": "layer_norm1.weight", "norm1.bias": "layer_norm1.bias",
-    "norm2.weight": "layer_norm2.weight", "norm2.bias": "layer_norm2.bias",
-    "attn.proj.weight": "self_attn.out_proj.weight", "attn.proj.bias": "self_attn.out_proj.bias",
-    "mlp.0.weight": "mlp.fc1.weight", "mlp.0.bias": "mlp.fc1.bias",
-    "mlp.2.weight": "mlp.fc2.weight", "mlp.2.bias": "mlp.fc2.bias",
+    "norm1.weight": "layer_norm1.weight",
+    "norm1.bias": "layer_norm1.bias",
+    "norm2.weight": "layer_norm2.weight",
+    "norm2.bias": "layer_norm2.bias",
+    "attn.proj.weight": "self_attn.out_proj.weight",
+    "attn.proj.bias": "self_attn.out_proj.bias",
+    "mlp.0.weight": "mlp.fc1.weight",
+    "mlp.0.bias": "mlp.fc1.bias",
+    "mlp.2.weight": "mlp.fc2.weight",
+    "mlp.2.bias": "mlp.fc2.bias",
 }
 
 
@@ -109,8 +128,12 @@ def wan_clip_visual_to_hf(state: dict[str, torch.Tensor], num_blocks: int) -> di
     return out
 
 
-def load_clip_visual(source: StateDictSource, args: ClipVisionArgs = ClipVisionArgs(),
-                     dtype: torch.dtype = torch.float16, device: torch.device | str = "cpu") -> CLIPVisionModel:
+def load_clip_visual(
+    source: StateDictSource,
+    args: ClipVisionArgs = ClipVisionArgs(),
+    dtype: torch.dtype = torch.float16,
+    device: torch.device | str = "cpu",
+) -> CLIPVisionModel:
     """The visual tower (minus its last block) from Wan's CLIP checkpoint
     (`models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth`). Upstream runs it under fp16 autocast."""
     config = args.to_hf()

@@ -5,6 +5,7 @@ A head of width d is read as d/2 complex numbers made of adjacent channels (2j, 
 that routes audio to speakers uses `angles_1d`. Rotation runs in float32 whatever the input dtype (upstream rotates
 in float64/float32 and only then hands q/k to a bf16 attention kernel).
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,7 +15,7 @@ ROPE_BASE = 10000.0
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate `x` (..., d) by angles whose cos/sin are (..., d/2), broadcast against x's leading dims."""
-    pairs = x.float().unflatten(-1, (-1, 2))          # (..., d/2, 2)
+    pairs = x.float().unflatten(-1, (-1, 2))  # (..., d/2, 2)
     real, imag = pairs.unbind(-1)
     rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
     return rotated.flatten(-2).to(x.dtype)
@@ -23,5 +24,5 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 def angles_1d(positions: torch.Tensor, head_dim: int) -> torch.Tensor:
     """Angles (..., head_dim/2) for float positions (...): position * base^(-2j/head_dim), in float32."""
     exponents = torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim
-    inv_freq = 1.0 / (ROPE_BASE ** exponents)
+    inv_freq = 1.0 / (ROPE_BASE**exponents)
     return positions.float()[..., None] * inv_freq

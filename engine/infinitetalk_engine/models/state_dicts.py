@@ -5,11 +5,13 @@ The pattern (gpt-fast's `_load_model`): build the module with its parameters on 
 `load_state_dict(assign=True)` one dict of real tensors. Host RAM then holds at most the file's pages, never a
 second randomly initialised copy of the model. Every mismatch is an `EngineError("load_failed")` naming the file.
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Union
+from typing import Union
 
 import torch
 from torch import nn
@@ -80,20 +82,31 @@ def empty_weights() -> Iterator[None]:
         nn.Module.register_parameter = register
 
 
-def assign_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source: str,
-                      dtype: torch.dtype | None = None, device: torch.device | str = "cpu") -> nn.Module:
+def assign_state_dict(
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
     """Load `state` (already in the module's key names) with strict key and shape accounting, casting floating
     tensors to `dtype` and moving them to `device` one at a time."""
     expected = module.state_dict(keep_vars=True)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise load_failed(source, "state dict does not match the model: "
-                          f"missing {len(missing)} {_first(missing)}, unexpected {len(unexpected)} {_first(unexpected)}")
+        raise load_failed(
+            source,
+            "state dict does not match the model: "
+            f"missing {len(missing)} {_first(missing)}, unexpected {len(unexpected)} {_first(unexpected)}",
+        )
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
-            raise load_failed(source, f"{key} has shape {tuple(state[key].shape)}, the model expects "
-                              f"{tuple(tensor.shape)} (wrong config for this file?)")
+            raise load_failed(
+                source,
+                f"{key} has shape {tuple(state[key].shape)}, the model expects "
+                f"{tuple(tensor.shape)} (wrong config for this file?)",
+            )
     ready = {}
     for key in list(state):
         tensor = state.pop(key)
@@ -109,7 +122,7 @@ def assign_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source:
 
 def take_prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The entries whose key starts with `prefix`, with the prefix removed."""
-    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
 
 
 def _first(keys: Iterable[str]) -> str:

@@ -5,6 +5,7 @@ mean subtraction, unscaled attention logits), so only key names differ. The pipe
 trimmed to its real tokens; the DiT re-pads to 512 rows with zeros.
 Reference: ../shared/reference/infinitetalk-engine.md §1, ../shared/parity/README.md §4.
 """
+
 from __future__ import annotations
 
 import html
@@ -35,11 +36,11 @@ class T5EncoderArgs:
     text_len: int = 512
 
     @classmethod
-    def umt5_xxl(cls) -> "T5EncoderArgs":
+    def umt5_xxl(cls) -> T5EncoderArgs:
         return cls()
 
     @classmethod
-    def from_wan_kwargs(cls, kwargs: dict, text_len: int = 512) -> "T5EncoderArgs":
+    def from_wan_kwargs(cls, kwargs: dict, text_len: int = 512) -> T5EncoderArgs:
         """From the keyword arguments of Wan's `T5Encoder` (vocab, dim, dim_attn, dim_ffn, num_heads, ...)."""
         if kwargs.get("shared_pos", False):
             raise ValueError("shared_pos=True (one bias table for all layers) is plain T5, not umT5; unsupported")
@@ -47,18 +48,28 @@ class T5EncoderArgs:
         return cls(**{name: kwargs[name] for name in names}, text_len=text_len)
 
     @classmethod
-    def from_fixture_config(cls, path: str | Path) -> "T5EncoderArgs":
+    def from_fixture_config(cls, path: str | Path) -> T5EncoderArgs:
         """From a parity fixture's `t5/config.json`."""
         config = json.loads(Path(path).read_text())
         return cls.from_wan_kwargs(config["t5_encoder_kwargs"], config.get("text_len", 512))
 
     def to_hf(self) -> UMT5Config:
         return UMT5Config(
-            vocab_size=self.vocab, d_model=self.dim, d_kv=self.dim_attn // self.num_heads, d_ff=self.dim_ffn,
-            num_heads=self.num_heads, num_layers=self.num_layers, relative_attention_num_buckets=self.num_buckets,
-            relative_attention_max_distance=self.max_distance, layer_norm_epsilon=self.eps,
-            feed_forward_proj="gated-gelu", dropout_rate=0.0, is_encoder_decoder=False, use_cache=False,
-            tie_word_embeddings=True)
+            vocab_size=self.vocab,
+            d_model=self.dim,
+            d_kv=self.dim_attn // self.num_heads,
+            d_ff=self.dim_ffn,
+            num_heads=self.num_heads,
+            num_layers=self.num_layers,
+            relative_attention_num_buckets=self.num_buckets,
+            relative_attention_max_distance=self.max_distance,
+            layer_norm_epsilon=self.eps,
+            feed_forward_proj="gated-gelu",
+            dropout_rate=0.0,
+            is_encoder_decoder=False,
+            use_cache=False,
+            tie_word_embeddings=True,
+        )
 
 
 # Wan block-relative names -> transformers names. `ffn.gate.0` is the GELU branch (wi_0), `ffn.fc1` the linear
@@ -96,8 +107,12 @@ def wan_t5_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_t5_encoder(source: StateDictSource, args: T5EncoderArgs = T5EncoderArgs(),
-                    dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu") -> UMT5EncoderModel:
+def load_t5_encoder(
+    source: StateDictSource,
+    args: T5EncoderArgs = T5EncoderArgs(),
+    dtype: torch.dtype = torch.bfloat16,
+    device: torch.device | str = "cpu",
+) -> UMT5EncoderModel:
     """The umT5 encoder from Wan's checkpoint (`models_t5_umt5-xxl-enc-bf16.pth`), in eval mode on `device`.
     Upstream runs it in bf16 (the file's dtype, so loading copies nothing on the host)."""
     with empty_weights():
@@ -109,6 +124,7 @@ def load_t5_encoder(source: StateDictSource, args: T5EncoderArgs = T5EncoderArgs
 
 
 # 1. Prompt text -> token ids.
+
 
 def clean_prompt(text: str) -> str:
     """Wan's 'whitespace' cleaning: fix mojibake (ftfy), unescape HTML twice, collapse whitespace."""
@@ -132,12 +148,19 @@ def load_tokenizer(folder: str | Path):
 
 def tokenize(tokenizer, prompts: list[str], text_len: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """Cleaned prompts -> (ids, mask), each (B, text_len): padded to and truncated at `text_len`, with EOS."""
-    batch = tokenizer([clean_prompt(p) for p in prompts], padding="max_length", truncation=True,
-                      max_length=text_len, add_special_tokens=True, return_tensors="pt")
+    batch = tokenizer(
+        [clean_prompt(p) for p in prompts],
+        padding="max_length",
+        truncation=True,
+        max_length=text_len,
+        add_special_tokens=True,
+        return_tensors="pt",
+    )
     return batch.input_ids, batch.attention_mask
 
 
 # 2. Token ids -> per-prompt contexts.
+
 
 @torch.no_grad()
 def encode_tokens(model: UMT5EncoderModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -170,5 +193,16 @@ def position_bias(model: UMT5EncoderModel, layer: int, length: int) -> torch.Ten
     return model.encoder.block[layer].layer[0].SelfAttention.compute_bias(length, length)
 
 
-__all__ = ["T5EncoderArgs", "wan_t5_to_hf", "load_t5_encoder", "clean_prompt", "load_tokenizer", "tokenize",
-           "encode_tokens", "trim_to_mask", "encode_prompts", "relative_position_buckets", "position_bias"]
+__all__ = [
+    "T5EncoderArgs",
+    "wan_t5_to_hf",
+    "load_t5_encoder",
+    "clean_prompt",
+    "load_tokenizer",
+    "tokenize",
+    "encode_tokens",
+    "trim_to_mask",
+    "encode_prompts",
+    "relative_position_buckets",
+    "position_bias",
+]

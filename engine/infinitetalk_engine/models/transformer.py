@@ -34,15 +34,15 @@ output loads as is) plus Wan's own names for the audio adapter: `audio_proj.*`, 
 
 Reference: MeiGen-AI/InfiniteTalk `wan/modules/multitalk_model.py` (behaviour pinned by ../shared/parity/dit).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
 
 import torch
-from torch import nn
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed, WanTimeTextImageEmbedding
+from torch import nn
 
 from .audio_projection import AudioProjection
 from .speaker_routing import token_masks
@@ -51,10 +51,10 @@ from .transformer_config import TransformerConfig
 
 # Parameter-name parts kept in float32 by `cast_for_inference` (upstream computes these under float32 autocast).
 FP32_PARAMETERS = (
-    "condition_embedder.time_embedder.",    # timestep MLP -> e
-    "condition_embedder.time_proj.",        # e -> e0 (6 modulation vectors)
-    "scale_shift_table",                    # per-block and head modulation
-    "proj_out.",                            # head linear
+    "condition_embedder.time_embedder.",  # timestep MLP -> e
+    "condition_embedder.time_proj.",  # e -> e0 (6 modulation vectors)
+    "scale_shift_table",  # per-block and head modulation
+    "proj_out.",  # head linear
 )
 
 
@@ -72,8 +72,12 @@ class InfiniteTalkTransformer(nn.Module):
         self.patch_embedding = nn.Conv3d(config.in_dim, config.dim, config.patch_size, config.patch_size)
         # 2. Condition embeddings: time (-> e, e0), text, CLIP image
         self.condition_embedder = WanTimeTextImageEmbedding(
-            dim=config.dim, time_freq_dim=config.freq_dim, time_proj_dim=6 * config.dim,
-            text_embed_dim=config.text_dim, image_embed_dim=config.clip_dim)
+            dim=config.dim,
+            time_freq_dim=config.freq_dim,
+            time_proj_dim=6 * config.dim,
+            text_embed_dim=config.text_dim,
+            image_embed_dim=config.clip_dim,
+        )
         # 3. Audio projection (windows -> tokens per latent frame)
         self.audio_proj = AudioProjection(config)
         # 4. Blocks
@@ -81,20 +85,20 @@ class InfiniteTalkTransformer(nn.Module):
         # 5. Head
         self.norm_out = FP32LayerNorm(config.dim, config.eps, elementwise_affine=False)
         self.proj_out = nn.Linear(config.dim, config.out_dim * math.prod(config.patch_size))
-        self.scale_shift_table = nn.Parameter(torch.randn(1, 2, config.dim) / config.dim ** 0.5)
+        self.scale_shift_table = nn.Parameter(torch.randn(1, 2, config.dim) / config.dim**0.5)
 
     @property
     def dtype(self) -> torch.dtype:
         """The compute dtype: that of the block weights."""
         return self.patch_embedding.weight.dtype
 
-    def cast_for_inference(self, dtype: torch.dtype) -> "InfiniteTalkTransformer":
+    def cast_for_inference(self, dtype: torch.dtype) -> InfiniteTalkTransformer:
         """Cast weights to `dtype`, keeping `FP32_PARAMETERS` and the RoPE tables in float32 (works on meta too)."""
         for name, param in self.named_parameters():
             param.data = param.data.to(torch.float32 if keeps_fp32(name) else dtype)
         return self
 
-    def init_rope(self, device: Union[torch.device, str]) -> None:
+    def init_rope(self, device: torch.device | str) -> None:
         """(Re)build the RoPE tables on `device`: needed when the model was built on the meta device."""
         c = self.config
         self.rope = WanRotaryPosEmbed(c.head_dim, c.patch_size, c.rope_max_positions).to(device)
@@ -105,9 +109,17 @@ class InfiniteTalkTransformer(nn.Module):
         return self.audio_proj(audio_windows.to(self.patch_embedding.weight.device))
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor, timestep: Union[float, torch.Tensor], text_context: torch.Tensor,
-                clip_features: torch.Tensor, y: torch.Tensor, audio_tokens: torch.Tensor,
-                ref_target_masks: Optional[torch.Tensor] = None, capture: Optional[dict] = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: float | torch.Tensor,
+        text_context: torch.Tensor,
+        clip_features: torch.Tensor,
+        y: torch.Tensor,
+        audio_tokens: torch.Tensor,
+        ref_target_masks: torch.Tensor | None = None,
+        capture: dict | None = None,
+    ) -> torch.Tensor:
         c = self.config
         dtype, device = self.dtype, self.patch_embedding.weight.device
         self._check_inputs(x, y, audio_tokens, ref_target_masks)
@@ -115,27 +127,33 @@ class InfiniteTalkTransformer(nn.Module):
         frames, rows, cols = x.shape[1] // p_t, x.shape[2] // p_h, x.shape[3] // p_w
 
         # 1. Patch & position embedding
-        latent = torch.cat([x, y]).unsqueeze(0).to(device, dtype)            # (1, 36, T, H, W)
-        freqs_cos, freqs_sin = self.rope(latent)                              # (1, L, 1, d) interleaved
+        latent = torch.cat([x, y]).unsqueeze(0).to(device, dtype)  # (1, 36, T, H, W)
+        freqs_cos, freqs_sin = self.rope(latent)  # (1, L, 1, d) interleaved
         # (1, L, 1, d/2); the tables may live on the CPU when the weights were streamed elsewhere.
         rotary = (freqs_cos[..., 0::2].to(device), freqs_sin[..., 0::2].to(device))
-        patches = self.patch_embedding(latent)                                # (1, dim, T', H', W')
-        hidden = patches.flatten(2).transpose(1, 2).float()                   # (1, L, dim) float32 residual stream
+        patches = self.patch_embedding(latent)  # (1, dim, T', H', W')
+        hidden = patches.flatten(2).transpose(1, 2).float()  # (1, L, dim) float32 residual stream
 
         # 2. Condition embeddings
-        e, e0 = self._embed_time(timestep, device)                            # (1, dim), (1, 6*dim) float32
-        text = self._embed_text(text_context.to(device))                      # (1, 512, dim)
+        e, e0 = self._embed_time(timestep, device)  # (1, dim), (1, 6*dim) float32
+        text = self._embed_text(text_context.to(device))  # (1, 512, dim)
         image = self.condition_embedder.image_embedder(
-            clip_features.reshape(1, c.clip_tokens, c.clip_dim).to(device, dtype))  # (1, 257, dim)
-        context = torch.cat([image, text], dim=1).to(dtype)                   # (1, 769, dim)
+            clip_features.reshape(1, c.clip_tokens, c.clip_dim).to(device, dtype)
+        )  # (1, 257, dim)
+        context = torch.cat([image, text], dim=1).to(dtype)  # (1, 769, dim)
         masks = token_masks(ref_target_masks, (rows, cols)).to(device) if ref_target_masks is not None else None
         audio_tokens = audio_tokens.to(device, dtype)
         if capture is not None:
-            capture.update(patch_embedding_out=patches, time_embedding_out=e, time_projection_out=e0,
-                           text_embedding_out=text, img_emb_out=image)
+            capture.update(
+                patch_embedding_out=patches,
+                time_embedding_out=e,
+                time_projection_out=e0,
+                text_embedding_out=text,
+                img_emb_out=image,
+            )
 
         # 3. Blocks
-        timestep_proj = e0.unflatten(1, (6, c.dim))                           # (1, 6, dim)
+        timestep_proj = e0.unflatten(1, (6, c.dim))  # (1, 6, dim)
         for index, block in enumerate(self.blocks):
             hidden = block(hidden, context, timestep_proj, rotary, audio_tokens, masks, capture, f"block{index}_")
 
@@ -145,12 +163,12 @@ class InfiniteTalkTransformer(nn.Module):
         out = out.float().view(frames, rows, cols, p_t, p_h, p_w, c.out_dim)  # channel fastest
         return out.permute(6, 0, 3, 1, 4, 2, 5).reshape(c.out_dim, frames * p_t, rows * p_h, cols * p_w)
 
-    def _embed_time(self, timestep: Union[float, torch.Tensor], device: torch.device):
+    def _embed_time(self, timestep: float | torch.Tensor, device: torch.device):
         """Sinusoid of the raw timestep in float64, [cos | sin] (upstream's order), then the float32 MLPs."""
         half = self.config.freq_dim // 2
         t = torch.as_tensor(timestep, dtype=torch.float64, device=device).reshape(1)
         angles = t[:, None] * torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=device) / half)
-        sinusoid = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1).float()   # (1, freq_dim)
+        sinusoid = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1).float()  # (1, freq_dim)
         embedder = self.condition_embedder
         e = embedder.time_embedder(sinusoid.to(embedder.time_embedder.linear_1.weight.dtype)).float()
         e0 = embedder.time_proj(embedder.act_fn(e).to(embedder.time_proj.weight.dtype)).float()
@@ -171,14 +189,20 @@ class InfiniteTalkTransformer(nn.Module):
         if x.ndim != 4 or x.shape[0] != c.out_dim:
             raise ValueError(f"x must be ({c.out_dim}, T_lat, H_lat, W_lat); got {tuple(x.shape)}")
         if y.shape != (c.in_dim - c.out_dim, *x.shape[1:]):
-            raise ValueError(f"y must be ({c.in_dim - c.out_dim}, {', '.join(map(str, x.shape[1:]))}); "
-                             f"got {tuple(y.shape)}")
+            raise ValueError(
+                f"y must be ({c.in_dim - c.out_dim}, {', '.join(map(str, x.shape[1:]))}); got {tuple(y.shape)}"
+            )
         if any(size % p for size, p in zip(x.shape[1:], c.patch_size)):
             raise ValueError(f"latent size {tuple(x.shape[1:])} is not a multiple of the patch {c.patch_size}")
-        if (audio_tokens.ndim != 4 or audio_tokens.shape[1] != x.shape[1] // c.patch_size[0]
-                or audio_tokens.shape[2:] != (c.audio_tokens, c.audio_dim)):
-            raise ValueError(f"audio_tokens must be (speakers, {x.shape[1]}, {c.audio_tokens}, {c.audio_dim}) "
-                             f"from project_audio; got {tuple(audio_tokens.shape)}")
+        if (
+            audio_tokens.ndim != 4
+            or audio_tokens.shape[1] != x.shape[1] // c.patch_size[0]
+            or audio_tokens.shape[2:] != (c.audio_tokens, c.audio_dim)
+        ):
+            raise ValueError(
+                f"audio_tokens must be (speakers, {x.shape[1]}, {c.audio_tokens}, {c.audio_dim}) "
+                f"from project_audio; got {tuple(audio_tokens.shape)}"
+            )
         if audio_tokens.shape[0] not in (1, 2):
             raise ValueError(f"1 or 2 speakers are supported; got {audio_tokens.shape[0]}")
         if audio_tokens.shape[0] == 2 and ref_target_masks is None:

@@ -6,10 +6,12 @@ Wan's own config names (`dim`, `ffn_dim`, `num_heads`, `num_layers`, `in_dim`, `
 out takes the 14B value. Settings upstream allows but InfiniteTalk never uses (windowed attention, no q/k norm, ...)
 are refused with `EngineError("load_failed")` instead of being silently ignored.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from ..engines.base import EngineError
 
@@ -21,23 +23,23 @@ class TransformerConfig:
     ffn_dim: int = 13824
     num_heads: int = 40
     num_layers: int = 40
-    in_dim: int = 36                    # noisy latent 16 | mask 4 | reference latent 16
+    in_dim: int = 36  # noisy latent 16 | mask 4 | reference latent 16
     out_dim: int = 16
     patch_size: tuple[int, int, int] = (1, 2, 2)
-    text_dim: int = 4096                # umT5-XXL width
-    text_len: int = 512                 # text rows after zero padding (all of them are attended)
-    freq_dim: int = 256                 # sinusoidal timestep features
+    text_dim: int = 4096  # umT5-XXL width
+    text_len: int = 512  # text rows after zero padding (all of them are attended)
+    freq_dim: int = 256  # sinusoidal timestep features
     eps: float = 1e-6
-    clip_dim: int = 1280                # CLIP ViT-H/14 penultimate tokens fed to the image embedder
+    clip_dim: int = 1280  # CLIP ViT-H/14 penultimate tokens fed to the image embedder
     clip_tokens: int = 257
     # 2. The InfiniteTalk audio adapter.
-    audio_window: int = 5               # wav2vec frames per video frame (offsets -2..+2)
-    vae_scale: int = 4                  # video frames per latent frame (after the first)
-    audio_layers: int = 12              # wav2vec2 transformer layers stacked per frame
-    audio_channels: int = 768           # wav2vec2 width
+    audio_window: int = 5  # wav2vec frames per video frame (offsets -2..+2)
+    vae_scale: int = 4  # video frames per latent frame (after the first)
+    audio_layers: int = 12  # wav2vec2 transformer layers stacked per frame
+    audio_channels: int = 768  # wav2vec2 width
     audio_intermediate_dim: int = 512
-    audio_dim: int = 768                # width of the audio tokens seen by the audio cross-attention
-    audio_tokens: int = 32              # audio tokens per latent frame and speaker
+    audio_dim: int = 768  # width of the audio tokens seen by the audio cross-attention
+    audio_tokens: int = 32  # audio tokens per latent frame and speaker
 
     @property
     def head_dim(self) -> int:
@@ -45,15 +47,15 @@ class TransformerConfig:
 
     @property
     def rope_max_positions(self) -> int:
-        return 1024                     # upstream's table size per RoPE axis
+        return 1024  # upstream's table size per RoPE axis
 
     @classmethod
-    def infinitetalk_14b(cls) -> "TransformerConfig":
+    def infinitetalk_14b(cls) -> TransformerConfig:
         """The released InfiniteTalk-14B (Wan2.1-I2V-14B-480P + InfiniteTalk adapter)."""
         return cls()
 
     @classmethod
-    def from_wan_config(cls, config: Mapping[str, Any]) -> "TransformerConfig":
+    def from_wan_config(cls, config: Mapping[str, Any]) -> TransformerConfig:
         """From Wan's `config.json` (or upstream's `WanModel` kwargs, optionally with `audio_proj_blocks`,
         `audio_proj_channels`, `clip_feature_dim`). Keys starting with `_` (diffusers metadata) are skipped."""
         values: dict[str, Any] = {}
@@ -66,8 +68,10 @@ class TransformerConfig:
                 values[key] = value
             elif key in _FIXED:
                 if _normalise(value) != _normalise(_FIXED[key]):
-                    raise EngineError("load_failed", f"DiT config: {key}={value!r} is not supported "
-                                      f"(InfiniteTalk needs {_FIXED[key]!r})")
+                    raise EngineError(
+                        "load_failed",
+                        f"DiT config: {key}={value!r} is not supported (InfiniteTalk needs {_FIXED[key]!r})",
+                    )
             else:
                 raise EngineError("load_failed", f"DiT config: unknown key {key!r}")
         if "patch_size" in values:

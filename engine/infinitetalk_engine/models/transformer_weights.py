@@ -19,16 +19,17 @@ Streaming load (host RAM stays near one tensor; GPU holds the bf16 model):
 
 A key loaded twice (the adapter overriding a base key) keeps the last tensor and is listed in `report.overridden`.
 """
+
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Union
 
 import torch
-from torch import nn
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+from torch import nn
 
 from ..engines.base import EngineError
 from .transformer import InfiniteTalkTransformer
@@ -37,7 +38,7 @@ AUDIO_KEY = re.compile(r"^(audio_proj\.|blocks\.\d+\.(audio_cross_attn|norm_x)\.
 SHOWN_KEYS = 8
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_key(wan_key: str) -> str:
     """The model's parameter name for a Wan checkpoint key."""
     if AUDIO_KEY.match(wan_key):
@@ -48,9 +49,9 @@ def model_key(wan_key: str) -> str:
 
 @dataclass
 class LoadReport:
-    missing: list[str] = field(default_factory=list)      # model parameters no tensor was given for
-    unexpected: list[str] = field(default_factory=list)   # Wan keys the model has no parameter for
-    overridden: list[str] = field(default_factory=list)   # Wan keys loaded more than once (last one kept)
+    missing: list[str] = field(default_factory=list)  # model parameters no tensor was given for
+    unexpected: list[str] = field(default_factory=list)  # Wan keys the model has no parameter for
+    overridden: list[str] = field(default_factory=list)  # Wan keys loaded more than once (last one kept)
     loaded: int = 0
 
     @property
@@ -58,15 +59,17 @@ class LoadReport:
         return not self.missing and not self.unexpected
 
     def describe(self) -> str:
-        return (f"{self.loaded} tensors loaded; missing {len(self.missing)} {_first(self.missing)}; "
-                f"unexpected {len(self.unexpected)} {_first(self.unexpected)}; "
-                f"overridden {len(self.overridden)} {_first(self.overridden)}")
+        return (
+            f"{self.loaded} tensors loaded; missing {len(self.missing)} {_first(self.missing)}; "
+            f"unexpected {len(self.unexpected)} {_first(self.unexpected)}; "
+            f"overridden {len(self.overridden)} {_first(self.overridden)}"
+        )
 
 
 class WanWeightLoader:
     """Loads Wan-named tensors into a model built normally or on the meta device."""
 
-    def __init__(self, model: InfiniteTalkTransformer, device: Optional[Union[torch.device, str]] = None):
+    def __init__(self, model: InfiniteTalkTransformer, device: torch.device | str | None = None):
         self.model = model
         self.device = torch.device(device) if device is not None else None
         self.parameters = dict(model.named_parameters())
@@ -81,15 +84,19 @@ class WanWeightLoader:
             self.report.unexpected.append(wan_key)
             return False
         if tuple(tensor.shape) != tuple(param.shape):
-            raise EngineError("load_failed", f"{wan_key}: shape {tuple(tensor.shape)}, the model expects "
-                              f"{tuple(param.shape)} (wrong config for this checkpoint?)")
+            raise EngineError(
+                "load_failed",
+                f"{wan_key}: shape {tuple(tensor.shape)}, the model expects "
+                f"{tuple(param.shape)} (wrong config for this checkpoint?)",
+            )
         with torch.no_grad():
             if param.is_meta:
                 device = self.device or tensor.device
                 module_name, _, attr = name.rpartition(".")
                 module = self.model.get_submodule(module_name)
                 module._parameters[attr] = self.parameters[name] = nn.Parameter(
-                    tensor.to(device=device, dtype=param.dtype), requires_grad=False)
+                    tensor.to(device=device, dtype=param.dtype), requires_grad=False
+                )
             else:
                 param.copy_(tensor)
         if name in self.seen:
@@ -111,8 +118,12 @@ class WanWeightLoader:
         return self.report
 
 
-def load_state_dict_wan(model: InfiniteTalkTransformer, state_dict: Mapping[str, torch.Tensor],
-                        strict: bool = True, device: Optional[Union[torch.device, str]] = None) -> LoadReport:
+def load_state_dict_wan(
+    model: InfiniteTalkTransformer,
+    state_dict: Mapping[str, torch.Tensor],
+    strict: bool = True,
+    device: torch.device | str | None = None,
+) -> LoadReport:
     """Load a whole Wan-format state dict (base + adapter keys); see `WanWeightLoader` for the streaming form."""
     loader = WanWeightLoader(model, device)
     for key, tensor in state_dict.items():

@@ -6,6 +6,7 @@ does); only the mean of the posterior is used. Latents are normalised per channe
 so memory grows with resolution, not clip length; spatial tiling is an opt-in for large frames. Runs in fp32.
 Reference: ../shared/parity/README.md §6.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,42 @@ from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
 from .state_dicts import StateDictSource, assign_state_dict, describe, empty_weights, read_state_dict
 
-WAN21_LATENTS_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
-                      0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
-WAN21_LATENTS_STD = (2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
-                     3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160)
+WAN21_LATENTS_MEAN = (
+    -0.7571,
+    -0.7089,
+    -0.9113,
+    0.1075,
+    -0.1745,
+    0.9653,
+    -0.1517,
+    1.5508,
+    0.4134,
+    -0.0715,
+    0.5517,
+    -0.3632,
+    -0.1922,
+    -0.9497,
+    0.2503,
+    -0.2921,
+)
+WAN21_LATENTS_STD = (
+    2.8184,
+    1.4541,
+    2.3275,
+    2.6558,
+    1.2196,
+    1.7708,
+    2.6052,
+    2.0743,
+    3.2687,
+    2.1526,
+    2.8652,
+    1.5579,
+    1.6382,
+    1.1253,
+    2.8251,
+    1.9160,
+)
 
 
 @dataclass(frozen=True)
@@ -38,25 +71,37 @@ class VaeArgs:
     latents_std: tuple[float, ...] = field(default=WAN21_LATENTS_STD)
 
     @classmethod
-    def wan21(cls) -> "VaeArgs":
+    def wan21(cls) -> VaeArgs:
         return cls()
 
     @classmethod
-    def from_fixture_config(cls, path: str | Path) -> "VaeArgs":
+    def from_fixture_config(cls, path: str | Path) -> VaeArgs:
         """From a parity fixture's `vae/config.json` (Wan's `vae_kwargs` plus the mean/std lists)."""
         config = json.loads(Path(path).read_text())
         kwargs = config["vae_kwargs"]
-        return cls(base_dim=kwargs["dim"], z_dim=kwargs["z_dim"], dim_mult=tuple(kwargs["dim_mult"]),
-                   num_res_blocks=kwargs["num_res_blocks"], attn_scales=tuple(kwargs.get("attn_scales", ())),
-                   temporal_downsample=tuple(kwargs["temperal_downsample"]),
-                   latents_mean=tuple(config.get("latents_mean", WAN21_LATENTS_MEAN)),
-                   latents_std=tuple(config.get("latents_std", WAN21_LATENTS_STD)))
+        return cls(
+            base_dim=kwargs["dim"],
+            z_dim=kwargs["z_dim"],
+            dim_mult=tuple(kwargs["dim_mult"]),
+            num_res_blocks=kwargs["num_res_blocks"],
+            attn_scales=tuple(kwargs.get("attn_scales", ())),
+            temporal_downsample=tuple(kwargs["temperal_downsample"]),
+            latents_mean=tuple(config.get("latents_mean", WAN21_LATENTS_MEAN)),
+            latents_std=tuple(config.get("latents_std", WAN21_LATENTS_STD)),
+        )
 
     def build(self) -> AutoencoderKLWan:
-        return AutoencoderKLWan(base_dim=self.base_dim, z_dim=self.z_dim, dim_mult=list(self.dim_mult),
-                                num_res_blocks=self.num_res_blocks, attn_scales=list(self.attn_scales),
-                                temperal_downsample=list(self.temporal_downsample), dropout=0.0,
-                                latents_mean=list(self.latents_mean), latents_std=list(self.latents_std))
+        return AutoencoderKLWan(
+            base_dim=self.base_dim,
+            z_dim=self.z_dim,
+            dim_mult=list(self.dim_mult),
+            num_res_blocks=self.num_res_blocks,
+            attn_scales=list(self.attn_scales),
+            temperal_downsample=list(self.temporal_downsample),
+            dropout=0.0,
+            latents_mean=list(self.latents_mean),
+            latents_std=list(self.latents_std),
+        )
 
 
 class WanVae:
@@ -91,8 +136,12 @@ class WanVae:
         return self.model.decode(z[None].to(self.dtype)).sample[0].float()
 
 
-def load_vae(source: StateDictSource, args: VaeArgs = VaeArgs(), dtype: torch.dtype = torch.float32,
-             device: torch.device | str = "cpu") -> WanVae:
+def load_vae(
+    source: StateDictSource,
+    args: VaeArgs = VaeArgs(),
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> WanVae:
     """The VAE from Wan's checkpoint (`Wan2.1_VAE.pth`) or a dict in Wan key names."""
     with empty_weights():
         model = args.build()

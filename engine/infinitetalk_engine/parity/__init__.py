@@ -5,20 +5,21 @@ expected outputs from the fixture folder (configs and shapes come from the files
 our modules, and returns the max abs error. `python -m infinitetalk_engine.parity [DIR]` prints the table;
 `engine/tests/test_parity.py` runs the same checks under pytest.
 """
+
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass(frozen=True)
 class Check:
-    name: str                       # e.g. "dit/single out"
-    tolerance: float                # max abs error allowed (see the fixture README's table)
-    run: Callable[[Path], float]    # fixture root -> max abs error
+    name: str  # e.g. "dit/single out"
+    tolerance: float  # max abs error allowed (see the fixture README's table)
+    run: Callable[[Path], float]  # fixture root -> max abs error
 
 
 def default_fixture_root() -> Path:

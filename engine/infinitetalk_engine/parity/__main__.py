@@ -1,4 +1,5 @@
 """`make parity`: run every parity check and print a table; exit 1 if any fails."""
+
 import sys
 import time
 from pathlib import Path
@@ -18,10 +19,18 @@ def main() -> int:
         except Exception as exc:  # a crashing check is a failing check, shown with its reason
             passed, shown = False, f"error: {exc}"
         failed += not passed
-        rows.append((check.name, shown, f"{check.tolerance:.0e}", "pass" if passed else "FAIL",
-                     f"{time.perf_counter() - started:.1f}s"))
-    widths = [max(len(r[i]) for r in rows + [("fixture", "max abs err", "tolerance", "result", "time")])
-              for i in range(5)]
+        rows.append(
+            (
+                check.name,
+                shown,
+                f"{check.tolerance:.0e}",
+                "pass" if passed else "FAIL",
+                f"{time.perf_counter() - started:.1f}s",
+            )
+        )
+    widths = [
+        max(len(r[i]) for r in rows + [("fixture", "max abs err", "tolerance", "result", "time")]) for i in range(5)
+    ]
     for row in [("fixture", "max abs err", "tolerance", "result", "time")] + rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
     print(f"{len(rows) - failed} passed, {failed} failed")

@@ -1,4 +1,5 @@
 """Shared by the parity modules: compare one of our tensors with a fixture tensor."""
+
 from __future__ import annotations
 
 import torch

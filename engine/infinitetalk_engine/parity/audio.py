@@ -3,6 +3,7 @@
 The loudness row uses the media pipeline's `normalize_loudness`; every later row starts from the fixture's
 normalised waveform so that each stage is checked on its own.
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,11 +12,17 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..models.audio_encoder import (
+    conv_features,
+    load_wav2vec2,
+    normalize_waveform,
+    project_features,
+    resample_frames,
+    video_frame_count,
+)
+from ..sampler.audio_windows import clip_windows, window_indices
 from . import Check
 from ._compare import max_abs_error
-from ..models.audio_encoder import (conv_features, load_wav2vec2, normalize_waveform, project_features,
-                                    resample_frames, video_frame_count)
-from ..sampler.audio_windows import clip_windows, window_indices
 
 TOLERANCE = 1e-4  # README table: wav2vec2 in fp32
 
@@ -58,6 +65,12 @@ def _loudness_error(root: Path) -> float:
 
 CHECKS = [Check("audio waveform_loudnorm", TOLERANCE, _loudness_error)] + [
     Check(f"audio {name}", 0.0 if name == "clip0_window_indices" else TOLERANCE, lambda root, n=name: _error(root, n))
-    for name in ("input_values", "conv_features", "feature_projection_out", "audio_emb", "clip0_window",
-                 "clip0_window_indices")
+    for name in (
+        "input_values",
+        "conv_features",
+        "feature_projection_out",
+        "audio_emb",
+        "clip0_window",
+        "clip0_window_indices",
+    )
 ]

@@ -1,4 +1,5 @@
 """Parity: the CLIP ViT visual tower loaded from Wan's CLIP key names (`clip/`, README §5)."""
+
 from __future__ import annotations
 
 import functools
@@ -7,9 +8,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..models.image_encoder import ClipVisionArgs, encode_image, load_clip_visual, preprocess
 from . import Check
 from ._compare import max_abs_error
-from ..models.image_encoder import ClipVisionArgs, encode_image, load_clip_visual, preprocess
 
 TOLERANCE = 1e-4  # README table: CLIP in fp32
 
@@ -30,5 +31,7 @@ def _error(root: Path, name: str) -> float:
     return max_abs_error(ours[name], fixture[name])
 
 
-CHECKS = [Check(f"clip {name}", TOLERANCE, lambda root, n=name: _error(root, n))
-          for name in ("pixel_values_224", "features_penultimate")]
+CHECKS = [
+    Check(f"clip {name}", TOLERANCE, lambda root, n=name: _error(root, n))
+    for name in ("pixel_values_224", "features_penultimate")
+]

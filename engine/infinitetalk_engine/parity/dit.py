@@ -2,6 +2,7 @@
 
 Each case runs once (cached per fixture root); every stored tensor is then its own check.
 """
+
 from __future__ import annotations
 
 import functools
@@ -12,19 +13,36 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from . import Check
 from ..models.transformer import InfiniteTalkTransformer
 from ..models.transformer_config import TransformerConfig
 from ..models.transformer_weights import load_state_dict_wan
+from . import Check
 
-TOLERANCE = 1e-4   # README table: DiT outputs / intermediates, fp32
+TOLERANCE = 1e-4  # README table: DiT outputs / intermediates, fp32
 EXTRA_CONFIG_KEYS = ("audio_proj_blocks", "audio_proj_channels", "clip_feature_dim")
 
-SINGLE_OUTPUTS = ("out", "patch_embedding_out", "time_embedding_out", "time_projection_out", "text_embedding_out",
-                  "img_emb_out", "audio_proj_out", "block0_self_attn_out", "block0_x_ref_attn_map",
-                  "block0_cross_attn_out", "block0_audio_cross_attn_out", "block0_out")
-TWO_SPEAKER_OUTPUTS = ("out", "out_null_audio", "audio_proj_out", "block0_x_ref_attn_map",
-                       "block0_audio_cross_attn_out", "block0_out")
+SINGLE_OUTPUTS = (
+    "out",
+    "patch_embedding_out",
+    "time_embedding_out",
+    "time_projection_out",
+    "text_embedding_out",
+    "img_emb_out",
+    "audio_proj_out",
+    "block0_self_attn_out",
+    "block0_x_ref_attn_map",
+    "block0_cross_attn_out",
+    "block0_audio_cross_attn_out",
+    "block0_out",
+)
+TWO_SPEAKER_OUTPUTS = (
+    "out",
+    "out_null_audio",
+    "audio_proj_out",
+    "block0_x_ref_attn_map",
+    "block0_audio_cross_attn_out",
+    "block0_out",
+)
 
 
 @functools.lru_cache(maxsize=2)
@@ -42,12 +60,20 @@ def _run(root: Path, case: str) -> dict[str, torch.Tensor]:
     model = _model(root)
     inputs = load_file(root / "dit" / case / "inputs.safetensors")
     with safe_open(str(root / "dit" / "single" / "inputs.safetensors"), "pt") as single:
-        clip_features = single.get_tensor("clip_fea")     # not duplicated in two_speakers
+        clip_features = single.get_tensor("clip_fea")  # not duplicated in two_speakers
 
     def forward(audio: torch.Tensor, capture=None):
         tokens = model.project_audio(audio)
-        out = model(inputs["x"], inputs["t"], inputs["context"], clip_features, inputs["y"], tokens,
-                    inputs["ref_target_masks"], capture=capture)
+        out = model(
+            inputs["x"],
+            inputs["t"],
+            inputs["context"],
+            clip_features,
+            inputs["y"],
+            tokens,
+            inputs["ref_target_masks"],
+            capture=capture,
+        )
         return out, tokens
 
     results: dict[str, torch.Tensor] = {}

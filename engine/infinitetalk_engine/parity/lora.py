@@ -1,4 +1,5 @@
 """Parity: the LightX2V LoRA merge against upstream's merged state dicts (`lora/`, README §7)."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from . import Check
 from ..lora import merge_lora
+from . import Check
 
 TOLERANCE = 1e-5
 

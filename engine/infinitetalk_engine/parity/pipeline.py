@@ -7,6 +7,7 @@ timesteps and guidance-branch predictions, the noise draws in upstream's RNG ord
 the final video and its uint8 frames.
 The run happens once per fixture root; each group of tensors is one check.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,31 +17,38 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from . import Check
-from ._compare import max_abs_error
 from ..models.transformer import InfiniteTalkTransformer
 from ..models.transformer_config import TransformerConfig
 from ..models.transformer_weights import load_state_dict_wan
 from ..models.vae import VaeArgs, load_vae
 from ..pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
+from . import Check
+from ._compare import max_abs_error
 
-TOLERANCE = 1e-3          # README table: pipeline per-step latents, decoded frames (errors compound)
-UINT8_TOLERANCE = 1.0     # uint8 frames: off-by-one allowed
+TOLERANCE = 1e-3  # README table: pipeline per-step latents, decoded frames (errors compound)
+UINT8_TOLERANCE = 1.0  # uint8 frames: off-by-one allowed
 EXTRA_DIT_CONFIG_KEYS = ("audio_proj_blocks", "audio_proj_channels", "clip_feature_dim")
 
 
 def settings_from_meta(params: dict) -> SamplerSettings:
-    return SamplerSettings(frame_num=params["frame_num"], motion_frames=params["motion_frame"],
-                           steps=params["sampling_steps"], shift=params["shift"],
-                           text_scale=params["text_guide_scale"], audio_scale=params["audio_guide_scale"],
-                           color_correction=params["color_correction_strength"], seed=params["seed"],
-                           max_frames=params["max_frames_num"])
+    return SamplerSettings(
+        frame_num=params["frame_num"],
+        motion_frames=params["motion_frame"],
+        steps=params["sampling_steps"],
+        shift=params["shift"],
+        text_scale=params["text_guide_scale"],
+        audio_scale=params["audio_guide_scale"],
+        color_correction=params["color_correction_strength"],
+        seed=params["seed"],
+        max_frames=params["max_frames_num"],
+    )
 
 
 def _dit(root: Path) -> InfiniteTalkTransformer:
     raw = json.loads((root / "dit" / "config.json").read_text())
-    config = TransformerConfig.from_wan_config({**raw["wan_model_kwargs"],
-                                                **{k: raw[k] for k in EXTRA_DIT_CONFIG_KEYS}})
+    config = TransformerConfig.from_wan_config(
+        {**raw["wan_model_kwargs"], **{k: raw[k] for k in EXTRA_DIT_CONFIG_KEYS}}
+    )
     with torch.device("meta"):
         model = InfiniteTalkTransformer(config)
     load_state_dict_wan(model, load_file(root / "dit" / "weights.safetensors"), device="cpu")
@@ -56,16 +64,21 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     (bucket_h, bucket_w), _ = next(iter(meta["bucket_table_used"].values()))
 
     # The conditioning image (a still, already bucket-sized) as the pipeline sees it: (p/255 - 0.5) * 2.
-    pixels = fixture["cond_image_hwc_uint8"].permute(2, 0, 1)                    # (3, H, W), values 0..255
+    pixels = fixture["cond_image_hwc_uint8"].permute(2, 0, 1)  # (3, H, W), values 0..255
     assert tuple(pixels.shape[1:]) == (bucket_h, bucket_w), "the fixture image is already bucket-sized"
     image = (pixels / 255 - 0.5) * 2
     texts = load_file(root / "t5" / "tensors.safetensors")
     clip_features = load_file(root / "dit" / "single" / "inputs.safetensors")["clip_fea"]
-    audio = load_file(root / "audio" / "tensors.safetensors")["audio_emb"]       # (n, layers, width)
+    audio = load_file(root / "audio" / "tensors.safetensors")["audio_emb"]  # (n, layers, width)
     lat_h, lat_w = bucket_h // 8, bucket_w // 8
-    cond = Conditioning(image=image, context=texts["context_prompt"], context_negative=texts["context_negative"],
-                        clip_features=clip_features, audio=[audio],
-                        ref_target_masks=torch.ones(3, lat_h, lat_w))   # one speaker: three all-ones masks
+    cond = Conditioning(
+        image=image,
+        context=texts["context_prompt"],
+        context_negative=texts["context_negative"],
+        clip_features=clip_features,
+        audio=[audio],
+        ref_target_masks=torch.ones(3, lat_h, lat_w),
+    )  # one speaker: three all-ones masks
 
     dit = _dit(root)
     vae = load_vae(root / "vae" / "weights.safetensors", VaeArgs.from_fixture_config(root / "vae" / "config.json"))

@@ -3,6 +3,7 @@
 Parameters (steps/shift pairs, strengths, guidance scales, APG settings, loop settings) are read from the fixture's
 meta files; only the fixture names are fixed here.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,24 +14,27 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from . import Check
-from ._compare import max_abs_error
 from ..sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream
 from ..sampler.color import match_colors
 from ..sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance
 from ..sampler.schedule import NUM_TRAIN_TIMESTEPS, timesteps
+from . import Check
+from ._compare import max_abs_error
 
-TIMESTEP_TOLERANCE = 1e-3   # README table: float32 values up to 1000
+TIMESTEP_TOLERANCE = 1e-3  # README table: float32 values up to 1000
 COLOR_TOLERANCE = 1e-5
-GUIDANCE_TOLERANCE = 1e-5   # pure float32 arithmetic on O(1) values
+GUIDANCE_TOLERANCE = 1e-5  # pure float32 arithmetic on O(1) values
 LOOP_RUNS = ("three_pass", "two_pass_lora")
 
 
 @functools.lru_cache(maxsize=2)
 def _fixture(root: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     folder = root / "sampler"
-    return (load_file(folder / "tensors.safetensors"), json.loads((folder / "meta.json").read_text()),
-            json.loads((folder / "audio_windows_and_loop.json").read_text()))
+    return (
+        load_file(folder / "tensors.safetensors"),
+        json.loads((folder / "meta.json").read_text()),
+        json.loads((folder / "audio_windows_and_loop.json").read_text()),
+    )
 
 
 def _timesteps_error(root: Path) -> float:
@@ -51,8 +55,8 @@ def _timesteps_error(root: Path) -> float:
 def _color_error(root: Path, which: int) -> float:
     tensors, meta, _ = _fixture(root)
     strength = meta["color_match"]["strengths"][which]
-    video = tensors["color_src"][0]                 # (1, 3, T, H, W) -> (3, T, H, W)
-    reference = tensors["color_ref"][0, :, 0]       # (1, 3, 1, H, W) -> (3, H, W)
+    video = tensors["color_src"][0]  # (1, 3, T, H, W) -> (3, T, H, W)
+    reference = tensors["color_ref"][0, :, 0]  # (1, 3, 1, H, W) -> (3, H, W)
     expected = tensors[f"color_out_strength{strength:g}"][0]
     return max_abs_error(match_colors(video, reference, strength), expected)
 
@@ -61,8 +65,12 @@ def _cfg_error(root: Path, mode: str) -> float:
     tensors, meta, _ = _fixture(root)
     scales = meta["guidance"]["example_scales"][mode]
     guidance = Guidance(scales["text"], scales["audio"])
-    preds = {COND: tensors["cfg_cond"], DROP_TEXT: tensors["cfg_drop_text"], UNCOND: tensors["cfg_uncond"],
-             DROP_AUDIO: tensors["cfg_drop_audio"]}
+    preds = {
+        COND: tensors["cfg_cond"],
+        DROP_TEXT: tensors["cfg_drop_text"],
+        UNCOND: tensors["cfg_uncond"],
+        DROP_AUDIO: tensors["cfg_drop_audio"],
+    }
     prefix = "cfg_combined_lora" if mode == "two_pass" else "cfg_combined"
     expected = tensors[f"{prefix}_text{scales['text']:g}_audio{scales['audio']:g}"]
     return max_abs_error(guidance.combine({name: preds[name] for name in guidance.branches}), expected)
@@ -72,8 +80,14 @@ def _apg_error(root: Path) -> float:
     """Two consecutive steps with one Guidance object, so the momentum buffers carry over as upstream."""
     tensors, meta, _ = _fixture(root)
     apg = meta["apg"]
-    guidance = Guidance(apg["text_scale"], apg["audio_scale"], use_apg=True, apg_momentum=apg["momentum"],
-                        apg_norm_threshold=apg["norm_threshold"], apg_eta=apg["eta"])
+    guidance = Guidance(
+        apg["text_scale"],
+        apg["audio_scale"],
+        use_apg=True,
+        apg_momentum=apg["momentum"],
+        apg_norm_threshold=apg["norm_threshold"],
+        apg_eta=apg["eta"],
+    )
     errors = []
     for step in (0, 1):
         preds = {name: tensors[f"apg_step{step}_{name}"] for name in (COND, DROP_TEXT, UNCOND)}
@@ -92,9 +106,12 @@ def _loop_errors(root: Path, run_name: str) -> tuple[float, float]:
     guidance = Guidance(run["text_scale"], run["audio_scale"])
     schedule = timesteps(run["steps"], run["shift"])[:-1]
 
-    counts = [(len(plan.clips), run["n_clips"]), (plan.output_frames, run["output_video_frames"]),
-              (len(guidance.branches), run["calls_per_step"]),
-              (len(plan.clips) * run["steps"] * len(guidance.branches), run["model_calls"])]
+    counts = [
+        (len(plan.clips), run["n_clips"]),
+        (plan.output_frames, run["output_video_frames"]),
+        (len(guidance.branches), run["calls_per_step"]),
+        (len(plan.clips) * run["steps"] * len(guidance.branches), run["model_calls"]),
+    ]
     errors = [abs(a - b) for a, b in counts]
     frame_indices = extend_reverse_tail(torch.arange(audio_frames), plan.last_end)  # value == audio frame index
     step_errors = []
@@ -125,7 +142,9 @@ CHECKS = [
     Check("sampler cfg two_pass", GUIDANCE_TOLERANCE, lambda root: _cfg_error(root, "two_pass")),
     Check("sampler apg two steps", GUIDANCE_TOLERANCE, _apg_error),
 ] + [
-    check for run in LOOP_RUNS for check in (
+    check
+    for run in LOOP_RUNS
+    for check in (
         Check(f"sampler loop {run} windows+bookkeeping", 0.0, lambda root, r=run: _loop_errors(root, r)[0]),
         Check(f"sampler loop {run} timesteps", TIMESTEP_TOLERANCE, lambda root, r=run: _loop_errors(root, r)[1]),
     )

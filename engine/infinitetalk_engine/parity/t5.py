@@ -1,4 +1,5 @@
 """Parity: the umT5 encoder loaded from Wan's T5 key names (`t5/`, README §4). Runs once per fixture root."""
+
 from __future__ import annotations
 
 import functools
@@ -7,10 +8,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..models.text_encoder import (
+    T5EncoderArgs,
+    encode_tokens,
+    load_t5_encoder,
+    position_bias,
+    relative_position_buckets,
+    trim_to_mask,
+)
 from . import Check
 from ._compare import max_abs_error
-from ..models.text_encoder import (T5EncoderArgs, encode_tokens, load_t5_encoder, position_bias,
-                                   relative_position_buckets, trim_to_mask)
 
 TOLERANCE = 1e-4  # README table: T5 in fp32
 
@@ -18,8 +25,9 @@ TOLERANCE = 1e-4  # README table: T5 in fp32
 @functools.lru_cache(maxsize=2)
 def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     folder = root / "t5"
-    model = load_t5_encoder(folder / "weights.safetensors", T5EncoderArgs.from_fixture_config(folder / "config.json"),
-                            dtype=torch.float32)
+    model = load_t5_encoder(
+        folder / "weights.safetensors", T5EncoderArgs.from_fixture_config(folder / "config.json"), dtype=torch.float32
+    )
     fixture = load_file(folder / "tensors.safetensors")
     out = encode_tokens(model, fixture["ids"], fixture["mask"])
     prompt, negative = trim_to_mask(out, fixture["mask"])

@@ -1,4 +1,5 @@
 """Parity: the Wan VAE on diffusers, loaded from Wan key names (`vae/`, README §6)."""
+
 from __future__ import annotations
 
 import functools
@@ -7,9 +8,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..models.vae import VaeArgs, load_vae
 from . import Check
 from ._compare import max_abs_error
-from ..models.vae import VaeArgs, load_vae
 
 TOLERANCE = 1e-4  # README table: VAE in fp32
 
@@ -40,6 +41,7 @@ def _error(root: Path, name: str) -> float:
     return max_abs_error(ours[name], fixture[name])
 
 
-CHECKS = [Check(f"vae {name}", TOLERANCE, lambda root, n=name: _error(root, n))
-          for name in ("latent", "latent_first_frame_only", "decoded", "decoded_unclamped", "latents_mean",
-                       "latents_std")]
+CHECKS = [
+    Check(f"vae {name}", TOLERANCE, lambda root, n=name: _error(root, n))
+    for name in ("latent", "latent_first_frame_only", "decoded", "decoded_unclamped", "latents_mean", "latents_std")
+]

@@ -8,17 +8,18 @@ runs past the audio, the embedding is extended by `end - n + 3` frames of its ow
 final video is trimmed back to the audio length.
 Reference: ../shared/reference/infinitetalk-engine.md §3-4, ../shared/parity/README.md §2 "Audio windows per clip".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-WINDOW_RADIUS = 2           # offsets -2..+2 around each video frame
-FRAME_NUM = 81              # video frames per clip (21 latent frames)
-MOTION_FRAMES = 9           # frames carried over from the previous clip (3 latent frames)
-MAX_FRAMES = 1000           # upstream streaming default (40 s at 25 fps)
-TAIL_MARGIN = 3             # upstream extends the tail 3 frames beyond the last clip's end
+WINDOW_RADIUS = 2  # offsets -2..+2 around each video frame
+FRAME_NUM = 81  # video frames per clip (21 latent frames)
+MOTION_FRAMES = 9  # frames carried over from the previous clip (3 latent frames)
+MAX_FRAMES = 1000  # upstream streaming default (40 s at 25 fps)
+TAIL_MARGIN = 3  # upstream extends the tail 3 frames beyond the last clip's end
 
 
 def window_indices(start: int, frame_num: int, available: int, radius: int = WINDOW_RADIUS) -> torch.Tensor:
@@ -48,8 +49,8 @@ def extend_reverse_tail(embedding: torch.Tensor, end: int) -> torch.Tensor:
 @dataclass(frozen=True)
 class ClipPlan:
     index: int
-    start: int       # audio/video frame index of the clip's first frame
-    drop: int        # leading frames of this clip's decoded video that are not output (motion frames)
+    start: int  # audio/video frame index of the clip's first frame
+    drop: int  # leading frames of this clip's decoded video that are not output (motion frames)
 
 
 @dataclass(frozen=True)
@@ -58,17 +59,18 @@ class StreamPlan:
 
     clips: tuple[ClipPlan, ...]
     frame_num: int
-    audio_frames: int        # n: frames of real audio (video frames at 25 fps)
-    last_end: int            # end (exclusive) of the last clip: extend the embeddings with `extend_reverse_tail`
-    output_frames: int       # frames of the final video
+    audio_frames: int  # n: frames of real audio (video frames at 25 fps)
+    last_end: int  # end (exclusive) of the last clip: extend the embeddings with `extend_reverse_tail`
+    output_frames: int  # frames of the final video
 
     @property
     def generated_frames(self) -> int:
         return sum(self.frame_num - clip.drop for clip in self.clips)
 
 
-def plan_stream(audio_frames: int, frame_num: int = FRAME_NUM, motion_frames: int = MOTION_FRAMES,
-                max_frames: int = MAX_FRAMES) -> StreamPlan:
+def plan_stream(
+    audio_frames: int, frame_num: int = FRAME_NUM, motion_frames: int = MOTION_FRAMES, max_frames: int = MAX_FRAMES
+) -> StreamPlan:
     """Clip starts and output length for `audio_frames` frames of audio, as upstream's streaming loop decides them.
 
     Upstream requires more than `frame_num` audio frames; shorter audio here gets one clip whose windows read the

@@ -5,6 +5,7 @@ a flat channel becomes mean_ref), back to RGB, clipped to [0, 1], then `(1-s)*sr
 Applied to every decoded clip BEFORE its last frames become the next clip's motion context.
 Reference: ../shared/parity/README.md §2 "Colour matching".
 """
+
 from __future__ import annotations
 
 import warnings
@@ -21,7 +22,9 @@ def match_colors(video: torch.Tensor, reference: torch.Tensor, strength: float =
     if strength == 0.0:
         return video
     assert video.dim() == 4 and video.shape[0] == 3, f"expected video (3, T, H, W), got {tuple(video.shape)}"
-    assert reference.dim() == 3 and reference.shape[0] == 3, f"expected reference (3, H, W), got {tuple(reference.shape)}"
+    assert reference.dim() == 3 and reference.shape[0] == 3, (
+        f"expected reference (3, H, W), got {tuple(reference.shape)}"
+    )
     src = np.clip((video.permute(1, 2, 3, 0).cpu().numpy() + 1.0) / 2.0, 0.0, 1.0)  # (T, H, W, 3) in [0, 1]
     ref = np.clip((reference.permute(1, 2, 0).cpu().numpy() + 1.0) / 2.0, 0.0, 1.0)  # (H, W, 3)
 

@@ -14,19 +14,21 @@ APG (adaptive projected guidance, arXiv 2410.02416) replaces each difference ter
 norm-clamped difference with its component along `cond` removed.
 Reference: ../shared/parity/README.md §2 "Guidance formulas".
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
 
 import torch
 
 COND, DROP_TEXT, UNCOND, DROP_AUDIO = "cond", "drop_text", "uncond", "drop_audio"
 
 
-def three_pass(cond: torch.Tensor, drop_text: torch.Tensor, uncond: torch.Tensor,
-               text_scale: float, audio_scale: float) -> torch.Tensor:
+def three_pass(
+    cond: torch.Tensor, drop_text: torch.Tensor, uncond: torch.Tensor, text_scale: float, audio_scale: float
+) -> torch.Tensor:
     return uncond + text_scale * (cond - drop_text) + audio_scale * (drop_text - uncond)
 
 
@@ -39,15 +41,16 @@ class MomentumBuffer:
     """Running sum `avg <- d + momentum * avg` (starts at 0); one per guidance term, fresh for every clip."""
 
     momentum: float
-    average: Optional[torch.Tensor] = None
+    average: torch.Tensor | None = None
 
     def update(self, value: torch.Tensor) -> torch.Tensor:
         self.average = value if self.average is None else value + self.momentum * self.average
         return self.average
 
 
-def projected_guidance(diff: torch.Tensor, cond: torch.Tensor, buffer: Optional[MomentumBuffer],
-                       norm_threshold: float, eta: float) -> torch.Tensor:
+def projected_guidance(
+    diff: torch.Tensor, cond: torch.Tensor, buffer: MomentumBuffer | None, norm_threshold: float, eta: float
+) -> torch.Tensor:
     """APG of one difference term: momentum, clamp its L2 norm (over C,T,H,W) to `norm_threshold`, then keep the
     part orthogonal to `cond` plus `eta` times the parallel part (projection in float64)."""
     dims = (-1, -2, -3, -4)
@@ -114,5 +117,8 @@ class Guidance:
 
         if self.text_is_unit:
             return cond + (self.audio_scale - 1) * term(cond - preds[DROP_AUDIO], self._audio_buffer)
-        return (cond + (self.text_scale - 1) * term(cond - preds[DROP_TEXT], self._text_buffer)
-                + (self.audio_scale - 1) * term(preds[DROP_TEXT] - preds[UNCOND], self._audio_buffer))
+        return (
+            cond
+            + (self.text_scale - 1) * term(cond - preds[DROP_TEXT], self._text_buffer)
+            + (self.audio_scale - 1) * term(preds[DROP_TEXT] - preds[UNCOND], self._audio_buffer)
+        )

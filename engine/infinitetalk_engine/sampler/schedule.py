@@ -4,6 +4,7 @@
 times 1000 (float32 math, as upstream). The last non-zero step is the shifted value of t=1 (6.958 for shift 7), so
 the schedule ends with one big jump to 0. Reference: ../shared/parity/README.md §2 "Timestep schedules".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,13 @@ def timesteps(steps: int, shift: float, num_train_timesteps: int = NUM_TRAIN_TIM
     return shift_timesteps(t, shift, num_train_timesteps)
 
 
-def euler_step(latent: torch.Tensor, velocity: torch.Tensor, t: torch.Tensor | float, t_next: torch.Tensor | float,
-               num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> torch.Tensor:
+def euler_step(
+    latent: torch.Tensor,
+    velocity: torch.Tensor,
+    t: torch.Tensor | float,
+    t_next: torch.Tensor | float,
+    num_train_timesteps: int = NUM_TRAIN_TIMESTEPS,
+) -> torch.Tensor:
     """One Euler step of the flow ODE: the model predicts `noise - x0`, so `x <- x - v * (t - t_next) / 1000`."""
     dt = (t - t_next) / num_train_timesteps
     return latent - velocity * dt
