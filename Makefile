@@ -12,12 +12,13 @@ APT_PACKAGES := ffmpeg espeak-ng chromium chromium-driver libsqlite3-dev wrk
 STAMPS := .make
 SWIFT_RELEASE := .build/release/infinitetalk
 
-.PHONY: run test test-swift test-engine test-web parity bench bench-engine bench-gpu build build-release deps clean
+.PHONY: run test lint test-swift test-engine test-web parity bench bench-engine bench-gpu build build-release deps lock format clean
 
 run: deps build-release
 	$(SWIFT_RELEASE) serve --port $(PORT) --data-dir $(DATA_DIR) --engine $(ENGINE) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 test: deps
+	$(MAKE) lint
 	$(MAKE) test-engine
 	$(MAKE) test-swift
 	$(MAKE) test-web
@@ -35,13 +36,33 @@ $(STAMPS)/apt:
 	fi
 	@touch $@
 
-# The engine's virtual environment (torch from PyPI is large: pip's cache makes reinstalls fast).
-$(STAMPS)/venv: engine/pyproject.toml
+# The engine's virtual environment at the exact versions of engine/constraints.txt (torch from PyPI is large: pip's
+# cache makes reinstalls fast).
+$(STAMPS)/venv: engine/pyproject.toml engine/constraints.txt
 	@mkdir -p $(STAMPS)
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e 'engine[test]'
+	$(PYTHON) -m pip install -q -c engine/constraints.txt -e 'engine[test]'
 	@touch $@
+
+# Refresh engine/constraints.txt: the newest versions pyproject.toml allows, resolved in a fresh venv.
+lock:
+	rm -rf $(STAMPS)/lock-venv && python3 -m venv $(STAMPS)/lock-venv
+	$(STAMPS)/lock-venv/bin/pip install -q -e 'engine[test]'
+	{ sed -n '1,2p' engine/constraints.txt; $(STAMPS)/lock-venv/bin/pip freeze --exclude-editable | grep -v '^#'; } > engine/constraints.new
+	mv engine/constraints.new engine/constraints.txt && rm -rf $(STAMPS)/lock-venv
+	@echo "engine/constraints.txt refreshed: run make test, then commit it"
+
+# Lint and format checks (configs: ruff.toml, .swift-format). `make format` applies the formatters.
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	swift format lint --strict -r Sources Tests Package.swift
+
+format: deps
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	swift format -i -r Sources Tests Package.swift
 
 build:
 	swift build
