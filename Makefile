@@ -82,7 +82,7 @@ test-web: deps build
 	$(PYTHON) -m pytest -q web/tests
 
 parity: deps
-	$(PYTHON) -m infinitetalk_engine.parity ../shared/parity
+	PYTHONPATH=engine/tests $(PYTHON) -m parity ../shared/parity
 
 bench: deps build-release
 	$(PYTHON) bench/service_bench.py --binary $(SWIFT_RELEASE)

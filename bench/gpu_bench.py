@@ -116,10 +116,10 @@ def random_fill(module: torch.nn.Module, device, dtype, keep_fp32=lambda name: F
 
 
 def build_models(args, device, dtype):
-    from infinitetalk_engine.loading import parameters_on_meta
-    from infinitetalk_engine.models.transformer import InfiniteTalkTransformer, keeps_fp32
-    from infinitetalk_engine.models.transformer_config import TransformerConfig
-    from infinitetalk_engine.models.vae import VaeArgs, WanVae
+    from infinitetalk_engine.infinitetalk.loading import parameters_on_meta
+    from infinitetalk_engine.infinitetalk.models.transformer import InfiniteTalkTransformer, keeps_fp32
+    from infinitetalk_engine.infinitetalk.models.transformer_config import TransformerConfig
+    from infinitetalk_engine.infinitetalk.models.vae import VaeArgs, WanVae
 
     if args.tiny:
         config = TransformerConfig(
@@ -212,8 +212,8 @@ def dit_flops(config, tokens: int, text_tokens: int = 512 + 257) -> float:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     ensure_diffusers()
-    from infinitetalk_engine.loading import peak_host_rss_gb
-    from infinitetalk_engine.pipeline import Conditioning, Hooks, SamplerSettings, generate_clips
+    from infinitetalk_engine.infinitetalk.loading import peak_host_rss_gb
+    from infinitetalk_engine.infinitetalk.pipeline import Conditioning, Hooks, SamplerSettings, generate_clips
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

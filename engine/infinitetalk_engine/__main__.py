@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .engines import ENGINE_NAMES, make_engine
-from .engines.base import EngineError, EngineOptions
+from .contract import EngineError, EngineOptions
 from .protocol import Error, MessageWriter
 from .worker import Worker
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .engines.base import JobCancelled, JobContext
+from .contract import JobCancelled, JobContext
 from .protocol import STAGES, Event, Progress, Stage
 
 MIN_PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress events a second at most

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TextIO, Union
 
-from .engines.base import JobParams, JobRequest
+from .contract import JobParams, JobRequest
 
 PROTOCOL_VERSION = 1
 STAGES = ("decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video")

@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from .engines.base import Engine, EngineError, JobCancelled, JobRequest
+from .contract import Engine, EngineError, JobCancelled, JobRequest
 from .job_context import ProtocolJobContext
 from .media.video import remove_partial_output
 from .protocol import (

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.models.image_encoder import (
+from infinitetalk_engine.infinitetalk.loading import WeightsError
+from infinitetalk_engine.infinitetalk.models.image_encoder import (
     CLIP_MEAN,
     CLIP_STD,
     ClipVisionArgs,
@@ -15,7 +15,7 @@ from infinitetalk_engine.models.image_encoder import (
     load_clip_visual,
     preprocess,
 )
-from infinitetalk_engine.parity import default_fixture_root
+from parity import default_fixture_root
 
 CLIP = default_fixture_root() / "clip"
 
@@ -64,7 +64,7 @@ def test_text_tower_and_projection_keys_are_ignored(args, model, fixture):
 def test_an_unknown_visual_key_fails_loading(args):
     state = load_file(CLIP / "weights.safetensors")
     state["visual.extra"] = torch.zeros(1)
-    with pytest.raises(EngineError, match="unexpected 1"):
+    with pytest.raises(WeightsError, match="unexpected 1"):
         load_clip_visual(state, args, dtype=torch.float32)
 
 

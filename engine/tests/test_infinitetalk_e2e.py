@@ -18,7 +18,7 @@ from probe import assert_standard_mp4
 from safetensors import safe_open
 from tiny_weights import adapter_shapes, clip_visual_shapes, dit_base_shapes, t5_shapes, vae_shapes, write_tiny_weights
 
-from infinitetalk_engine.engines.infinitetalk import speaker_masks
+from infinitetalk_engine.infinitetalk.engine import speaker_masks
 
 FIXTURES = SHARED / "parity"
 IMAGE = SHARED / "media" / "astronaut.png"
@@ -207,8 +207,8 @@ def test_speaker_boxes_are_x_horizontal_and_follow_the_crop():
 
 
 def test_engine_options_are_parsed_and_checked():
-    from infinitetalk_engine.engines.base import EngineError
-    from infinitetalk_engine.engines.infinitetalk import EngineSettings
+    from infinitetalk_engine.contract import EngineError
+    from infinitetalk_engine.infinitetalk.engine import EngineSettings
 
     settings = EngineSettings.from_options({"buckets": "32x48,48x32", "lora": "off", "two_speakers": "on"})
     assert settings.buckets == ((32, 48), (48, 32)) and not settings.use_lora and settings.two_speakers is True

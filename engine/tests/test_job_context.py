@@ -6,7 +6,7 @@ import threading
 import pytest
 from engine_process import validate
 
-from infinitetalk_engine.engines.base import JobCancelled
+from infinitetalk_engine.contract import JobCancelled
 from infinitetalk_engine.job_context import ProtocolJobContext
 
 

@@ -7,7 +7,7 @@ import pytest
 from engine_process import SHARED
 from safetensors.numpy import load_file
 
-from infinitetalk_engine.engines.base import EngineError
+from infinitetalk_engine.contract import EngineError
 from infinitetalk_engine.media.audio import (
     SAMPLE_RATE,
     count_video_frames,

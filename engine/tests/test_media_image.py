@@ -8,7 +8,7 @@ from engine_process import SHARED
 from PIL import Image
 from safetensors.numpy import load_file
 
-from infinitetalk_engine.engines.base import EngineError
+from infinitetalk_engine.contract import EngineError
 from infinitetalk_engine.media.image import (
     BUCKETS,
     choose_bucket,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from infinitetalk_engine.parity import all_checks, default_fixture_root
+from parity import all_checks, default_fixture_root
 
 CHECKS = all_checks()
 

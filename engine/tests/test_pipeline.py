@@ -4,8 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from infinitetalk_engine.engines.base import JobCancelled
-from infinitetalk_engine.pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
+from infinitetalk_engine.contract import JobCancelled
+from infinitetalk_engine.infinitetalk.pipeline import (
+    Conditioning,
+    Hooks,
+    SamplerSettings,
+    generate_clips,
+    to_uint8_frames,
+)
 
 H = W = 16
 LAYERS, WIDTH = 2, 4
@@ -185,8 +191,8 @@ def test_uint8_frames_truncate_like_upstream():
 def test_colour_matching_on_device_matches_the_upstream_fixture():
     from safetensors.torch import load_file
 
-    from infinitetalk_engine.color_on_device import match_colors_on_device
-    from infinitetalk_engine.parity import default_fixture_root
+    from infinitetalk_engine.infinitetalk.sampler.color_on_device import match_colors_on_device
+    from parity import default_fixture_root
 
     fixture = load_file(default_fixture_root() / "sampler" / "tensors.safetensors")
     src, ref = fixture["color_src"][0], fixture["color_ref"][0, :, 0]
@@ -196,8 +202,8 @@ def test_colour_matching_on_device_matches_the_upstream_fixture():
 
 
 def test_colour_matching_on_device_agrees_with_the_cpu_version_and_chunks_frames():
-    from infinitetalk_engine.color_on_device import CHUNK_FRAMES, match_colors_on_device
-    from infinitetalk_engine.sampler.color import match_colors
+    from infinitetalk_engine.infinitetalk.sampler.color_on_device import CHUNK_FRAMES, match_colors_on_device
+    from infinitetalk_engine.infinitetalk.sampler.color import match_colors
 
     g = torch.Generator().manual_seed(1)
     video = torch.rand(3, CHUNK_FRAMES + 3, 16, 16, generator=g) * 2 - 1

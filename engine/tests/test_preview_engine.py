@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from probe import assert_standard_mp4, decode_frames
 
-from infinitetalk_engine.engines.base import EngineOptions, JobContext, JobParams, JobRequest
-from infinitetalk_engine.engines.face_detection import find_face_layout
-from infinitetalk_engine.engines.preview import PreviewEngine
-from infinitetalk_engine.engines.preview_animator import FaceAnimator
-from infinitetalk_engine.engines.preview_motion import plan_motion
+from infinitetalk_engine.contract import EngineOptions, JobContext, JobParams, JobRequest
+from infinitetalk_engine.preview.face_detection import find_face_layout
+from infinitetalk_engine.preview.engine import PreviewEngine
+from infinitetalk_engine.preview.animator import FaceAnimator
+from infinitetalk_engine.preview.motion import plan_motion
 from infinitetalk_engine.media.audio import load_speech
 from infinitetalk_engine.media.image import fit_to_bucket, load_image
 

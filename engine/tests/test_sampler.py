@@ -9,11 +9,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from infinitetalk_engine.parity import default_fixture_root
-from infinitetalk_engine.sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream, window_indices
-from infinitetalk_engine.sampler.color import match_colors
-from infinitetalk_engine.sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance
-from infinitetalk_engine.sampler.schedule import euler_step, timesteps
+from parity import default_fixture_root
+from infinitetalk_engine.infinitetalk.sampler.audio_windows import (
+    clip_windows,
+    extend_reverse_tail,
+    plan_stream,
+    window_indices,
+)
+from infinitetalk_engine.infinitetalk.sampler.color import match_colors
+from infinitetalk_engine.infinitetalk.sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance
+from infinitetalk_engine.infinitetalk.sampler.schedule import euler_step, timesteps
 
 PIPELINE = default_fixture_root() / "pipeline"
 

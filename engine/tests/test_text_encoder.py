@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.models.text_encoder import (
+from infinitetalk_engine.infinitetalk.loading import WeightsError
+from infinitetalk_engine.infinitetalk.models.text_encoder import (
     T5EncoderArgs,
     clean_prompt,
     encode_prompts,
@@ -22,7 +22,7 @@ from infinitetalk_engine.models.text_encoder import (
     tokenize,
     trim_to_mask,
 )
-from infinitetalk_engine.parity import default_fixture_root
+from parity import default_fixture_root
 
 T5 = default_fixture_root() / "t5"
 
@@ -100,14 +100,13 @@ def test_mismatching_weights_fail_naming_the_file(tmp_path, args, change, messag
     change(state)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(EngineError) as error:
+    with pytest.raises(WeightsError) as error:
         load_t5_encoder(path, args, dtype=torch.float32)
-    assert error.value.code == "load_failed"
-    assert str(path) in error.value.message and message in error.value.message
+    assert str(path) in str(error.value) and message in str(error.value)
 
 
 def test_a_missing_file_fails_naming_it(tmp_path, args):
-    with pytest.raises(EngineError, match="missing"):
+    with pytest.raises(WeightsError, match="missing"):
         load_t5_encoder(tmp_path / "nope.pth", args)
 
 
@@ -151,7 +150,7 @@ def test_encode_prompts_returns_one_trimmed_context_per_prompt(tokenizer_folder,
 
 
 def test_a_missing_tokenizer_folder_fails(tmp_path):
-    with pytest.raises(EngineError, match="tokenizer folder missing"):
+    with pytest.raises(WeightsError, match="tokenizer folder missing"):
         load_tokenizer(tmp_path / "google" / "umt5-xxl")
 
 
@@ -168,10 +167,10 @@ def test_the_full_size_model_is_built_without_allocating_its_weights():
 
     from transformers import UMT5EncoderModel
 
-    from infinitetalk_engine.models.state_dicts import empty_weights
+    from infinitetalk_engine.infinitetalk.loading import parameters_on_meta
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with empty_weights():
+    with parameters_on_meta():
         model = UMT5EncoderModel(T5EncoderArgs(num_layers=2).to_hf())  # 1B-entry embedding + two XXL layers
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert {p.device.type for p in model.parameters()} == {"meta"}

@@ -2,7 +2,6 @@
 routing, weight loading. Tiny random models on CPU; numbers come from the model, never from fixtures."""
 
 import dataclasses
-import functools
 import json
 
 import pytest
@@ -10,15 +9,18 @@ import torch
 from diffusers import WanTransformer3DModel
 from safetensors.torch import load_file
 
-from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.models import transformer_block
-from infinitetalk_engine.models.audio_attention import AudioCrossAttention
-from infinitetalk_engine.models.audio_projection import AudioProjection
-from infinitetalk_engine.models.speaker_routing import reference_attention_map, speaker_positions
-from infinitetalk_engine.models.transformer import InfiniteTalkTransformer, keeps_fp32
-from infinitetalk_engine.models.transformer_config import TransformerConfig
-from infinitetalk_engine.models.transformer_weights import WanWeightLoader, load_state_dict_wan, model_key
-from infinitetalk_engine.parity import default_fixture_root
+from infinitetalk_engine.infinitetalk.loading import WeightsError
+from infinitetalk_engine.infinitetalk.models import transformer_block
+from infinitetalk_engine.infinitetalk.models.audio_attention import AudioCrossAttention
+from infinitetalk_engine.infinitetalk.models.audio_projection import AudioProjection
+from infinitetalk_engine.infinitetalk.models.speaker_routing import reference_attention_map, speaker_positions
+from infinitetalk_engine.infinitetalk.models.transformer import InfiniteTalkTransformer, keeps_fp32
+from infinitetalk_engine.infinitetalk.models.transformer_config import TransformerConfig
+from infinitetalk_engine.infinitetalk.loading import parameters_on_meta
+from infinitetalk_engine.infinitetalk.models.transformer_weights import load_transformer, model_key
+from parity import default_fixture_root
+from parity.dit import fixture_config as parity_fixture_config
+from parity.dit import load_model
 
 TINY = TransformerConfig(
     dim=32,
@@ -119,8 +121,7 @@ def test_released_wan_config_json_maps_to_the_14b_preset():
 
 def test_fixture_config_reads_reduced_audio_sizes():
     raw = json.loads((default_fixture_root() / "dit" / "config.json").read_text())
-    extra = {k: raw[k] for k in ("audio_proj_blocks", "audio_proj_channels", "clip_feature_dim")}
-    config = TransformerConfig.from_wan_config({**raw["wan_model_kwargs"], **extra})
+    config = fixture_config()
     assert config.audio_channels == raw["audio_proj_channels"]
     assert config.audio_tokens == raw["wan_model_kwargs"]["context_tokens"]
     assert config.patch_size == tuple(raw["wan_model_kwargs"]["patch_size"])
@@ -136,9 +137,9 @@ def test_fixture_config_reads_reduced_audio_sizes():
     ],
 )
 def test_config_refuses_what_it_cannot_run(config, words):
-    with pytest.raises(EngineError) as error:
+    with pytest.raises(ValueError) as error:
         TransformerConfig.from_wan_config(config)
-    assert error.value.code == "load_failed" and words in error.value.message
+    assert words in str(error.value)
 
 
 # 2. Forward: shapes, dtype policy, inputs ------------------------------------------------------------------------
@@ -310,17 +311,16 @@ def fixture_weights():
 
 
 def fixture_config():
-    raw = json.loads((default_fixture_root() / "dit" / "config.json").read_text())
-    extra = {k: raw[k] for k in ("audio_proj_blocks", "audio_proj_channels", "clip_feature_dim")}
-    return TransformerConfig.from_wan_config({**raw["wan_model_kwargs"], **extra})
+    return parity_fixture_config(default_fixture_root())
 
 
-@functools.lru_cache(maxsize=1)
 def fixture_model():
-    with torch.device("meta"):
-        model = InfiniteTalkTransformer(fixture_config())
-    load_state_dict_wan(model, fixture_weights(), device="cpu")
-    return model
+    return load_model(default_fixture_root())
+
+
+def meta_model(config=None):
+    with parameters_on_meta():
+        return InfiniteTalkTransformer(config or fixture_config())
 
 
 def test_wan_keys_map_to_diffusers_names_and_audio_keys_keep_theirs():
@@ -337,14 +337,10 @@ def test_wan_keys_map_to_diffusers_names_and_audio_keys_keep_theirs():
 
 def test_streaming_load_onto_meta_model_in_bf16():
     weights = fixture_weights()
-    with torch.device("meta"):
-        model = InfiniteTalkTransformer(fixture_config())
-    model.cast_for_inference(torch.bfloat16)
-    loader = WanWeightLoader(model, device="cpu")
-    for key in sorted(weights):  # any order, one tensor at a time
-        loader.load(key, weights[key])
-    report = loader.finish()
-    assert report.complete and report.loaded == len(weights) and not report.overridden
+    model = meta_model()
+    report = load_transformer(model, [dict(sorted(weights.items()))], device="cpu", dtype=torch.bfloat16)
+    report.raise_if_incomplete([weights])
+    assert report.loaded == len(weights) and not report.overridden
     params = dict(model.named_parameters())
     assert not any(p.is_meta for p in params.values()) and not model.rope.freqs_cos.is_meta
     assert params["blocks.0.attn1.to_q.weight"].dtype == torch.bfloat16
@@ -356,25 +352,23 @@ def test_loader_accounts_for_missing_unexpected_and_overridden_keys():
     weights = fixture_weights()
     dropped = weights.pop("blocks.1.audio_cross_attn.proj.bias")
     weights["diffusion_model.blocks.0.self_attn.q.weight"] = weights["blocks.0.self_attn.q.weight"]
-    model = InfiniteTalkTransformer(fixture_config())
-    loader = WanWeightLoader(model)
-    for key, tensor in weights.items():
-        loader.load(key, tensor)
-    loader.load("blocks.0.norm_x.weight", weights["blocks.0.norm_x.weight"])  # adapter overriding the base
-    report = loader.finish(strict=False)
+    adapter = {"blocks.0.norm_x.weight": weights["blocks.0.norm_x.weight"]}  # overriding the base
+    report = load_transformer(meta_model(), [weights, adapter], device="cpu")
     assert report.missing == ["blocks.1.audio_cross_attn.proj.bias"]
-    assert report.unexpected == ["diffusion_model.blocks.0.self_attn.q.weight"]
+    assert len(report.unexpected) == 1 and "diffusion_model.blocks.0.self_attn.q.weight" in report.unexpected[0]
     assert report.overridden == ["blocks.0.norm_x.weight"]
-    with pytest.raises(EngineError) as error:
-        load_state_dict_wan(InfiniteTalkTransformer(fixture_config()), weights)
-    assert error.value.code == "load_failed" and "blocks.1.audio_cross_attn.proj.bias" in error.value.message
+    with pytest.raises(WeightsError) as error:
+        report.raise_if_incomplete([weights, adapter])
+    assert "blocks.1.audio_cross_attn.proj.bias" in str(error.value)
     assert dropped.shape == (fixture_config().dim,)
 
 
 def test_shape_mismatch_names_the_key():
-    model = InfiniteTalkTransformer(dataclasses.replace(fixture_config(), ffn_dim=64))
-    with pytest.raises(EngineError, match=r"blocks\.0\.ffn\.0\.(weight|bias): shape"):
-        load_state_dict_wan(model, fixture_weights())
+    model = meta_model(dataclasses.replace(fixture_config(), ffn_dim=64))
+    weights = fixture_weights()
+    report = load_transformer(model, [weights], device="cpu")
+    with pytest.raises(WeightsError, match=r"blocks\.0\.ffn\.0\.(weight|bias) -> \S+ has shape"):
+        report.raise_if_incomplete([weights])
 
 
 # 5. Inside the upstream sampler ----------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from infinitetalk_engine.engines.base import EngineError
-from infinitetalk_engine.models.vae import VaeArgs, load_vae
-from infinitetalk_engine.parity import default_fixture_root
+from infinitetalk_engine.infinitetalk.loading import WeightsError
+from infinitetalk_engine.infinitetalk.models.vae import VaeArgs, load_vae
+from parity import default_fixture_root
 
 VAE = default_fixture_root() / "vae"
 
@@ -87,6 +87,6 @@ def test_a_pth_checkpoint_with_a_missing_key_fails_naming_it(tmp_path, args):
     state.pop("conv1.weight")
     path = tmp_path / "Wan2.1_VAE.pth"
     torch.save(state, path)
-    with pytest.raises(EngineError) as error:
+    with pytest.raises(WeightsError) as error:
         load_vae(path, args)
-    assert str(path) in error.value.message and "quant_conv.weight" in error.value.message
+    assert str(path) in str(error.value) and "quant_conv.weight" in str(error.value)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from engine_process import validate
 
-from infinitetalk_engine.engines.base import Engine, EngineError, JobResult
+from infinitetalk_engine.contract import Engine, EngineError, JobResult
 from infinitetalk_engine.protocol import MessageWriter
 from infinitetalk_engine.worker import Worker
 

@@ -295,7 +295,22 @@ def random_tensors(
 
 def tokenizer_vocab() -> list[tuple[str, float]]:
     """A small umT5-style unigram vocabulary: <pad>=0, </s>=1, <unk>=2, then word pieces and single characters."""
-    words = ["a", "person", "is", "talking", "the", "camera", "bright", "colours", "static", "blurred", "low", "quality", "worst", "ugly"]
+    words = [
+        "a",
+        "person",
+        "is",
+        "talking",
+        "the",
+        "camera",
+        "bright",
+        "colours",
+        "static",
+        "blurred",
+        "low",
+        "quality",
+        "worst",
+        "ugly",
+    ]
     letters = "abcdefghijklmnopqrstuvwxyz.,"
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
     vocab += [("\u2581" + w, -3.0) for w in words]

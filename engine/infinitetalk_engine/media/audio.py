@@ -12,7 +12,7 @@ import math
 import av
 import numpy as np
 
-from ..engines.base import EngineError
+from ..contract import EngineError
 
 SAMPLE_RATE = 16_000
 TARGET_LUFS = -23.0

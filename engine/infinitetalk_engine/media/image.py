@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..engines.base import EngineError
+from ..contract import EngineError
 
 # Ratio key (h / w, as upstream writes it) -> (height, width). Upstream's tables, in upstream order.
 BUCKETS: dict[str, dict[str, tuple[int, int]]] = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..models.text_encoder import (
+from infinitetalk_engine.infinitetalk.models.text_encoder import (
     T5EncoderArgs,
     encode_tokens,
     load_t5_encoder,
@@ -16,6 +16,7 @@ from ..models.text_encoder import (
     relative_position_buckets,
     trim_to_mask,
 )
+
 from . import Check
 from ._compare import max_abs_error
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2Encoder
 
-from .state_dicts import assign_state_dict, empty_weights, load_failed, read_state_dict, take_prefixed
+from ..loading import Converter, load_weights, parameters_on_meta, weights_error
 
 SAMPLE_RATE = 16000
 VIDEO_FPS = 25
@@ -107,20 +107,21 @@ def layer_outputs(model: Wav2Vec2Model, hidden: torch.Tensor) -> list[torch.Tens
 # 3. Loading.
 
 
-def wav2vec2_to_hf(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
+def wav2vec2_converter(model_keys: set[str]) -> Converter:
     """Pretraining-layout keys -> `Wav2Vec2Model` keys: strip `wav2vec2.`, drop pretraining heads (and the
     training-only `masked_spec_embed` when the model has none), rename legacy weight-norm names."""
-    if any(key.startswith("wav2vec2.") for key in state):
-        state = {key: value for key, value in state.items() if not key.startswith(PRETRAINING_HEADS)}
-        state = take_prefixed(state, "wav2vec2.") | {k: v for k, v in state.items() if not k.startswith("wav2vec2.")}
-    out = {}
-    for key, value in state.items():
+
+    def convert(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        if key.startswith(PRETRAINING_HEADS):
+            return []
+        key = key.removeprefix("wav2vec2.")
         key = key.replace("conv.weight_g", "conv.parametrizations.weight.original0")
         key = key.replace("conv.weight_v", "conv.parametrizations.weight.original1")
         if key == "masked_spec_embed" and key not in model_keys:
-            continue
-        out[key] = value
-    return out
+            return []
+        return [(key, value)]
+
+    return convert
 
 
 def load_wav2vec2(
@@ -131,20 +132,20 @@ def load_wav2vec2(
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
-        raise load_failed(str(config_path), "missing")
+        raise weights_error(config_path, "missing")
     weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
     if weights is None:
-        raise load_failed(str(folder), f"no weights file ({' or '.join(WEIGHT_FILES)})")
+        raise weights_error(folder, f"no weights file ({' or '.join(WEIGHT_FILES)})")
     try:
         config = Wav2Vec2Config.from_json_file(str(config_path))
     except Exception as exc:
-        raise load_failed(str(config_path), f"not a wav2vec2 config ({exc})") from exc
+        raise weights_error(config_path, f"not a wav2vec2 config ({exc})") from exc
     normalize = True
     preprocessor = folder / "preprocessor_config.json"
     if preprocessor.is_file():
         normalize = bool(json.loads(preprocessor.read_text()).get("do_normalize", True))
-    with empty_weights():
+    with parameters_on_meta():
         model = Wav2Vec2Model(config)
-    state = wav2vec2_to_hf(read_state_dict(weights), set(model.state_dict()))
-    assign_state_dict(model, state, str(weights), dtype, device)
+    convert = wav2vec2_converter(set(model.state_dict()))
+    load_weights(model, weights, name="wav2vec2", convert=convert, dtype=dtype, device=device)
     return AudioEncoder(model, normalize)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Engine, EngineError, EngineOptions
+from .contract import Engine, EngineError, EngineOptions
 
 ENGINE_NAMES = ("preview", "infinitetalk")
+INFINITETALK_MODULE = f"{__package__}.infinitetalk"
 
 
 def make_engine(name: str, options: EngineOptions) -> Engine:
     """Build (not load) the named engine. Raises `EngineError("load_failed")` if it is unknown or not installed."""
     if name == "preview":
-        from .preview import PreviewEngine
+        from .preview.engine import PreviewEngine
 
         return PreviewEngine(options)
     if name == "infinitetalk":
@@ -22,19 +23,19 @@ def make_engine(name: str, options: EngineOptions) -> Engine:
 
 
 def _make_infinitetalk(options: EngineOptions) -> Engine:
-    """`engines/infinitetalk.py` must define `InfiniteTalkEngine(options: EngineOptions)`."""
-    module_name = f"{__name__}.infinitetalk"
+    """`infinitetalk/engine.py` must define `InfiniteTalkEngine(options: EngineOptions)`."""
+    module_name = f"{INFINITETALK_MODULE}.engine"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name != module_name:
+        if exc.name not in (INFINITETALK_MODULE, module_name):
             raise EngineError(
                 "load_failed", f"the infinitetalk engine needs the Python package {exc.name!r}, which is not installed"
             ) from exc
         raise EngineError(
             "load_failed",
             "the infinitetalk engine is not part of this installation "
-            "(infinitetalk_engine/engines/infinitetalk.py is missing); "
+            "(infinitetalk_engine/infinitetalk/ is missing); "
             "use --engine preview",
         ) from exc
     engine_class = getattr(module, "InfiniteTalkEngine", None)

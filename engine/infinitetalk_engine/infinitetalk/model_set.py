@@ -10,6 +10,9 @@ Stages (logged with their time, host RSS and a key report):
 1. Tokenizer + umT5 encoder.  2. CLIP visual tower.  3. VAE.  4. wav2vec2.
 5. DiT: base shards + single-speaker adapter, streamed one tensor at a time with the LoRA merged on the device.
 6. Optionally the two-speaker adapter, held beside the single one; `use_adapter()` swaps parameter references.
+
+Errors are plain: `WeightsError` for a file at fault, `ValueError` for a request the loaded set cannot serve; the
+engine maps them to protocol codes.
 """
 
 from __future__ import annotations
@@ -24,9 +27,8 @@ from pathlib import Path
 
 import torch
 
-from .engines.base import EngineError
-from .loading import LoadReport, TensorFile, parameters_on_meta, peak_host_rss_gb, stream_into, stream_tensors
-from .weights import WeightsLayout, load_failed
+from .loading import LoadReport, TensorFile, parameters_on_meta, peak_host_rss_gb, stream_tensors, weights_error
+from .weights import WeightsLayout
 
 log = logging.getLogger(__name__)
 
@@ -75,38 +77,33 @@ class ModelSet:
         if kind == self.active_adapter:
             return
         if kind not in self.adapters:
-            raise EngineError("bad_params", f"the {kind}-speaker adapter is not loaded")
+            raise ValueError(f"the {kind}-speaker adapter is not loaded")
         _assign(self.dit, self.adapters[kind])
         self.active_adapter = kind
 
     def set_lora_scale(self, scale: float) -> float:
         """Re-merge the LoRA at `scale`: the LoRA's target tensors are read again from the files and merged
-        afresh (exact; takes about as long as reading those tensors). Returns the seconds it took."""
+        afresh (exact; takes about as long as reading those tensors). Returns the seconds it took.
+
+        If it fails half-way (a `WeightsError`), `lora_scale` stays NaN: the DiT weights are mixed until the next
+        successful merge, which any scale triggers."""
         if not self.options.use_lora:
-            raise EngineError("bad_params", "this engine runs without the LoRA (lora=off); lora_scale cannot apply")
+            raise ValueError("this engine runs without the LoRA (lora=off); lora_scale cannot apply")
         if scale == self.lora_scale:
             return 0.0
         started = time.perf_counter()
         previous = self.active_adapter
         self.use_adapter("single")
         self.lora_scale = math.nan  # until every target is re-merged: a failure half-way leaves mixed weights
-        try:
-            lora = _open_lora(self.layout)
-            targets = lora.targets()
-            report = _load_dit(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
-            report.raise_if_incomplete([self.layout.dit_dir])
-            self.adapters["single"] = _adapter_params(self.dit, self.adapters["single"].keys())
-            if "multi" in self.adapters:
-                self.adapters["multi"].update(
-                    _read_adapter(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
-                )
-        except EngineError as exc:
-            # The next job re-merges again (its scale differs from nan), which repairs the weights.
-            raise EngineError(
-                "internal",
-                f"re-merging the LoRA failed, DiT weights are inconsistent until the "
-                f"next successful merge: {exc.message}",
-            ) from exc
+        lora = _open_lora(self.layout)
+        targets = lora.targets()
+        report = _load_dit(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
+        report.raise_if_incomplete([self.layout.dit_dir])
+        self.adapters["single"] = _adapter_params(self.dit, self.adapters["single"].keys())
+        if "multi" in self.adapters:
+            self.adapters["multi"].update(
+                _read_adapter(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
+            )
         self.lora_scale = scale
         self.use_adapter(previous)
         return time.perf_counter() - started
@@ -142,7 +139,7 @@ def t5_args(path: Path):
             num_buckets=buckets,
         )
     except (KeyError, ValueError) as exc:
-        raise load_failed(path, f"not a Wan umT5 encoder checkpoint (no {exc})") from exc
+        raise weights_error(path, f"not a Wan umT5 encoder checkpoint (no {exc})") from exc
 
 
 def clip_args(path: Path):
@@ -161,7 +158,7 @@ def clip_args(path: Path):
             num_layers=_count_blocks(s, r"visual\.transformer\.(\d+)\."),
         )
     except (KeyError, ValueError) as exc:
-        raise load_failed(path, f"not a Wan CLIP checkpoint (no {exc})") from exc
+        raise weights_error(path, f"not a Wan CLIP checkpoint (no {exc})") from exc
 
 
 def vae_args(path: Path):
@@ -173,7 +170,7 @@ def vae_args(path: Path):
     try:
         return dataclasses.replace(VaeArgs.wan21(), base_dim=s["encoder.conv1.weight"][0], z_dim=s["conv2.weight"][0])
     except KeyError as exc:
-        raise load_failed(path, f"not a Wan VAE checkpoint (no {exc})") from exc
+        raise weights_error(path, f"not a Wan VAE checkpoint (no {exc})") from exc
 
 
 def dit_config(layout: WeightsLayout, audio_layers: int, audio_channels: int):
@@ -198,9 +195,9 @@ def dit_config(layout: WeightsLayout, audio_layers: int, audio_channels: int):
             audio_tokens=adapter["audio_proj.proj3.weight"][0] // audio_dim,
         )
     except KeyError as exc:
-        raise load_failed(layout.dit_dir, f"DiT or adapter weights lack {exc}") from exc
+        raise weights_error(layout.dit_dir, f"DiT or adapter weights lack {exc}") from exc
     if proj1_in != config.audio_window * audio_layers * audio_channels:
-        raise load_failed(
+        raise weights_error(
             layout.adapter(False),
             f"audio_proj.proj1 takes {proj1_in} inputs, but wav2vec2 gives "
             f"{audio_layers} layers x {audio_channels} per frame",
@@ -279,7 +276,9 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
         models.adapters["multi"] = _read_adapter(dit, layout, options, device, lora, options.lora_scale)
         missing = set(models.adapters["single"]) - set(models.adapters["multi"])
         if missing:
-            raise load_failed(layout.adapter(True), f"lacks {len(missing)} adapter tensors, e.g. {sorted(missing)[:3]}")
+            raise weights_error(
+                layout.adapter(True), f"lacks {len(missing)} adapter tensors, e.g. {sorted(missing)[:3]}"
+            )
         stage("two-speaker adapter", t)
     models.load_seconds = time.perf_counter() - started
     return models
@@ -291,18 +290,6 @@ def _open_lora(layout: WeightsLayout):
     return LoraWeights.from_file(layout.lora)
 
 
-def _convert_dit_key(key: str, tensor: torch.Tensor):
-    from .models.transformer_weights import model_key
-
-    return [(model_key(key), tensor)]
-
-
-def _keep_fp32():
-    from .models.transformer import keeps_fp32
-
-    return keeps_fp32
-
-
 def _load_dit(
     dit,
     layout: WeightsLayout,
@@ -312,24 +299,28 @@ def _load_dit(
     scale: float,
     only_keys: set[str] | None = None,
 ) -> LoadReport:
-    transform = None if lora is None else (lambda key, tensor: lora.merge_into(key, tensor, scale))
-    return stream_into(
+    from .models.transformer_weights import load_transformer
+
+    return load_transformer(
         dit,
         [*layout.dit_shards(), layout.adapter(False)],
-        name="DiT",
         device=device,
         dtype=options.compute_dtype,
-        keep_fp32=_keep_fp32(),
-        convert=_convert_dit_key,
-        transform=transform,
+        transform=_lora_transform(lora, scale),
         transform_keys=None if lora is None else lora.targets(),
         only_keys=only_keys,
     )
 
 
+def _lora_transform(lora, scale: float):
+    return None if lora is None else (lambda key, tensor: lora.merge_into(key, tensor, scale))
+
+
 def _adapter_names(path: Path) -> list[str]:
+    from .models.transformer_weights import model_key
+
     with TensorFile(path) as f:
-        return [name for key in f.keys() for name, _ in _convert_dit_key(key, torch.empty(0))]
+        return [model_key(key) for key in f.keys()]
 
 
 def _adapter_params(dit, names) -> dict[str, torch.Tensor]:
@@ -347,22 +338,24 @@ def _read_adapter(
     only_keys: set[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The multi adapter's tensors (module names), checked against the DiT's parameter names and shapes."""
+    from .models.transformer import keeps_fp32
+    from .models.transformer_weights import convert_wan_key
+
     params = dict(dit.named_parameters())
     path = layout.adapter(True)
     tensors: dict[str, torch.Tensor] = {}
-    transform = None if lora is None else (lambda key, tensor: lora.merge_into(key, tensor, scale))
     for _, key, name, tensor in stream_tensors(
         [path],
         device=device,
         dtype=options.compute_dtype,
-        keep_fp32=_keep_fp32(),
-        convert=_convert_dit_key,
-        transform=transform,
+        keep_fp32=keeps_fp32,
+        convert=convert_wan_key,
+        transform=_lora_transform(lora, scale),
         transform_keys=None if lora is None else lora.targets(),
         only_keys=only_keys,
     ):
         if name not in params or params[name].shape != tensor.shape:
-            raise load_failed(path, f"{key} does not fit the DiT (shape {tuple(tensor.shape)})")
+            raise weights_error(path, f"{key} does not fit the DiT (shape {tuple(tensor.shape)})")
         tensors[name] = tensor
     return tensors
 

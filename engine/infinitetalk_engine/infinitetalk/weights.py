@@ -14,7 +14,7 @@ Layout (see ../shared/reference/infinitetalk-engine.md §1):
       InfiniteTalk/single/infinitetalk.safetensors   audio adapter (multi/ for two speakers)
       lightx2v_lora.safetensors                      4-step distillation LoRA
 
-Nothing here reads tensors; `loading.py` does. Every error is an `EngineError("load_failed")` naming the path.
+Nothing here reads tensors; `loading.py` does. Every error is a `WeightsError` naming the path.
 """
 
 from __future__ import annotations
@@ -23,15 +23,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engines.base import EngineError
+from .loading import weights_error
 
 DIT_FOLDER = "Wan2.1-I2V-14B-480P"
 DIT_INDEX = "diffusion_pytorch_model.safetensors.index.json"
 DIT_SHARD_GLOB = "diffusion_pytorch_model*.safetensors"
-
-
-def load_failed(path: Path, why: str) -> EngineError:
-    return EngineError("load_failed", f"{path}: {why}")
 
 
 @dataclass(frozen=True)
@@ -85,24 +81,24 @@ class WeightsLayout:
             try:
                 weight_map = json.loads(index.read_text())["weight_map"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise load_failed(index, f"not a safetensors index ({exc})") from exc
+                raise weights_error(index, f"not a safetensors index ({exc})") from exc
             shards = [self.dit_dir / name for name in sorted(set(weight_map.values()))]
         else:
             shards = sorted(self.dit_dir.glob(DIT_SHARD_GLOB))
         if not shards:
-            raise load_failed(self.dit_dir / DIT_SHARD_GLOB, "no DiT weight shards found")
+            raise weights_error(self.dit_dir / DIT_SHARD_GLOB, "no DiT weight shards found")
         for shard in shards:
             if not shard.is_file():
-                raise load_failed(shard, "DiT shard listed in the index is missing")
+                raise weights_error(shard, "DiT shard listed in the index is missing")
         return shards
 
     def read_dit_config(self) -> dict:
         try:
             return json.loads(self.dit_config.read_text())
         except FileNotFoundError as exc:
-            raise load_failed(self.dit_config, "missing") from exc
+            raise weights_error(self.dit_config, "missing") from exc
         except ValueError as exc:
-            raise load_failed(self.dit_config, f"not valid JSON ({exc})") from exc
+            raise weights_error(self.dit_config, f"not valid JSON ({exc})") from exc
 
     def required_files(self, two_speakers: bool = False, use_lora: bool = True) -> list[Path]:
         files = [self.dit_config, self.t5, self.clip, self.vae, self.adapter(False)]
@@ -113,15 +109,15 @@ class WeightsLayout:
         return files
 
     def check(self, two_speakers: bool = False, use_lora: bool = True) -> None:
-        """Raise `load_failed` naming the first missing file or folder (cheap: no tensor is read)."""
+        """Raise `WeightsError` naming the first missing file or folder (cheap: no tensor is read)."""
         if not self.root.is_dir():
-            raise load_failed(self.root, "weights folder does not exist")
+            raise weights_error(self.root, "weights folder does not exist")
         for path in self.required_files(two_speakers, use_lora):
             if not path.is_file():
-                raise load_failed(path, "missing")
+                raise weights_error(path, "missing")
         for folder in (self.tokenizer, self.wav2vec):
             if not folder.is_dir() or not any(folder.iterdir()):
-                raise load_failed(folder, "missing or empty folder")
+                raise weights_error(folder, "missing or empty folder")
         if not (self.wav2vec / "config.json").is_file():
-            raise load_failed(self.wav2vec / "config.json", "missing")
+            raise weights_error(self.wav2vec / "config.json", "missing")
         self.dit_shards()

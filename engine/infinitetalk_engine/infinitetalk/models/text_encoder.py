@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import UMT5Config, UMT5EncoderModel
 
-from .state_dicts import StateDictSource, assign_state_dict, describe, empty_weights, load_failed, read_state_dict
+from ..loading import WeightsSource, load_weights, parameters_on_meta, weights_error
 
 
 @dataclass(frozen=True)
@@ -89,36 +89,31 @@ _BLOCK_KEYS = {
 _BLOCK_KEY = re.compile(r"blocks\.(\d+)\.(.+)")
 
 
-def wan_t5_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename Wan T5 encoder keys to `UMT5EncoderModel` keys; unknown keys pass through unchanged (and are then
+def wan_t5_key(key: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """One Wan T5 encoder key -> `UMT5EncoderModel` keys; unknown keys pass through unchanged (and are then
     reported as unexpected)."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        match = _BLOCK_KEY.fullmatch(key)
-        if key == "token_embedding.weight":
-            out["shared.weight"] = value
-            out["encoder.embed_tokens.weight"] = value  # tied: the same tensor, re-tied after loading
-        elif key == "norm.weight":
-            out["encoder.final_layer_norm.weight"] = value
-        elif match and match.group(2) in _BLOCK_KEYS:
-            out[f"encoder.block.{match.group(1)}.{_BLOCK_KEYS[match.group(2)]}"] = value
-        else:
-            out[key] = value
-    return out
+    match = _BLOCK_KEY.fullmatch(key)
+    if key == "token_embedding.weight":
+        # Tied: the same tensor under both names (loaded once), re-tied after loading.
+        return [("shared.weight", tensor), ("encoder.embed_tokens.weight", tensor)]
+    if key == "norm.weight":
+        return [("encoder.final_layer_norm.weight", tensor)]
+    if match and match.group(2) in _BLOCK_KEYS:
+        return [(f"encoder.block.{match.group(1)}.{_BLOCK_KEYS[match.group(2)]}", tensor)]
+    return [(key, tensor)]
 
 
 def load_t5_encoder(
-    source: StateDictSource,
+    source: WeightsSource,
     args: T5EncoderArgs = T5EncoderArgs(),
     dtype: torch.dtype = torch.bfloat16,
     device: torch.device | str = "cpu",
 ) -> UMT5EncoderModel:
     """The umT5 encoder from Wan's checkpoint (`models_t5_umt5-xxl-enc-bf16.pth`), in eval mode on `device`.
     Upstream runs it in bf16 (the file's dtype, so loading copies nothing on the host)."""
-    with empty_weights():
+    with parameters_on_meta():
         model = UMT5EncoderModel(args.to_hf())
-    state = wan_t5_to_hf(read_state_dict(source))
-    assign_state_dict(model, state, describe(source), dtype, device)
+    load_weights(model, source, name="umT5", convert=wan_t5_key, dtype=dtype, device=device)
     model.encoder.embed_tokens.weight = model.shared.weight
     return model
 
@@ -139,11 +134,11 @@ def load_tokenizer(folder: str | Path):
     from transformers import AutoTokenizer
 
     if not Path(folder).is_dir():
-        raise load_failed(str(folder), "tokenizer folder missing")
+        raise weights_error(folder, "tokenizer folder missing")
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:
-        raise load_failed(str(folder), f"not a tokenizer folder ({exc})") from exc
+        raise weights_error(folder, f"not a tokenizer folder ({exc})") from exc
 
 
 def tokenize(tokenizer, prompts: list[str], text_len: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,7 +167,7 @@ def encode_tokens(model: UMT5EncoderModel, ids: torch.Tensor, mask: torch.Tensor
 def trim_to_mask(out: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
     """Keep each row's first `mask.sum()` positions: (B, L, dim) -> B tensors (len_i, dim)."""
     lengths = mask.gt(0).sum(dim=1).tolist()
-    return [row[:length] for row, length in zip(out, lengths)]
+    return [row[:length] for row, length in zip(out, lengths, strict=True)]
 
 
 def encode_prompts(model: UMT5EncoderModel, tokenizer, prompts: list[str], text_len: int = 512) -> list[torch.Tensor]:
@@ -195,7 +190,7 @@ def position_bias(model: UMT5EncoderModel, layer: int, length: int) -> torch.Ten
 
 __all__ = [
     "T5EncoderArgs",
-    "wan_t5_to_hf",
+    "wan_t5_key",
     "load_t5_encoder",
     "clean_prompt",
     "load_tokenizer",

@@ -17,7 +17,7 @@ import torch
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-from .state_dicts import StateDictSource, assign_state_dict, describe, empty_weights, read_state_dict
+from ..loading import WeightsSource, load_weights, parameters_on_meta
 
 WAN21_LATENTS_MEAN = (
     -0.7571,
@@ -136,16 +136,20 @@ class WanVae:
         return self.model.decode(z[None].to(self.dtype)).sample[0].float()
 
 
+def wan_vae_key(key: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """One Wan VAE key -> diffusers' name (the converter renames key by key; keys it does not know pass through
+    and are reported as unexpected)."""
+    return list(convert_wan_vae_to_diffusers({key: tensor}).items())
+
+
 def load_vae(
-    source: StateDictSource,
+    source: WeightsSource,
     args: VaeArgs = VaeArgs(),
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> WanVae:
     """The VAE from Wan's checkpoint (`Wan2.1_VAE.pth`) or a dict in Wan key names."""
-    with empty_weights():
+    with parameters_on_meta():
         model = args.build()
-    # The converter renames into a new dict; keys it does not know pass through and are reported as unexpected.
-    state = convert_wan_vae_to_diffusers(read_state_dict(source))
-    assign_state_dict(model, state, describe(source), dtype, device)
+    load_weights(model, source, name="VAE", convert=wan_vae_key, dtype=dtype, device=device)
     return WanVae(model, args)

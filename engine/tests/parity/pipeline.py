@@ -17,17 +17,21 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..models.transformer import InfiniteTalkTransformer
-from ..models.transformer_config import TransformerConfig
-from ..models.transformer_weights import load_state_dict_wan
-from ..models.vae import VaeArgs, load_vae
-from ..pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
+from infinitetalk_engine.infinitetalk.models.vae import VaeArgs, load_vae
+from infinitetalk_engine.infinitetalk.pipeline import (
+    Conditioning,
+    Hooks,
+    SamplerSettings,
+    generate_clips,
+    to_uint8_frames,
+)
+
 from . import Check
 from ._compare import max_abs_error
+from .dit import load_model
 
 TOLERANCE = 1e-3  # README table: pipeline per-step latents, decoded frames (errors compound)
 UINT8_TOLERANCE = 1.0  # uint8 frames: off-by-one allowed
-EXTRA_DIT_CONFIG_KEYS = ("audio_proj_blocks", "audio_proj_channels", "clip_feature_dim")
 
 
 def settings_from_meta(params: dict) -> SamplerSettings:
@@ -42,17 +46,6 @@ def settings_from_meta(params: dict) -> SamplerSettings:
         seed=params["seed"],
         max_frames=params["max_frames_num"],
     )
-
-
-def _dit(root: Path) -> InfiniteTalkTransformer:
-    raw = json.loads((root / "dit" / "config.json").read_text())
-    config = TransformerConfig.from_wan_config(
-        {**raw["wan_model_kwargs"], **{k: raw[k] for k in EXTRA_DIT_CONFIG_KEYS}}
-    )
-    with torch.device("meta"):
-        model = InfiniteTalkTransformer(config)
-    load_state_dict_wan(model, load_file(root / "dit" / "weights.safetensors"), device="cpu")
-    return model
 
 
 @functools.lru_cache(maxsize=2)
@@ -80,7 +73,7 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         ref_target_masks=torch.ones(3, lat_h, lat_w),
     )  # one speaker: three all-ones masks
 
-    dit = _dit(root)
+    dit = load_model(root)
     vae = load_vae(root / "vae" / "weights.safetensors", VaeArgs.from_fixture_config(root / "vae" / "config.json"))
     ours: dict[str, torch.Tensor] = {}
     clips = list(generate_clips(dit, vae, cond, settings, Hooks(trace=ours.__setitem__)))

@@ -10,7 +10,7 @@ The sum is formed in float32 on the base tensor's device and cast back to the ba
 
 Streaming use (one base tensor at a time, e.g. while reading DiT shards):
 
-    lora = LoraWeights.from_file("lightx2v_lora.safetensors")      # lazy: tensors are read when used
+    lora = LoraWeights.from_file("lightx2v_lora.safetensors")      # lazy: tensors are read (loading.TensorFile) when used
     tensor = lora.merge_into(wan_key, tensor.to("cuda"), scale=1.0)  # no-op for keys the LoRA does not touch
     ...
     lora.unapplied()      # LoRA targets no base key matched (report them)
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .engines.base import EngineError
+from .loading import TensorFile, WeightsError, weights_error
 
 PREFIX = "diffusion_model."
 DOWN, UP, DIFF, DIFF_B, ALPHA = ".lora_down.weight", ".lora_up.weight", ".diff", ".diff_b", ".alpha"
@@ -84,15 +84,12 @@ class LoraWeights:
 
     @classmethod
     def from_file(cls, path: str | Path) -> LoraWeights:
-        """Open a `.safetensors` LoRA; tensors are read (memory-mapped) only when a target is merged."""
-        from safetensors import safe_open
-
+        """Open a `.safetensors` LoRA; a tensor is read only when a target is merged (the file stays open)."""
         try:
-            handle = safe_open(str(path), framework="pt", device="cpu")
-            keys = list(handle.keys())
-        except Exception as exc:  # missing or corrupt file: name it
-            raise EngineError("load_failed", f"{path}: not a readable LoRA safetensors file ({exc})") from exc
-        return cls(keys, handle.get_tensor)
+            handle = TensorFile(path)
+        except WeightsError as exc:  # missing or corrupt file: name it
+            raise weights_error(path, f"not a readable LoRA safetensors file ({exc})") from exc
+        return cls(handle.keys(), handle.get)
 
     def targets(self) -> set[str]:
         """The Wan parameter keys this LoRA changes."""
@@ -124,16 +121,14 @@ class LoraWeights:
             up = self._get(term.up).to(device=device, dtype=torch.float32)
             down = self._get(term.down).to(device=device, dtype=torch.float32)
             if up.ndim != 2 or down.ndim != 2 or up.shape[1] != down.shape[0]:
-                raise EngineError(
-                    "load_failed",
+                raise WeightsError(
                     f"LoRA for {key}: lora_up {tuple(up.shape)} and lora_down "
-                    f"{tuple(down.shape)} are not a [out, r] x [r, in] pair",
+                    f"{tuple(down.shape)} are not a [out, r] x [r, in] pair"
                 )
             delta = up @ down
         if delta.shape != base.shape:
-            raise EngineError(
-                "load_failed",
-                f"LoRA for {key}: delta shape {tuple(delta.shape)} does not match the base tensor {tuple(base.shape)}",
+            raise WeightsError(
+                f"LoRA for {key}: delta shape {tuple(delta.shape)} does not match the base tensor {tuple(base.shape)}"
             )
         return delta
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from ..lora import merge_lora
+from infinitetalk_engine.infinitetalk.lora import merge_lora
+
 from . import Check
 
 TOLERANCE = 1e-5

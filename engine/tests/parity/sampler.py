@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream
-from ..sampler.color import match_colors
-from ..sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance
-from ..sampler.schedule import NUM_TRAIN_TIMESTEPS, timesteps
+from infinitetalk_engine.infinitetalk.sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream
+from infinitetalk_engine.infinitetalk.sampler.color import match_colors
+from infinitetalk_engine.infinitetalk.sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance
+from infinitetalk_engine.infinitetalk.sampler.schedule import NUM_TRAIN_TIMESTEPS, timesteps
+
 from . import Check
 from ._compare import max_abs_error
 

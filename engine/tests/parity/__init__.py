@@ -2,8 +2,9 @@
 
 Each module here (`dit.py`, `t5.py`, ...) exposes `CHECKS`: a list of `Check`. A check reads its inputs, weights and
 expected outputs from the fixture folder (configs and shapes come from the files, never from constants here), runs
-our modules, and returns the max abs error. `python -m infinitetalk_engine.parity [DIR]` prints the table;
-`engine/tests/test_parity.py` runs the same checks under pytest.
+our modules, and returns the max abs error. Test-side code, not shipped with the engine package:
+`make parity` (`PYTHONPATH=engine/tests python -m parity [DIR]`) prints the table; `engine/tests/test_parity.py` runs
+the same checks under pytest.
 """
 
 from __future__ import annotations

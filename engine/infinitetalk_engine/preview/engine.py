@@ -16,10 +16,10 @@ from .. import __version__
 from ..media.audio import SAMPLE_RATE, load_speech, measure_loudness
 from ..media.image import fit_to_bucket, load_image
 from ..media.video import FPS, Mp4Writer
-from .base import Engine, EngineOptions, JobContext, JobRequest, JobResult
+from ..contract import Engine, EngineOptions, JobContext, JobRequest, JobResult
 from .face_detection import centre_layout, find_face_layout
-from .preview_animator import FaceAnimator
-from .preview_motion import plan_motion
+from .animator import FaceAnimator
+from .motion import plan_motion
 
 DEFAULT_MAX_JOBS = 2
 DEFAULT_SEED = 42

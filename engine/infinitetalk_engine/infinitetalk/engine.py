@@ -4,7 +4,8 @@
         [--engine-option KEY=VALUE ...]
 
 Models are loaded once (`model_set.py`, streamed so host RAM stays far below model size) and stay resident; jobs
-run one at a time on the device. A job goes through the protocol's stages:
+run one at a time on the device. This is the only module of the subpackage that knows the engine contract: the
+model code below raises plain errors (`WeightsError`, `ValueError`), mapped to protocol codes here. A job goes through the protocol's stages:
 1. decoding_audio: 16 kHz mono, -23 LUFS (two speakers: both tracks, zero-padded to the longer; the MP4 gets
    their sum).   2. audio_features: wav2vec2 at 25 fps.   3. encoding_image: bucket resize/crop, CLIP features,
    speaker masks.   4. encoding_text: umT5 contexts (cached per prompt).   5. generating: the streaming sampler
@@ -42,10 +43,11 @@ from .. import __version__
 from ..media.audio import load_speech
 from ..media.image import BUCKETS, load_image, plan_resize_crop, resize_and_crop
 from ..media.video import FPS, Mp4Writer
-from ..pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
-from ..sampler.schedule import DEFAULT_SHIFT
-from ..weights import WeightsLayout
-from .base import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
+from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
+from .sampler.schedule import DEFAULT_SHIFT
+from .loading import WeightsError
+from .weights import WeightsLayout
+from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
 
 log = logging.getLogger(__name__)
 
@@ -158,19 +160,20 @@ class InfiniteTalkEngine(Engine):
         }
 
     def load(self) -> None:
-        from ..model_set import ModelSetOptions, load_model_set
+        from .model_set import ModelSetOptions, load_model_set
 
-        self.models = load_model_set(
-            self.layout,
-            ModelSetOptions(
-                device=str(self.device),
-                dit_dtype=self.settings.dtype,
-                lora_scale=self.settings.lora_scale,
-                use_lora=self.settings.use_lora,
-                two_speakers=self.settings.two_speakers,
-                vae_dtype=self.settings.vae_dtype,
-            ),
+        options = ModelSetOptions(
+            device=str(self.device),
+            dit_dtype=self.settings.dtype,
+            lora_scale=self.settings.lora_scale,
+            use_lora=self.settings.use_lora,
+            two_speakers=self.settings.two_speakers,
+            vae_dtype=self.settings.vae_dtype,
         )
+        try:
+            self.models = load_model_set(self.layout, options)
+        except ValueError as exc:  # a WeightsError naming the file, or a DiT config this model cannot run
+            raise EngineError("load_failed", str(exc)) from exc
         if self.settings.compile:
             for block in self.models.dit.blocks:
                 block.compile()
@@ -225,7 +228,7 @@ class InfiniteTalkEngine(Engine):
         pixels = resize_and_crop(picture, height, width)  # (H, W, 3) uint8
         image = (torch.tensor(pixels).permute(2, 0, 1).float() / 255 - 0.5) * 2
         image = image.to(self.device)  # (3, H, W) [-1, 1]
-        from ..models.image_encoder import encode_image
+        from .models.image_encoder import encode_image
 
         clip_features = encode_image(models.clip, image[None])  # (1, 257, 1280)
         masks = speaker_masks(
@@ -252,7 +255,13 @@ class InfiniteTalkEngine(Engine):
         lora_scale = self.settings.lora_scale if params.lora_scale is None else params.lora_scale
         if self.settings.use_lora and lora_scale != models.lora_scale:
             ctx.stage("generating", f"Re-merging the LoRA at scale {lora_scale:g} (slow, once per change)")
-            models.set_lora_scale(lora_scale)
+            try:
+                models.set_lora_scale(lora_scale)
+            except WeightsError as exc:  # the next job re-merges again (its scale differs from NaN): that repairs it
+                raise EngineError(
+                    "internal",
+                    f"re-merging the LoRA failed, DiT weights are inconsistent until the next successful merge: {exc}",
+                ) from exc
         models.use_adapter("multi" if two_speakers else "single")
         cond = Conditioning(
             image=image,
@@ -366,7 +375,7 @@ class InfiniteTalkEngine(Engine):
         if prompt in self._text_cache:
             self._text_cache.move_to_end(prompt)
             return self._text_cache[prompt]
-        from ..models.text_encoder import encode_prompts
+        from .models.text_encoder import encode_prompts
 
         (context,) = encode_prompts(self.models.t5, self.models.tokenizer, [prompt])
         self._text_cache[prompt] = context

@@ -4,7 +4,7 @@ Wan's own config names (`dim`, `ffn_dim`, `num_heads`, `num_layers`, `in_dim`, `
 `freq_dim`, `eps`, `patch_size`, `model_type`) and the InfiniteTalk constructor names (`audio_window`,
 `intermediate_dim`, `output_dim`, `context_tokens`, `vae_scale`, ...) map one to one; anything a real config leaves
 out takes the 14B value. Settings upstream allows but InfiniteTalk never uses (windowed attention, no q/k norm, ...)
-are refused with `EngineError("load_failed")` instead of being silently ignored.
+are refused with a `ValueError` (the engine reports it as `load_failed`) instead of being silently ignored.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
-
-from ..engines.base import EngineError
 
 
 @dataclass(frozen=True)
@@ -68,12 +66,11 @@ class TransformerConfig:
                 values[key] = value
             elif key in _FIXED:
                 if _normalise(value) != _normalise(_FIXED[key]):
-                    raise EngineError(
-                        "load_failed",
-                        f"DiT config: {key}={value!r} is not supported (InfiniteTalk needs {_FIXED[key]!r})",
+                    raise ValueError(
+                        f"DiT config: {key}={value!r} is not supported (InfiniteTalk needs {_FIXED[key]!r})"
                     )
             else:
-                raise EngineError("load_failed", f"DiT config: unknown key {key!r}")
+                raise ValueError(f"DiT config: unknown key {key!r}")
         if "patch_size" in values:
             values["patch_size"] = tuple(int(p) for p in values["patch_size"])
         config_out = replace(cls(), **values)
@@ -94,7 +91,7 @@ class TransformerConfig:
         if self.audio_window % 2 == 0 or self.vae_scale < 2:
             problems.append(f"audio_window {self.audio_window} must be odd and vae_scale {self.vae_scale} >= 2")
         if problems:
-            raise EngineError("load_failed", "DiT config: " + "; ".join(problems))
+            raise ValueError("DiT config: " + "; ".join(problems))
 
 
 _FIELD_NAMES = {f.name for f in fields(TransformerConfig)}

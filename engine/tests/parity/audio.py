@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..models.audio_encoder import (
+from infinitetalk_engine.infinitetalk.models.audio_encoder import (
     conv_features,
     load_wav2vec2,
     normalize_waveform,
@@ -20,7 +20,8 @@ from ..models.audio_encoder import (
     resample_frames,
     video_frame_count,
 )
-from ..sampler.audio_windows import clip_windows, window_indices
+from infinitetalk_engine.infinitetalk.sampler.audio_windows import clip_windows, window_indices
+
 from . import Check
 from ._compare import max_abs_error
 
@@ -56,7 +57,9 @@ def _error(root: Path, name: str) -> float:
 
 
 def _loudness_error(root: Path) -> float:
-    from ..media.audio import normalize_loudness  # the media pipeline's function, the one production calls
+    from infinitetalk_engine.media.audio import (
+        normalize_loudness,  # the media pipeline's function, the one production calls
+    )
 
     fixture = load_file(root / "audio" / "tensors.safetensors")
     ours = torch.from_numpy(normalize_loudness(fixture["waveform"].numpy()))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
-from .state_dicts import StateDictSource, assign_state_dict, describe, empty_weights, read_state_dict, take_prefixed
+from ..loading import Converter, WeightsSource, load_weights, parameters_on_meta
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -93,43 +93,46 @@ _BLOCK_KEYS = {
 }
 
 
-def wan_clip_visual_to_hf(state: dict[str, torch.Tensor], num_blocks: int) -> dict[str, torch.Tensor]:
-    """Rename Wan's `visual.*` keys to `CLIPVisionModel` (vision tower) keys, keeping blocks `0..num_blocks-1`.
-    The text tower, `visual.head` and later blocks are dropped; any other key passes through (-> unexpected)."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in take_prefixed(state, "visual.").items():
+def wan_clip_visual_converter(num_blocks: int) -> Converter:
+    """Wan's `visual.*` keys -> `CLIPVisionModel` (vision tower) keys, keeping blocks `0..num_blocks-1`. The text
+    tower, `visual.head` and later blocks are dropped; any other key passes through (-> unexpected)."""
+
+    def convert(key: str, value: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        if not key.startswith("visual."):
+            return []  # the text tower (`textual.*`) and `log_scale`: Wan uses the visual tower only
+        key = key.removeprefix("visual.")
         match = _BLOCK_KEY.fullmatch(key)
         if key == "head":
-            continue  # projection to the joint space: Wan uses the token features, not the embedding
-        elif key == "patch_embedding.weight":
-            out["embeddings.patch_embedding.weight"] = value
-        elif key == "cls_embedding":
-            out["embeddings.class_embedding"] = value.reshape(-1)  # (1, 1, dim) -> (dim,)
-        elif key == "pos_embedding":
-            out["embeddings.position_embedding.weight"] = value.reshape(value.shape[-2], value.shape[-1])
-        elif key.startswith("pre_norm."):
-            out["pre_layrnorm." + key.split(".", 1)[1]] = value
-        elif key.startswith("post_norm."):
-            out["post_layernorm." + key.split(".", 1)[1]] = value
-        elif match:
-            block, name = int(match.group(1)), match.group(2)
-            if block >= num_blocks:
-                continue  # the last block: not part of the penultimate features
-            prefix = f"encoder.layers.{block}."
-            if name in ("attn.to_qkv.weight", "attn.to_qkv.bias"):
-                q, k, v = value.chunk(3, dim=0)  # to_qkv output is [q | k | v]
-                suffix = name.rsplit(".", 1)[1]
-                for part, tensor in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
-                    out[f"{prefix}self_attn.{part}.{suffix}"] = tensor
-            else:
-                out[prefix + _BLOCK_KEYS.get(name, name)] = value
-        else:
-            out[key] = value
-    return out
+            return []  # projection to the joint space: Wan uses the token features, not the embedding
+        if key == "patch_embedding.weight":
+            return [("embeddings.patch_embedding.weight", value)]
+        if key == "cls_embedding":
+            return [("embeddings.class_embedding", value.reshape(-1))]  # (1, 1, dim) -> (dim,)
+        if key == "pos_embedding":
+            return [("embeddings.position_embedding.weight", value.reshape(value.shape[-2], value.shape[-1]))]
+        if key.startswith("pre_norm."):
+            return [("pre_layrnorm." + key.split(".", 1)[1], value)]
+        if key.startswith("post_norm."):
+            return [("post_layernorm." + key.split(".", 1)[1], value)]
+        if not match:
+            return [(key, value)]
+        block, name = int(match.group(1)), match.group(2)
+        if block >= num_blocks:
+            return []  # the last block: not part of the penultimate features
+        prefix = f"encoder.layers.{block}."
+        if name in ("attn.to_qkv.weight", "attn.to_qkv.bias"):
+            q, k, v = value.chunk(3, dim=0)  # to_qkv output is [q | k | v]
+            suffix = name.rsplit(".", 1)[1]
+            return [
+                (f"{prefix}self_attn.{part}.{suffix}", t) for part, t in (("q_proj", q), ("k_proj", k), ("v_proj", v))
+            ]
+        return [(prefix + _BLOCK_KEYS.get(name, name), value)]
+
+    return convert
 
 
 def load_clip_visual(
-    source: StateDictSource,
+    source: WeightsSource,
     args: ClipVisionArgs = ClipVisionArgs(),
     dtype: torch.dtype = torch.float16,
     device: torch.device | str = "cpu",
@@ -137,10 +140,10 @@ def load_clip_visual(
     """The visual tower (minus its last block) from Wan's CLIP checkpoint
     (`models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth`). Upstream runs it under fp16 autocast."""
     config = args.to_hf()
-    with empty_weights():
+    with parameters_on_meta():
         model = CLIPVisionModel(config)
-    state = wan_clip_visual_to_hf(read_state_dict(source), config.num_hidden_layers)
-    assign_state_dict(_tower(model), state, describe(source), dtype, device)
+    convert = wan_clip_visual_converter(config.num_hidden_layers)
+    load_weights(_tower(model), source, name="CLIP", convert=convert, dtype=dtype, device=device)
     return model
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..models.vae import VaeArgs, load_vae
+from infinitetalk_engine.infinitetalk.models.vae import VaeArgs, load_vae
+
 from . import Check
 from ._compare import max_abs_error
 

@@ -3,9 +3,9 @@
 Public API (single sample, as upstream; classifier-free guidance passes are separate calls):
 
     config = TransformerConfig.from_wan_config(json.load(open("Wan2.1-I2V-14B-480P/config.json")))
-    model = InfiniteTalkTransformer(config)                    # or build on the meta device, see transformer_weights
+    model = InfiniteTalkTransformer(config)                    # or under parameters_on_meta, see transformer_weights
     model.cast_for_inference(torch.bfloat16)                   # bf16 weights, float32 where upstream keeps float32
-    report = load_state_dict_wan(model, wan_state_dict)        # transformer_weights.py; strict key accounting
+    report = load_transformer(model, [wan_file], device="cuda")  # transformer_weights.py; strict key accounting
 
     audio_tokens = model.project_audio(audio_windows)          # (speakers, 81, 5, 12, 768) -> (speakers, 21, 32, 768)
                                                                # once per clip; null audio: windows zeros_like[-1:]
@@ -97,11 +97,6 @@ class InfiniteTalkTransformer(nn.Module):
         for name, param in self.named_parameters():
             param.data = param.data.to(torch.float32 if keeps_fp32(name) else dtype)
         return self
-
-    def init_rope(self, device: torch.device | str) -> None:
-        """(Re)build the RoPE tables on `device`: needed when the model was built on the meta device."""
-        c = self.config
-        self.rope = WanRotaryPosEmbed(c.head_dim, c.patch_size, c.rope_max_positions).to(device)
 
     @torch.no_grad()
     def project_audio(self, audio_windows: torch.Tensor) -> torch.Tensor:

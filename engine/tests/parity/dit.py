@@ -13,10 +13,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ..models.transformer import InfiniteTalkTransformer
-from ..models.transformer_config import TransformerConfig
-from ..models.transformer_weights import load_state_dict_wan
+from infinitetalk_engine.infinitetalk.loading import parameters_on_meta
+from infinitetalk_engine.infinitetalk.models.transformer import InfiniteTalkTransformer
+from infinitetalk_engine.infinitetalk.models.transformer_config import TransformerConfig
+from infinitetalk_engine.infinitetalk.models.transformer_weights import load_transformer
+
 from . import Check
+from ._compare import max_abs_error
 
 TOLERANCE = 1e-4  # README table: DiT outputs / intermediates, fp32
 EXTRA_CONFIG_KEYS = ("audio_proj_blocks", "audio_proj_channels", "clip_feature_dim")
@@ -45,19 +48,25 @@ TWO_SPEAKER_OUTPUTS = (
 )
 
 
-@functools.lru_cache(maxsize=2)
-def _model(root: Path) -> InfiniteTalkTransformer:
+def fixture_config(root: Path) -> TransformerConfig:
+    """The fixture DiT's config: upstream's `WanModel` kwargs plus the audio sizes stored beside them."""
     raw = json.loads((root / "dit" / "config.json").read_text())
-    config = TransformerConfig.from_wan_config({**raw["wan_model_kwargs"], **{k: raw[k] for k in EXTRA_CONFIG_KEYS}})
-    with torch.device("meta"):
-        model = InfiniteTalkTransformer(config)
-    load_state_dict_wan(model, load_file(root / "dit" / "weights.safetensors"), device="cpu")
+    return TransformerConfig.from_wan_config({**raw["wan_model_kwargs"], **{k: raw[k] for k in EXTRA_CONFIG_KEYS}})
+
+
+@functools.lru_cache(maxsize=2)
+def load_model(root: Path) -> InfiniteTalkTransformer:
+    """The fixture DiT in fp32 on the CPU, loaded by the production loader (strict)."""
+    with parameters_on_meta():
+        model = InfiniteTalkTransformer(fixture_config(root))
+    weights = root / "dit" / "weights.safetensors"
+    load_transformer(model, [weights], device="cpu").raise_if_incomplete([weights])
     return model
 
 
 @functools.lru_cache(maxsize=4)
 def _run(root: Path, case: str) -> dict[str, torch.Tensor]:
-    model = _model(root)
+    model = load_model(root)
     inputs = load_file(root / "dit" / case / "inputs.safetensors")
     with safe_open(str(root / "dit" / "single" / "inputs.safetensors"), "pt") as single:
         clip_features = single.get_tensor("clip_fea")  # not duplicated in two_speakers
@@ -87,10 +96,7 @@ def _run(root: Path, case: str) -> dict[str, torch.Tensor]:
 def _error(root: Path, case: str, name: str) -> float:
     with safe_open(str(root / "dit" / case / "outputs.safetensors"), "pt") as outputs:
         expected = outputs.get_tensor(name)
-    ours = _run(root, case)[name]
-    if tuple(ours.shape) != tuple(expected.shape):
-        raise ValueError(f"shape {tuple(ours.shape)}, fixture {tuple(expected.shape)}")
-    return (ours.float() - expected.float()).abs().max().item()
+    return max_abs_error(_run(root, case)[name], expected)
 
 
 CHECKS = [

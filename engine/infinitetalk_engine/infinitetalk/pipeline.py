@@ -33,7 +33,7 @@ from typing import Protocol
 
 import torch
 
-from .color_on_device import match_colors_on_device
+from .sampler.color_on_device import match_colors_on_device
 from .sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream
 from .sampler.color import match_colors
 from .sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance

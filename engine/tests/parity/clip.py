@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..models.image_encoder import ClipVisionArgs, encode_image, load_clip_visual, preprocess
+from infinitetalk_engine.infinitetalk.models.image_encoder import (
+    ClipVisionArgs,
+    encode_image,
+    load_clip_visual,
+    preprocess,
+)
+
 from . import Check
 from ._compare import max_abs_error
 
