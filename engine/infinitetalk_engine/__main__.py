@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .engines import ENGINE_NAMES, make_engine
+from .job_context import MIN_PROGRESS_INTERVAL
 from .contract import EngineError, EngineOptions
 from .protocol import Error, MessageWriter
 from .worker import Worker
@@ -30,6 +31,13 @@ def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -79,6 +87,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="an engine-specific option (repeatable)",
     )
+    parser.add_argument(
+        "--progress-interval",
+        type=non_negative_float,
+        default=MIN_PROGRESS_INTERVAL,
+        metavar="SECONDS",
+        help=f"at most one progress event per job this often (default {MIN_PROGRESS_INTERVAL:g}; 0 = every event)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -123,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A private reader of fd 0, never closed: the input thread may still be blocked in it when we exit, and
     # closing a buffered reader another thread is reading would wait for that read.
     stdin = open(os.dup(0), "rb")
-    return Worker(engine, writer).serve(stdin)
+    return Worker(engine, writer, progress_interval=args.progress_interval).serve(stdin)
 
 
 if __name__ == "__main__":

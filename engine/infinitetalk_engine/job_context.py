@@ -1,7 +1,8 @@
 """`JobContext` for the protocol: stages and progress become events, cancel becomes `JobCancelled`.
 
 Progress is kept monotonic (a lower fraction than one already reported is raised to it) and rate-limited to one
-event per `min_interval` seconds, except the first and the final (fraction 1) ones. Without an engine estimate,
+event per `min_interval` seconds (`--progress-interval`; 0 sends every one), except the first and the final
+(fraction 1) ones. Without an engine estimate,
 the ETA is extrapolated from the time spent so far.
 """
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .contract import Engine, EngineError, JobCancelled, JobRequest
-from .job_context import ProtocolJobContext
+from .job_context import MIN_PROGRESS_INTERVAL, ProtocolJobContext
 from .media.video import remove_partial_output
 from .protocol import (
     BadMessage,
@@ -55,9 +55,10 @@ class RunningJob:
 
 
 class Worker:
-    def __init__(self, engine: Engine, writer: MessageWriter):
+    def __init__(self, engine: Engine, writer: MessageWriter, progress_interval: float = MIN_PROGRESS_INTERVAL):
         self.engine = engine
         self.writer = writer
+        self.progress_interval = progress_interval  # seconds between a job's progress events (0: send every one)
         self.capabilities = engine.capabilities()
         self.max_jobs = int(self.capabilities["max_concurrent_jobs"])
         self.state = WorkerState.LOADING
@@ -193,7 +194,7 @@ class Worker:
     def _run(self, job: RunningJob) -> None:
         request = job.request
         started = time.monotonic()
-        context = ProtocolJobContext(request.job_id, self.writer.send, job.cancelled)
+        context = ProtocolJobContext(request.job_id, self.writer.send, job.cancelled, self.progress_interval)
         outcome: Event | None = None
         try:
             log.info("job %s started", request.job_id)

@@ -73,9 +73,10 @@ def burst_wav(media_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def long_wav(media_dir) -> Path:
-    """20 s of tone bursts: a job long enough to cancel or to heartbeat during."""
+    """60 s of tone bursts: a job long enough to cancel or to heartbeat during (tests that need it running say so
+    in the same write as the job, or cancel it; nobody waits for it to end)."""
     rate = 16_000
-    t = np.arange(20 * rate) / rate
+    t = np.arange(60 * rate) / rate
     tone = 0.2 * np.sin(2 * np.pi * 220 * t) * (np.floor(t / 0.3) % 2 == 0)
     return write_wav(media_dir / "long.wav", tone, rate)
 

@@ -64,9 +64,14 @@ class EngineProcess:
             self.stderr_lines.append(raw.decode("utf-8", "replace"))
 
     def send(self, message: dict[str, Any]) -> None:
-        if message.get("type") in ("job", "cancel", "heartbeat", "shutdown"):
-            validate(message)
-        self.send_raw(json.dumps(message))
+        self.send_all(message)
+
+    def send_all(self, *messages: dict[str, Any]) -> None:
+        """Send messages in one write, so the engine reads them back to back (in this order)."""
+        for message in messages:
+            if message.get("type") in ("job", "cancel", "heartbeat", "shutdown"):
+                validate(message)
+        self.send_raw("\n".join(json.dumps(message) for message in messages))
 
     def send_raw(self, line: str) -> None:
         self.process.stdin.write(line.encode("utf-8") + b"\n")

@@ -140,10 +140,9 @@ def test_two_speaker_params_are_bad_params_for_the_preview(engine, tmp_path, fac
 
 
 def test_heartbeat_is_answered_while_a_job_runs(engine, tmp_path, face_png, long_wav):
-    engine.send(job_message("hb", face_png, long_wav, tmp_path / "out.mp4"))
-    engine.next_event("stage", where=lambda e: e.get("job_id") == "hb" and e["stage"] == "generating")
-    engine.send({"type": "heartbeat", "seq": 7})
-    reply = engine.next_event("heartbeat", timeout=2)
+    # One write: the input thread starts the job before it reads the heartbeat, whatever the machine's speed.
+    engine.send_all(job_message("hb", face_png, long_wav, tmp_path / "out.mp4"), {"type": "heartbeat", "seq": 7})
+    reply = engine.next_event("heartbeat")
     assert reply == {"type": "heartbeat", "seq": 7, "active_jobs": ["hb"]}
     engine.send({"type": "cancel", "job_id": "hb"})
     assert engine.job_events("hb")[-1]["code"] == "cancelled"
@@ -177,9 +176,11 @@ def test_jobs_beyond_max_jobs_are_busy(tmp_path, face_png, long_wav, speech_wav)
     process = EngineProcess("--engine", "preview", "--max-jobs", "1")
     try:
         assert process.hello["capabilities"]["max_concurrent_jobs"] == 1
-        process.send(job_message("first", face_png, long_wav, tmp_path / "1.mp4"))
-        process.next_event("stage", where=lambda e: e.get("job_id") == "first")
-        process.send(job_message("second", face_png, speech_wav, tmp_path / "2.mp4"))
+        # One write: the first job is running when the second is read, whatever the machine's speed.
+        process.send_all(
+            job_message("first", face_png, long_wav, tmp_path / "1.mp4"),
+            job_message("second", face_png, speech_wav, tmp_path / "2.mp4"),
+        )
         busy = process.next_event("error", where=lambda e: e["job_id"] == "second")
         assert (busy["code"], busy["retryable"]) == ("busy", True)
         process.send({"type": "shutdown"})  # cancels the running job, then bye

@@ -43,7 +43,7 @@ class FakeEngine(Engine):
 
     def load(self):
         if self.load_gate is not None:
-            self.load_gate.wait(10)
+            self.load_gate.wait()  # no timeout: the test decides when loading ends
         if self.load_error is not None:
             raise self.load_error
 
@@ -115,6 +115,10 @@ class Harness:
         )
         return output
 
+    def wait_running(self) -> None:
+        """Block until one more job is inside `Engine.run` (its `.part` file written)."""
+        assert self.engine.running.acquire(timeout=30), "no job started running"
+
     def next(self, type_: str | None = None, job_id: str | None = None, timeout: float = 10) -> dict:
         while True:
             event = self.stream.lines.get(timeout=timeout)
@@ -172,8 +176,8 @@ def test_failures_become_one_error_with_a_stable_code_and_no_partial_file(
 def test_more_jobs_than_max_concurrent_jobs_are_busy(harness):
     harness.job("a", "slow")
     harness.job("b", "slow")
-    harness.engine.running.acquire(timeout=5)
-    harness.engine.running.acquire(timeout=5)
+    harness.wait_running()
+    harness.wait_running()
     harness.job("c")
     busy = harness.outcome("c")
     assert (busy["code"], busy["retryable"]) == ("busy", True)
@@ -185,7 +189,7 @@ def test_more_jobs_than_max_concurrent_jobs_are_busy(harness):
 
 def test_a_job_id_that_is_already_running_is_refused(harness):
     harness.job("a", "slow")
-    harness.engine.running.acquire(timeout=5)
+    harness.wait_running()
     harness.job("a")
     error = harness.next("error")
     assert (error["code"], error["job_id"]) == ("bad_message", None) and "already running" in error["message"]
@@ -212,7 +216,7 @@ def test_params_beyond_the_engines_capabilities_are_bad_params(harness, params, 
 
 def test_heartbeat_lists_the_active_jobs(harness):
     harness.job("a", "slow")
-    harness.engine.running.acquire(timeout=5)
+    harness.wait_running()
     harness.send({"type": "heartbeat", "seq": 3})
     assert harness.next("heartbeat") == {"type": "heartbeat", "seq": 3, "active_jobs": ["a"]}
     harness.send({"type": "cancel", "job_id": "a"})
@@ -229,7 +233,7 @@ def test_cancelling_an_unknown_job_is_ignored(harness):
 
 def test_shutdown_cancels_running_jobs_then_says_bye(harness):
     harness.job("a", "slow")
-    harness.engine.running.acquire(timeout=5)
+    harness.wait_running()
     harness.send({"type": "shutdown"})
     assert harness.outcome("a")["code"] == "cancelled"
     assert harness.next()["type"] == "bye"
