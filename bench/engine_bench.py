@@ -159,10 +159,10 @@ def main() -> int:
             )
             print(f"  {seconds:g} s done", file=sys.stderr, flush=True)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print("| " + " | ".join(h.rjust(w) for h, w in zip(header, widths)) + " |")
+    print("| " + " | ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
-        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |")
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
     print(f"load average {os.getloadavg()[0]:.1f} at end; wall times include waiting for other processes' CPU")
     return 0
 

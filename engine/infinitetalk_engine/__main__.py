@@ -13,9 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .contract import EngineError, EngineOptions
 from .engines import ENGINE_NAMES, make_engine
 from .job_context import MIN_PROGRESS_INTERVAL
-from .contract import EngineError, EngineOptions
 from .protocol import Error, MessageWriter
 from .worker import Worker
 
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     # A private reader of fd 0, never closed: the input thread may still be blocked in it when we exit, and
     # closing a buffered reader another thread is reading would wait for that read.
-    stdin = open(os.dup(0), "rb")
+    stdin = open(os.dup(0), "rb")  # noqa: SIM115 (never closed on purpose, see above)
     return Worker(engine, writer, progress_interval=args.progress_interval).serve(stdin)
 
 

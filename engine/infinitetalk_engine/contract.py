@@ -85,7 +85,8 @@ class JobContext(abc.ABC):
 
     @abc.abstractmethod
     def stage(self, stage: str, message: str, clip: int | None = None, clips: int | None = None) -> None:
-        """Announce a stage: decoding_audio, audio_features, encoding_image, encoding_text, generating, encoding_video."""
+        """Announce a stage: decoding_audio, audio_features, encoding_image, encoding_text, generating or
+        encoding_video."""
 
     @abc.abstractmethod
     def progress(

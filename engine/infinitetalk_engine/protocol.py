@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, TextIO, Union
+from typing import Any, ClassVar, TextIO
 
 from .contract import JobParams, JobRequest
 
@@ -66,7 +66,7 @@ class ShutdownMessage:
     pass
 
 
-Incoming = Union[JobMessage, CancelMessage, HeartbeatMessage, ShutdownMessage]
+Incoming = JobMessage | CancelMessage | HeartbeatMessage | ShutdownMessage
 
 
 def parse_message(line: str | bytes) -> Incoming:

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from parity import default_fixture_root
 from safetensors.torch import load_file
 
 from infinitetalk_engine.infinitetalk.loading import WeightsError
@@ -18,7 +19,6 @@ from infinitetalk_engine.infinitetalk.models.audio_encoder import (
     resample_frames,
     video_frame_count,
 )
-from parity import default_fixture_root
 
 AUDIO = default_fixture_root() / "audio"
 FOLDER = AUDIO / "tiny_wav2vec2"
@@ -68,7 +68,7 @@ def test_our_layer_loop_equals_transformers_hidden_states_without_resampling(enc
         ours = layer_outputs(encoder.model, project_features(encoder.model, conv.transpose(1, 2)))
     assert len(stock) == encoder.model.config.num_hidden_layers + 1
     assert len(ours) == len(stock) - 1
-    for mine, theirs in zip(ours, stock[1:]):
+    for mine, theirs in zip(ours, stock[1:], strict=True):
         assert torch.allclose(mine, theirs, atol=1e-5)
 
 

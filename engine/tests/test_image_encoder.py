@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from parity import default_fixture_root
 from safetensors.torch import load_file
 
 from infinitetalk_engine.infinitetalk.loading import WeightsError
@@ -15,7 +16,6 @@ from infinitetalk_engine.infinitetalk.models.image_encoder import (
     load_clip_visual,
     preprocess,
 )
-from parity import default_fixture_root
 
 CLIP = default_fixture_root() / "clip"
 
@@ -72,7 +72,7 @@ def test_preprocessing_resizes_to_224_and_normalises():
     black = -torch.ones(1, 3, 64, 96)  # [-1, 1] frame -> 0 after x*0.5+0.5
     pixels = preprocess(black)
     assert pixels.shape == (1, 3, 224, 224)
-    expected = torch.tensor([-m / s for m, s in zip(CLIP_MEAN, CLIP_STD)])
+    expected = torch.tensor([-m / s for m, s in zip(CLIP_MEAN, CLIP_STD, strict=True)])
     assert torch.allclose(pixels[0, :, 100, 100], expected)
 
 

@@ -5,8 +5,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from infinitetalk_engine.infinitetalk.loading import WeightsError
-from infinitetalk_engine.infinitetalk.loading import TensorFile, parameters_on_meta, stream_into
+from infinitetalk_engine.infinitetalk.loading import TensorFile, WeightsError, parameters_on_meta, stream_into
 from infinitetalk_engine.infinitetalk.weights import WeightsLayout
 
 

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from parity import default_fixture_root
 from safetensors.torch import load_file, save_file
 
 from infinitetalk_engine.infinitetalk.loading import WeightsError
 from infinitetalk_engine.infinitetalk.lora import LoraWeights, merge_lora
-from parity import default_fixture_root
 
 g = torch.Generator().manual_seed(7)
 W = torch.randn(6, 5, generator=g)

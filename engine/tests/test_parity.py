@@ -1,7 +1,6 @@
 """Every upstream fixture in ../shared/parity must keep passing (see infinitetalk_engine/parity)."""
 
 import pytest
-
 from parity import all_checks, default_fixture_root
 
 CHECKS = all_checks()

@@ -62,9 +62,9 @@ def conditioning(frames=40, speakers=1):
     )
 
 
-def run(settings, cond=None, hooks=Hooks(), dit=None):
+def run(settings, cond=None, hooks=None, dit=None):
     dit = dit or FakeDit()
-    clips = list(generate_clips(dit, FakeVae(), cond or conditioning(), settings, hooks))
+    clips = list(generate_clips(dit, FakeVae(), cond or conditioning(), settings, hooks or Hooks()))
     return clips, dit
 
 
@@ -149,7 +149,7 @@ def test_the_seed_decides_the_noise():
     a, _ = run(SMALL, conditioning(frames=13))
     b, _ = run(SMALL, conditioning(frames=13))
     c, _ = run(SamplerSettings(**{**SMALL.__dict__, "seed": 7}), conditioning(frames=13))
-    assert all(torch.equal(x.frames, y.frames) for x, y in zip(a, b))
+    assert all(torch.equal(x.frames, y.frames) for x, y in zip(a, b, strict=True))
     assert not torch.equal(a[0].frames, c[0].frames)
 
 
@@ -189,10 +189,10 @@ def test_uint8_frames_truncate_like_upstream():
 
 
 def test_colour_matching_on_device_matches_the_upstream_fixture():
+    from parity import default_fixture_root
     from safetensors.torch import load_file
 
     from infinitetalk_engine.infinitetalk.sampler.color_on_device import match_colors_on_device
-    from parity import default_fixture_root
 
     fixture = load_file(default_fixture_root() / "sampler" / "tensors.safetensors")
     src, ref = fixture["color_src"][0], fixture["color_ref"][0, :, 0]
@@ -202,8 +202,8 @@ def test_colour_matching_on_device_matches_the_upstream_fixture():
 
 
 def test_colour_matching_on_device_agrees_with_the_cpu_version_and_chunks_frames():
-    from infinitetalk_engine.infinitetalk.sampler.color_on_device import CHUNK_FRAMES, match_colors_on_device
     from infinitetalk_engine.infinitetalk.sampler.color import match_colors
+    from infinitetalk_engine.infinitetalk.sampler.color_on_device import CHUNK_FRAMES, match_colors_on_device
 
     g = torch.Generator().manual_seed(1)
     video = torch.rand(3, CHUNK_FRAMES + 3, 16, 16, generator=g) * 2 - 1

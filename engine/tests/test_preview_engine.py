@@ -9,12 +9,12 @@ import pytest
 from probe import assert_standard_mp4, decode_frames
 
 from infinitetalk_engine.contract import EngineOptions, JobContext, JobParams, JobRequest
-from infinitetalk_engine.preview.face_detection import find_face_layout
-from infinitetalk_engine.preview.engine import PreviewEngine
-from infinitetalk_engine.preview.animator import FaceAnimator
-from infinitetalk_engine.preview.motion import plan_motion
 from infinitetalk_engine.media.audio import load_speech
 from infinitetalk_engine.media.image import fit_to_bucket, load_image
+from infinitetalk_engine.preview.animator import FaceAnimator
+from infinitetalk_engine.preview.engine import PreviewEngine
+from infinitetalk_engine.preview.face_detection import find_face_layout
+from infinitetalk_engine.preview.motion import plan_motion
 
 # Where the face is in ../shared/media/astronaut.png once fitted to the 640x640 bucket (looked up by eye:
 # hairline to chin, ear to ear), for checking the detector, not copied from any fixture.

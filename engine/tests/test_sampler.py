@@ -7,9 +7,9 @@ import json
 
 import pytest
 import torch
+from parity import default_fixture_root
 from safetensors.torch import load_file
 
-from parity import default_fixture_root
 from infinitetalk_engine.infinitetalk.sampler.audio_windows import (
     clip_windows,
     extend_reverse_tail,

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from parity import default_fixture_root
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
@@ -22,7 +23,6 @@ from infinitetalk_engine.infinitetalk.models.text_encoder import (
     tokenize,
     trim_to_mask,
 )
-from parity import default_fixture_root
 
 T5 = default_fixture_root() / "t5"
 

@@ -7,20 +7,19 @@ import json
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
+from parity import default_fixture_root
+from parity.dit import fixture_config as parity_fixture_config
+from parity.dit import load_model
 from safetensors.torch import load_file
 
-from infinitetalk_engine.infinitetalk.loading import WeightsError
+from infinitetalk_engine.infinitetalk.loading import WeightsError, parameters_on_meta
 from infinitetalk_engine.infinitetalk.models import transformer_block
 from infinitetalk_engine.infinitetalk.models.audio_attention import AudioCrossAttention
 from infinitetalk_engine.infinitetalk.models.audio_projection import AudioProjection
 from infinitetalk_engine.infinitetalk.models.speaker_routing import reference_attention_map, speaker_positions
 from infinitetalk_engine.infinitetalk.models.transformer import InfiniteTalkTransformer, keeps_fp32
 from infinitetalk_engine.infinitetalk.models.transformer_config import TransformerConfig
-from infinitetalk_engine.infinitetalk.loading import parameters_on_meta
 from infinitetalk_engine.infinitetalk.models.transformer_weights import load_transformer, model_key
-from parity import default_fixture_root
-from parity.dit import fixture_config as parity_fixture_config
-from parity.dit import load_model
 
 TINY = TransformerConfig(
     dim=32,
@@ -43,7 +42,7 @@ def make_model(config=TINY, seed=0):
     torch.manual_seed(seed)
     model = InfiniteTalkTransformer(config).eval()
     with torch.no_grad():  # non-trivial norms, biases and head (their default inits are 1/0)
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.ndim == 1:
                 param.add_(torch.randn_like(param) * 0.1)
     return model
@@ -55,17 +54,17 @@ def make_inputs(config=TINY, speakers=1, seed=1):
     masks[0, :, : W_LAT // 2] = 1
     masks[1, :, W_LAT // 2 :] = 1
     masks[2, 0] = 1  # background row overlapping the persons, as real masks may
-    return dict(
-        x=torch.randn(config.out_dim, T_LAT, H_LAT, W_LAT, generator=g),
-        timestep=torch.tensor([933.4267]),
-        text_context=torch.randn(7, config.text_dim, generator=g),
-        clip_features=torch.randn(1, config.clip_tokens, config.clip_dim, generator=g),
-        y=torch.randn(config.in_dim - config.out_dim, T_LAT, H_LAT, W_LAT, generator=g),
-        windows=torch.randn(
+    return {
+        "x": torch.randn(config.out_dim, T_LAT, H_LAT, W_LAT, generator=g),
+        "timestep": torch.tensor([933.4267]),
+        "text_context": torch.randn(7, config.text_dim, generator=g),
+        "clip_features": torch.randn(1, config.clip_tokens, config.clip_dim, generator=g),
+        "y": torch.randn(config.in_dim - config.out_dim, T_LAT, H_LAT, W_LAT, generator=g),
+        "windows": torch.randn(
             speakers, FRAMES, config.audio_window, config.audio_layers, config.audio_channels, generator=g
         ),
-        ref_target_masks=masks,
-    )
+        "ref_target_masks": masks,
+    }
 
 
 def run(model, inputs, windows=None, **overrides):
@@ -187,12 +186,12 @@ def test_text_context_may_be_batched_or_not_and_is_zero_padded():
 @pytest.mark.parametrize(
     "change, words",
     [
-        (dict(y=torch.zeros(16, T_LAT, H_LAT, W_LAT)), "y must be"),
-        (dict(x=torch.zeros(16, T_LAT, 5, W_LAT), y=torch.zeros(20, T_LAT, 5, W_LAT)), "multiple of the patch"),
-        (dict(audio_tokens=torch.zeros(1, T_LAT - 1, 4, 8)), "audio_tokens must be"),
-        (dict(audio_tokens=torch.zeros(3, T_LAT, 4, 8)), "1 or 2 speakers"),
-        (dict(audio_tokens=torch.zeros(2, T_LAT, 4, 8), ref_target_masks=None), "need ref_target_masks"),
-        (dict(text_context=torch.zeros(513, 16)), "more than text_len"),
+        ({"y": torch.zeros(16, T_LAT, H_LAT, W_LAT)}, "y must be"),
+        ({"x": torch.zeros(16, T_LAT, 5, W_LAT), "y": torch.zeros(20, T_LAT, 5, W_LAT)}, "multiple of the patch"),
+        ({"audio_tokens": torch.zeros(1, T_LAT - 1, 4, 8)}, "audio_tokens must be"),
+        ({"audio_tokens": torch.zeros(3, T_LAT, 4, 8)}, "1 or 2 speakers"),
+        ({"audio_tokens": torch.zeros(2, T_LAT, 4, 8), "ref_target_masks": None}, "need ref_target_masks"),
+        ({"text_context": torch.zeros(513, 16)}, "more than text_len"),
     ],
 )
 def test_bad_inputs_get_clear_errors(change, words):

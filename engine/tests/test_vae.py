@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
+from parity import default_fixture_root
 from safetensors.torch import load_file
 
 from infinitetalk_engine.infinitetalk.loading import WeightsError
 from infinitetalk_engine.infinitetalk.models.vae import VaeArgs, load_vae
-from parity import default_fixture_root
 
 VAE = default_fixture_root() / "vae"
 

@@ -204,7 +204,7 @@ def vae_shapes(
     dims = [dim * m for m in (1, *mult)]
     s["encoder.conv1.weight"], s["encoder.conv1.bias"] = (dim, 3, 3, 3, 3), (dim,)
     index = 0
-    for stage, (cin, cout) in enumerate(zip(dims[:-1], dims[1:])):
+    for stage, (cin, cout) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         for _ in range(res_blocks):
             residual(f"encoder.downsamples.{index}.", cin, cout)
             cin, index = cout, index + 1
@@ -226,7 +226,7 @@ def vae_shapes(
     s["decoder.conv1.weight"], s["decoder.conv1.bias"] = (dims[0], z, 3, 3, 3), (dims[0],)
     middle("decoder.", dims[0])
     index = 0
-    for stage, (cin, cout) in enumerate(zip(dims[:-1], dims[1:])):
+    for stage, (cin, cout) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         if stage in (1, 2, 3):
             cin //= 2
         for _ in range(res_blocks + 1):

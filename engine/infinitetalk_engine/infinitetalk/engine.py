@@ -5,7 +5,9 @@
 
 Models are loaded once (`model_set.py`, streamed so host RAM stays far below model size) and stay resident; jobs
 run one at a time on the device. This is the only module of the subpackage that knows the engine contract: the
-model code below raises plain errors (`WeightsError`, `ValueError`), mapped to protocol codes here. A job goes through the protocol's stages:
+model code below raises plain errors (`WeightsError`, `ValueError`), mapped to protocol codes here.
+
+A job goes through the protocol's stages:
 1. decoding_audio: 16 kHz mono, -23 LUFS (two speakers: both tracks, zero-padded to the longer; the MP4 gets
    their sum).   2. audio_features: wav2vec2 at 25 fps.   3. encoding_image: bucket resize/crop, CLIP features,
    speaker masks.   4. encoding_text: umT5 contexts (cached per prompt).   5. generating: the streaming sampler
@@ -40,14 +42,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
 from ..media.audio import load_speech
 from ..media.image import BUCKETS, load_image, plan_resize_crop, resize_and_crop
 from ..media.video import FPS, Mp4Writer
+from .loading import WeightsError
 from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
 from .sampler.schedule import DEFAULT_SHIFT
-from .loading import WeightsError
 from .weights import WeightsLayout
-from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
 
 log = logging.getLogger(__name__)
 

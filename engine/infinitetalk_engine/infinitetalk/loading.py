@@ -120,6 +120,9 @@ class TensorFile:
     def keys(self) -> list[str]:
         return list(self._safe.keys()) if self._safe is not None else list(self._dict)
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
     def shape(self, key: str) -> tuple[int, ...]:
         if self._safe is not None:
             return self._safe.shape(key)
@@ -314,13 +317,13 @@ def stream_tensors(
     provider: dict[str, int] = {}
     for index, source in enumerate(files):
         with TensorFile(source) as tensor_file:
-            for key in tensor_file.keys():
+            for key in tensor_file:
                 if key in provider:
                     report.overridden.append(key)
                 provider[key] = index
     for index, source in enumerate(files):
         with TensorFile(source) as tensor_file:
-            for key in tensor_file.keys():
+            for key in tensor_file:
                 if provider[key] != index or (only_keys is not None and key not in only_keys):
                     continue
                 source_tensor = tensor_file.get(key)

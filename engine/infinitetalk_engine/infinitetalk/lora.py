@@ -10,7 +10,7 @@ The sum is formed in float32 on the base tensor's device and cast back to the ba
 
 Streaming use (one base tensor at a time, e.g. while reading DiT shards):
 
-    lora = LoraWeights.from_file("lightx2v_lora.safetensors")      # lazy: tensors are read (loading.TensorFile) when used
+    lora = LoraWeights.from_file("lightx2v_lora.safetensors")      # lazy: tensors are read when used
     tensor = lora.merge_into(wan_key, tensor.to("cuda"), scale=1.0)  # no-op for keys the LoRA does not touch
     ...
     lora.unapplied()      # LoRA targets no base key matched (report them)

@@ -114,7 +114,7 @@ class ModelSet:
 
 def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
     with TensorFile(path) as f:
-        return {key: f.shape(key) for key in f.keys()}
+        return {key: f.shape(key) for key in f}
 
 
 def _count_blocks(shapes: dict, pattern: str) -> int:
@@ -185,15 +185,15 @@ def dit_config(layout: WeightsLayout, audio_layers: int, audio_channels: int):
     try:
         intermediate, proj1_in = adapter["audio_proj.proj1.weight"]
         audio_dim = adapter["audio_proj.norm.weight"][0]
-        values = dict(
-            text_dim=base["text_embedding.0.weight"][1],
-            clip_dim=base["img_emb.proj.0.weight"][0],
-            audio_layers=audio_layers,
-            audio_channels=audio_channels,
-            audio_intermediate_dim=intermediate,
-            audio_dim=audio_dim,
-            audio_tokens=adapter["audio_proj.proj3.weight"][0] // audio_dim,
-        )
+        values = {
+            "text_dim": base["text_embedding.0.weight"][1],
+            "clip_dim": base["img_emb.proj.0.weight"][0],
+            "audio_layers": audio_layers,
+            "audio_channels": audio_channels,
+            "audio_intermediate_dim": intermediate,
+            "audio_dim": audio_dim,
+            "audio_tokens": adapter["audio_proj.proj3.weight"][0] // audio_dim,
+        }
     except KeyError as exc:
         raise weights_error(layout.dit_dir, f"DiT or adapter weights lack {exc}") from exc
     if proj1_in != config.audio_window * audio_layers * audio_channels:
@@ -320,7 +320,7 @@ def _adapter_names(path: Path) -> list[str]:
     from .models.transformer_weights import model_key
 
     with TensorFile(path) as f:
-        return [model_key(key) for key in f.keys()]
+        return [model_key(key) for key in f]
 
 
 def _adapter_params(dit, names) -> dict[str, torch.Tensor]:

@@ -33,9 +33,9 @@ from typing import Protocol
 
 import torch
 
-from .sampler.color_on_device import match_colors_on_device
 from .sampler.audio_windows import clip_windows, extend_reverse_tail, plan_stream
 from .sampler.color import match_colors
+from .sampler.color_on_device import match_colors_on_device
 from .sampler.guidance import COND, DROP_AUDIO, DROP_TEXT, UNCOND, Guidance
 from .sampler.schedule import euler_step
 from .sampler.schedule import timesteps as make_timesteps
@@ -149,10 +149,11 @@ def generate_clips(
     vae: LatentCodec,
     cond: Conditioning,
     settings: SamplerSettings,
-    hooks: Hooks = Hooks(),
+    hooks: Hooks | None = None,
     device: torch.device | None = None,
 ) -> Iterator[ClipFrames]:
     settings.validate()
+    hooks = hooks if hooks is not None else Hooks()
     guidance = Guidance(settings.text_scale, settings.audio_scale)
     if any(b in (DROP_TEXT, UNCOND) for b in guidance.branches) and cond.context_negative is None:
         raise ValueError("text_scale != 1 needs the negative prompt's context")
@@ -190,7 +191,7 @@ def generate_clips(
     y = torch.cat([first_frame_mask(t_lat, lat_h, lat_w, device), vae.encode(padded).to(device)])  # (20, T_lat, h, w)
     motion = vae.encode(image[:, None]).to(device)  # (16, 1, h, w)
     masks = cond.ref_target_masks.to(device)
-    audio = [a for a in cond.audio]
+    audio = list(cond.audio)
     null_tokens = None
     if DROP_AUDIO in guidance.branches or UNCOND in guidance.branches:
         reference_windows = clip_windows(audio[0], 0, settings.frame_num)

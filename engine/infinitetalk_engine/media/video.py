@@ -11,6 +11,7 @@ whole stream, and it is trimmed to the video's length: frames * sample_rate / fp
 
 from __future__ import annotations
 
+import contextlib
 import os
 from fractions import Fraction
 
@@ -33,10 +34,8 @@ def part_path_for(output_path: str) -> str:
 
 def remove_partial_output(output_path: str) -> None:
     """Delete the unfinished `.part` file of `output_path`, if any."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.remove(part_path_for(output_path))
-    except FileNotFoundError:
-        pass
 
 
 class Mp4Writer:
@@ -137,10 +136,8 @@ class Mp4Writer:
     def abort(self) -> None:
         """Stop writing and delete the part file."""
         self._closed = True
-        try:
+        with contextlib.suppress(Exception):  # the file is being thrown away; a second error here adds nothing
             self._container.close()
-        except Exception:  # the file is being thrown away; a second error here adds nothing
-            pass
         remove_partial_output(self.output_path)
 
     def __enter__(self) -> Mp4Writer:
@@ -158,7 +155,7 @@ class Mp4Writer:
         rows = (self.height, self.height // 2, self.height // 2)
         widths = (self.width, self.width // 2, self.width // 2)
         offset = 0
-        for height, width, target in zip(rows, widths, self._plane_views):
+        for height, width, target in zip(rows, widths, self._plane_views, strict=True):
             size = height * width
             target[:, :width] = self._yuv.reshape(-1)[offset : offset + size].reshape(height, width)
             offset += size

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..contract import Engine, EngineOptions, JobContext, JobRequest, JobResult
 from ..media.audio import SAMPLE_RATE, load_speech, measure_loudness
 from ..media.image import fit_to_bucket, load_image
 from ..media.video import FPS, Mp4Writer
-from ..contract import Engine, EngineOptions, JobContext, JobRequest, JobResult
-from .face_detection import centre_layout, find_face_layout
 from .animator import FaceAnimator
+from .face_detection import centre_layout, find_face_layout
 from .motion import plan_motion
 
 DEFAULT_MAX_JOBS = 2

@@ -96,7 +96,7 @@ def head_sway(
         periods = rng.uniform(3.0, 9.0, size=3)
         phases = rng.uniform(0, 2 * np.pi, size=3)
         weights = np.array([1.0, 0.5, 0.25])
-        wave = sum(w * np.sin(2 * np.pi * t / p + ph) for w, p, ph in zip(weights, periods, phases))
+        wave = sum(w * np.sin(2 * np.pi * t / p + ph) for w, p, ph in zip(weights, periods, phases, strict=True))
         return (amplitude * wave / weights.sum()).astype(np.float32)
 
     # A nod follows the speech envelope, slowed down so it reads as emphasis rather than jitter.

@@ -32,7 +32,7 @@ def main() -> int:
         max(len(r[i]) for r in rows + [("fixture", "max abs err", "tolerance", "result", "time")]) for i in range(5)
     ]
     for row in [("fixture", "max abs err", "tolerance", "result", "time")] + rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     print(f"{len(rows) - failed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -116,7 +116,7 @@ def _loop_errors(root: Path, run_name: str) -> tuple[float, float]:
     errors = [abs(a - b) for a, b in counts]
     frame_indices = extend_reverse_tail(torch.arange(audio_frames), plan.last_end)  # value == audio frame index
     step_errors = []
-    for clip, recorded in zip(plan.clips, run["clips"]):
+    for clip, recorded in zip(plan.clips, run["clips"], strict=True):
         windows = clip_windows(frame_indices, clip.start, frame_num)  # (frame_num, 5)
         errors.append(max_abs_error(windows, torch.tensor(recorded["window_index_matrix"])))
         errors.append(abs(windows[0, 2].item() - recorded["first_center"]))

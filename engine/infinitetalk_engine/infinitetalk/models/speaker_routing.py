@@ -59,7 +59,7 @@ def speaker_positions(ref_map: torch.Tensor) -> torch.Tensor:
         )
     ref_map = ref_map.float()
     scaled = []
-    for row, (low, high) in zip(ref_map[:2], SPEAKER_RANGES):
+    for row, (low, high) in zip(ref_map[:2], SPEAKER_RANGES, strict=True):
         lo, hi = row.min(), row.max()
         scaled.append((row - lo) / (hi - lo + MIN_MAX_EPS) * (high - low) + low)
     scaled.append(torch.full_like(ref_map[0], BACKGROUND_POSITION))

@@ -187,7 +187,7 @@ class InfiniteTalkTransformer(nn.Module):
             raise ValueError(
                 f"y must be ({c.in_dim - c.out_dim}, {', '.join(map(str, x.shape[1:]))}); got {tuple(y.shape)}"
             )
-        if any(size % p for size, p in zip(x.shape[1:], c.patch_size)):
+        if any(size % p for size, p in zip(x.shape[1:], c.patch_size, strict=True)):
             raise ValueError(f"latent size {tuple(x.shape[1:])} is not a multiple of the patch {c.patch_size}")
         if (
             audio_tokens.ndim != 4
