@@ -7,6 +7,7 @@ native libraries write to file descriptor 1) goes to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import logging
 import os
@@ -99,16 +100,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def options_from(args: argparse.Namespace) -> EngineOptions:
-    return EngineOptions(
-        weights=args.weights,
-        device=args.device,
-        max_jobs=args.max_jobs,
-        max_audio_seconds=args.max_audio_seconds,
-        max_image_pixels=args.max_image_pixels,
-        video_crf=args.video_crf,
-        video_preset=args.video_preset,
-        extra=dict(args.engine_option),
-    )
+    """Each `EngineOptions` field from the option of the same name; `extra` from the `--engine-option`s."""
+    named = {f.name: getattr(args, f.name) for f in dataclasses.fields(EngineOptions) if f.name != "extra"}
+    return EngineOptions(**named, extra=dict(args.engine_option))
 
 
 def take_over_stdout() -> io.TextIOWrapper:

@@ -79,6 +79,13 @@ class JobResult:
     height: int
     warnings: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of_video(
+        cls, output_path: str, frames: int, fps: int, width: int, height: int, warnings: list[str] | None = None
+    ) -> JobResult:
+        """The result of a video of `frames` frames at `fps` (its duration follows)."""
+        return cls(output_path, frames, frames / fps, fps, width, height, list(warnings or []))
+
 
 class JobContext(abc.ABC):
     """Given to `Engine.run`: the only way an engine reports progress or learns of a cancel."""

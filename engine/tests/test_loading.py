@@ -32,6 +32,11 @@ def build():
         return Tiny()
 
 
+def load(model, *files, dtype=torch.float32, **stream):
+    """`stream_into` the tiny model on the CPU, in float32 unless told."""
+    return stream_into(model, list(files), name="tiny", device="cpu", dtype=dtype, **stream)
+
+
 def test_meta_build_allocates_no_parameters_but_keeps_computed_buffers():
     model = build()
     assert all(p.device.type == "meta" for p in model.parameters())
@@ -42,14 +47,7 @@ def test_streams_every_tensor_casts_and_keeps_fp32_modules(tmp_path):
     state = tiny_state()
     save_file(state, tmp_path / "a.safetensors")
     model = build()
-    report = stream_into(
-        model,
-        [tmp_path / "a.safetensors"],
-        name="tiny",
-        device="cpu",
-        dtype=torch.bfloat16,
-        keep_fp32=lambda name: name.startswith("norm."),
-    )
+    report = load(model, tmp_path / "a.safetensors", dtype=torch.bfloat16, keep_fp32=lambda n: n.startswith("norm."))
     report.raise_if_incomplete([tmp_path / "a.safetensors"])
     assert report.loaded == 4 and not report.missing and not report.unexpected
     assert model.proj.weight.dtype == torch.bfloat16 and model.norm.weight.dtype == torch.float32
@@ -60,7 +58,7 @@ def test_pth_files_load_through_mmap(tmp_path):
     state = tiny_state()
     torch.save(state, tmp_path / "a.pth")
     model = build()
-    stream_into(model, [tmp_path / "a.pth"], name="tiny", device="cpu", dtype=torch.float32)
+    load(model, tmp_path / "a.pth")
     assert torch.equal(model.proj.weight, state["proj.weight"])
 
 
@@ -69,13 +67,7 @@ def test_later_files_override_earlier_ones_and_are_reported(tmp_path):
     save_file(base, tmp_path / "base.safetensors")
     save_file(adapter, tmp_path / "adapter.safetensors")
     model = build()
-    report = stream_into(
-        model,
-        [tmp_path / "base.safetensors", tmp_path / "adapter.safetensors"],
-        name="tiny",
-        device="cpu",
-        dtype=torch.float32,
-    )
+    report = load(model, tmp_path / "base.safetensors", tmp_path / "adapter.safetensors")
     assert report.overridden == ["proj.bias"]
     assert torch.equal(model.proj.bias, torch.zeros(3))
 
@@ -87,7 +79,7 @@ def test_missing_and_unexpected_keys_fail_strictly_naming_them(tmp_path):
     path = tmp_path / "a.safetensors"
     save_file(state, path)
     model = build()
-    report = stream_into(model, [path], name="tiny", device="cpu", dtype=torch.float32)
+    report = load(model, path)
     assert report.missing == ["norm.bias"]
     assert report.unexpected == ["a.safetensors: extra.weight"]
     with pytest.raises(WeightsError) as error:
@@ -113,24 +105,14 @@ def test_converter_renames_splits_and_drops(tmp_path):
         return {"b": [("proj.bias", tensor)], "n.b": [("norm.bias", tensor)], "n.w": [], "text.unused": []}[key]
 
     model = build()
-    report = stream_into(
-        model, [tmp_path / "a.safetensors"], name="tiny", device="cpu", dtype=torch.float32, convert=convert
-    )
+    report = load(model, tmp_path / "a.safetensors", convert=convert)
     assert report.loaded == 4 and report.dropped == 2 and not report.missing
 
 
 def test_transform_patches_selected_keys_in_float32(tmp_path):
     save_file(tiny_state(), tmp_path / "a.safetensors")
     model = build()
-    report = stream_into(
-        model,
-        [tmp_path / "a.safetensors"],
-        name="tiny",
-        device="cpu",
-        dtype=torch.float32,
-        transform=lambda key, t: t + 1,
-        transform_keys={"proj.weight"},
-    )
+    report = load(model, tmp_path / "a.safetensors", transform=lambda key, t: t + 1, transform_keys={"proj.weight"})
     assert report.transformed == 1
     assert torch.allclose(model.proj.weight, tiny_state()["proj.weight"] + 1)
 
@@ -139,7 +121,7 @@ def test_shape_mismatch_names_file_and_key(tmp_path):
     state = tiny_state()
     state["proj.weight"] = torch.zeros(5, 4)
     save_file(state, tmp_path / "a.safetensors")
-    report = stream_into(build(), [tmp_path / "a.safetensors"], name="tiny", device="cpu", dtype=torch.float32)
+    report = load(build(), tmp_path / "a.safetensors")
     assert report.mismatched and "proj.weight" in report.mismatched[0]
 
 
@@ -180,7 +162,7 @@ def test_legacy_pth_files_without_zip_are_read_whole(tmp_path):
     state = tiny_state()
     torch.save(state, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
     model = build()
-    stream_into(model, [tmp_path / "old.pth"], name="tiny", device="cpu", dtype=torch.float32)
+    load(model, tmp_path / "old.pth")
     assert torch.equal(model.norm.weight, state["norm.weight"])
 
 

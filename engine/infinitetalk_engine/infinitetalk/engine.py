@@ -312,14 +312,7 @@ class InfiniteTalkEngine(Engine):
             # 6. Finish the file (flush the encoders, rename the part file).
             ctx.stage("encoding_video", "Finishing the MP4")
         ctx.progress(1.0)
-        return JobResult(
-            output_path=job.output_path,
-            frames=writer.frames_written,
-            duration_seconds=writer.frames_written / FPS,
-            fps=FPS,
-            width=width,
-            height=height,
-        )
+        return JobResult.of_video(job.output_path, writer.frames_written, FPS, width, height)
 
     # MARK: - helpers
 

@@ -233,35 +233,24 @@ def stream_into(
     *,
     name: str,
     device: torch.device | str,
-    dtype: torch.dtype | None,
-    keep_fp32: Callable[[str], bool] = lambda _: False,
-    convert: Converter = identity_converter,
-    transform: Transform | None = None,
-    transform_keys: set[str] | None = None,
     only_keys: set[str] | None = None,
+    **stream,
 ) -> LoadReport:
     """Fill `module` (built under `parameters_on_meta`) from `files`, one tensor at a time.
 
-    Floating tensors are cast to `dtype` (None: the file's dtype), or kept in float32 where `keep_fp32(name)`.
-    Later files win: a key present in several files is taken from the last one, and the earlier copies are
-    reported as `overridden` (the InfiniteTalk adapter is overlaid on the base DiT this way). `transform` is called
-    for file keys in `transform_keys` (or all keys when that is None), on the device, in float32. With `only_keys`
-    (file keys), just those are (re)loaded and only they are accounted for.
+    `stream` holds the other keywords of `stream_tensors` (`dtype` is required): floating tensors are cast to
+    `dtype` (None: the file's dtype), or kept in float32 where `keep_fp32(name)`. Later files win: a key present in
+    several files is taken from the last one, and the earlier copies are reported as `overridden` (the InfiniteTalk
+    adapter is overlaid on the base DiT this way). `transform` is called for file keys in `transform_keys` (or all
+    keys when that is None), on the device, in float32. With `only_keys` (file keys), just those are (re)loaded and
+    only they are accounted for.
     """
     started = time.perf_counter()
     report = LoadReport(name)
     wanted = expected_tensors(module)
     assigned: set[str] = set()
     for file_name, key, target, value in stream_tensors(
-        files,
-        device=device,
-        dtype=dtype,
-        keep_fp32=keep_fp32,
-        convert=convert,
-        transform=transform,
-        transform_keys=transform_keys,
-        only_keys=only_keys,
-        report=report,
+        files, device=device, only_keys=only_keys, report=report, **stream
     ):
         shown = key if target == key else f"{key} -> {target}"
         if target not in wanted:

@@ -27,7 +27,15 @@ from pathlib import Path
 
 import torch
 
-from .loading import LoadReport, TensorFile, parameters_on_meta, peak_host_rss_gb, stream_tensors, weights_error
+from .loading import (
+    LoadReport,
+    TensorFile,
+    parameters_on_meta,
+    peak_host_rss_gb,
+    stream_into,
+    stream_tensors,
+    weights_error,
+)
 from .weights import WeightsLayout
 
 log = logging.getLogger(__name__)
@@ -96,14 +104,11 @@ class ModelSet:
         self.use_adapter("single")
         self.lora_scale = math.nan  # until every target is re-merged: a failure half-way leaves mixed weights
         lora = _open_lora(self.layout)
-        targets = lora.targets()
-        report = _load_dit(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
-        report.raise_if_incomplete([self.layout.dit_dir])
+        stream = _dit_stream(self.options, self.device, lora, scale, only_keys=lora.targets())
+        _load_dit(self.dit, self.layout, stream).raise_if_incomplete([self.layout.dit_dir])
         self.adapters["single"] = _adapter_params(self.dit, self.adapters["single"].keys())
         if "multi" in self.adapters:
-            self.adapters["multi"].update(
-                _read_adapter(self.dit, self.layout, self.options, self.device, lora, scale, only_keys=targets)
-            )
+            self.adapters["multi"].update(_read_adapter(self.dit, self.layout, stream))
         self.lora_scale = scale
         self.use_adapter(previous)
         return time.perf_counter() - started
@@ -258,7 +263,7 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     with parameters_on_meta():
         dit = InfiniteTalkTransformer(config)
     lora = _open_lora(layout) if options.use_lora else None
-    report = _load_dit(dit, layout, options, device, lora, options.lora_scale)
+    report = _load_dit(dit, layout, _dit_stream(options, device, lora, options.lora_scale))
     report.raise_if_incomplete([layout.dit_dir])
     if lora is not None and lora.unapplied():
         log.warning("LoRA targets with no matching DiT tensor (ignored): %s", ", ".join(lora.unapplied()[:10]))
@@ -273,7 +278,7 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     if two_speakers:
         t = time.perf_counter()
         lora = _open_lora(layout) if options.use_lora else None
-        models.adapters["multi"] = _read_adapter(dit, layout, options, device, lora, options.lora_scale)
+        models.adapters["multi"] = _read_adapter(dit, layout, _dit_stream(options, device, lora, options.lora_scale))
         missing = set(models.adapters["single"]) - set(models.adapters["multi"])
         if missing:
             raise weights_error(
@@ -290,30 +295,22 @@ def _open_lora(layout: WeightsLayout):
     return LoraWeights.from_file(layout.lora)
 
 
-def _load_dit(
-    dit,
-    layout: WeightsLayout,
-    options: ModelSetOptions,
-    device,
-    lora,
-    scale: float,
-    only_keys: set[str] | None = None,
-) -> LoadReport:
-    from .models.transformer_weights import load_transformer
+def _dit_stream(options: ModelSetOptions, device, lora, scale: float, only_keys: set[str] | None = None) -> dict:
+    """How DiT files are streamed: Wan key names, the compute dtype, the LoRA merged at `scale` on the device."""
+    from .models.transformer_weights import dit_stream
 
-    return load_transformer(
-        dit,
-        [*layout.dit_shards(), layout.adapter(False)],
+    return dit_stream(
         device=device,
         dtype=options.compute_dtype,
-        transform=_lora_transform(lora, scale),
+        transform=None if lora is None else (lambda key, tensor: lora.merge_into(key, tensor, scale)),
         transform_keys=None if lora is None else lora.targets(),
         only_keys=only_keys,
     )
 
 
-def _lora_transform(lora, scale: float):
-    return None if lora is None else (lambda key, tensor: lora.merge_into(key, tensor, scale))
+def _load_dit(dit, layout: WeightsLayout, stream: dict) -> LoadReport:
+    """Base shards, then the single-speaker adapter over them."""
+    return stream_into(dit, [*layout.dit_shards(), layout.adapter(False)], name="DiT", **stream)
 
 
 def _adapter_names(path: Path) -> list[str]:
@@ -328,32 +325,12 @@ def _adapter_params(dit, names) -> dict[str, torch.Tensor]:
     return {name: params[name] for name in names}
 
 
-def _read_adapter(
-    dit,
-    layout: WeightsLayout,
-    options: ModelSetOptions,
-    device,
-    lora,
-    scale: float,
-    only_keys: set[str] | None = None,
-) -> dict[str, torch.Tensor]:
+def _read_adapter(dit, layout: WeightsLayout, stream: dict) -> dict[str, torch.Tensor]:
     """The multi adapter's tensors (module names), checked against the DiT's parameter names and shapes."""
-    from .models.transformer import keeps_fp32
-    from .models.transformer_weights import convert_wan_key
-
     params = dict(dit.named_parameters())
     path = layout.adapter(True)
     tensors: dict[str, torch.Tensor] = {}
-    for _, key, name, tensor in stream_tensors(
-        [path],
-        device=device,
-        dtype=options.compute_dtype,
-        keep_fp32=keeps_fp32,
-        convert=convert_wan_key,
-        transform=_lora_transform(lora, scale),
-        transform_keys=None if lora is None else lora.targets(),
-        only_keys=only_keys,
-    ):
+    for _, key, name, tensor in stream_tensors([path], **stream):
         if name not in params or params[name].shape != tensor.shape:
             raise weights_error(path, f"{key} does not fit the DiT (shape {tuple(tensor.shape)})")
         tensors[name] = tensor

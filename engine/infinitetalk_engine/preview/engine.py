@@ -121,12 +121,4 @@ class PreviewEngine(Engine):
             ctx.stage("encoding_video", "Finishing the MP4")
         ctx.progress(1.0)
 
-        return JobResult(
-            output_path=job.output_path,
-            frames=writer.frames_written,
-            duration_seconds=writer.frames_written / FPS,
-            fps=FPS,
-            width=width,
-            height=height,
-            warnings=warnings,
-        )
+        return JobResult.of_video(job.output_path, writer.frames_written, FPS, width, height, warnings)

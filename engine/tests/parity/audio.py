@@ -21,9 +21,10 @@ from infinitetalk_engine.infinitetalk.models.audio_encoder import (
     video_frame_count,
 )
 from infinitetalk_engine.infinitetalk.sampler.audio_windows import clip_windows, window_indices
+from infinitetalk_engine.media.audio import normalize_loudness
 
 from . import Check
-from ._compare import max_abs_error
+from ._compare import max_abs_error, tensor_checks
 
 TOLERANCE = 1e-4  # README table: wav2vec2 in fp32
 
@@ -51,29 +52,14 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     return ours, fixture
 
 
-def _error(root: Path, name: str) -> float:
-    ours, fixture = _run(root)
-    return max_abs_error(ours[name], fixture[name])
-
-
 def _loudness_error(root: Path) -> float:
-    from infinitetalk_engine.media.audio import (
-        normalize_loudness,  # the media pipeline's function, the one production calls
-    )
-
     fixture = load_file(root / "audio" / "tensors.safetensors")
-    ours = torch.from_numpy(normalize_loudness(fixture["waveform"].numpy()))
+    ours = torch.from_numpy(normalize_loudness(fixture["waveform"].numpy()))  # the function production calls
     return max_abs_error(ours, fixture["waveform_loudnorm"])
 
 
-CHECKS = [Check("audio waveform_loudnorm", TOLERANCE, _loudness_error)] + [
-    Check(f"audio {name}", 0.0 if name == "clip0_window_indices" else TOLERANCE, lambda root, n=name: _error(root, n))
-    for name in (
-        "input_values",
-        "conv_features",
-        "feature_projection_out",
-        "audio_emb",
-        "clip0_window",
-        "clip0_window_indices",
-    )
+NAMES = ("input_values", "conv_features", "feature_projection_out", "audio_emb", "clip0_window", "clip0_window_indices")
+CHECKS = [
+    Check("audio waveform_loudnorm", TOLERANCE, _loudness_error),
+    *tensor_checks("audio", _run, {name: 0.0 if name == "clip0_window_indices" else TOLERANCE for name in NAMES}),
 ]

@@ -15,8 +15,7 @@ from infinitetalk_engine.infinitetalk.models.image_encoder import (
     preprocess,
 )
 
-from . import Check
-from ._compare import max_abs_error
+from ._compare import tensor_checks
 
 TOLERANCE = 1e-4  # README table: CLIP in fp32
 
@@ -32,12 +31,4 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     return ours, fixture
 
 
-def _error(root: Path, name: str) -> float:
-    ours, fixture = _run(root)
-    return max_abs_error(ours[name], fixture[name])
-
-
-CHECKS = [
-    Check(f"clip {name}", TOLERANCE, lambda root, n=name: _error(root, n))
-    for name in ("pixel_values_224", "features_penultimate")
-]
+CHECKS = tensor_checks("clip", _run, dict.fromkeys(("pixel_values_224", "features_penultimate"), TOLERANCE))

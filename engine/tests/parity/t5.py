@@ -17,8 +17,7 @@ from infinitetalk_engine.infinitetalk.models.text_encoder import (
     trim_to_mask,
 )
 
-from . import Check
-from ._compare import max_abs_error
+from ._compare import tensor_checks
 
 TOLERANCE = 1e-4  # README table: T5 in fp32
 
@@ -44,12 +43,5 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     return ours, fixture
 
 
-def _error(root: Path, name: str) -> float:
-    ours, fixture = _run(root)
-    return max_abs_error(ours[name], fixture[name])
-
-
-CHECKS = [
-    Check(f"t5 {name}", 0.0 if name == "rel_bucket_160" else TOLERANCE, lambda root, n=name: _error(root, n))
-    for name in ("encoder_out_full", "context_prompt", "context_negative", "rel_bucket_160", "block0_pos_bias_12")
-]
+NAMES = ("encoder_out_full", "context_prompt", "context_negative", "rel_bucket_160", "block0_pos_bias_12")
+CHECKS = tensor_checks("t5", _run, {name: 0.0 if name == "rel_bucket_160" else TOLERANCE for name in NAMES})

@@ -10,8 +10,7 @@ from safetensors.torch import load_file
 
 from infinitetalk_engine.infinitetalk.models.vae import VaeArgs, load_vae
 
-from . import Check
-from ._compare import max_abs_error
+from ._compare import tensor_checks
 
 TOLERANCE = 1e-4  # README table: VAE in fp32
 
@@ -37,12 +36,5 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     return ours, fixture
 
 
-def _error(root: Path, name: str) -> float:
-    ours, fixture = _run(root)
-    return max_abs_error(ours[name], fixture[name])
-
-
-CHECKS = [
-    Check(f"vae {name}", TOLERANCE, lambda root, n=name: _error(root, n))
-    for name in ("latent", "latent_first_frame_only", "decoded", "decoded_unclamped", "latents_mean", "latents_std")
-]
+NAMES = ("latent", "latent_first_frame_only", "decoded", "decoded_unclamped", "latents_mean", "latents_std")
+CHECKS = tensor_checks("vae", _run, dict.fromkeys(NAMES, TOLERANCE))

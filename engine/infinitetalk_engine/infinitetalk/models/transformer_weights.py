@@ -22,11 +22,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
-from ..loading import LoadReport, Transform, WeightsSource, stream_into
+from ..loading import LoadReport, WeightsSource, stream_into
 from .transformer import InfiniteTalkTransformer, keeps_fp32
 
 AUDIO_KEY = re.compile(r"^(audio_proj\.|blocks\.\d+\.(audio_cross_attn|norm_x)\.)")
@@ -46,28 +47,22 @@ def convert_wan_key(key: str, tensor: torch.Tensor) -> list[tuple[str, torch.Ten
     return [(model_key(key), tensor)]
 
 
+def dit_stream(*, device: torch.device | str, dtype: torch.dtype, **stream: Any) -> dict[str, Any]:
+    """The `loading.stream_tensors` keywords of Wan DiT files: keys renamed by `convert_wan_key`, weights cast to
+    `dtype` except `FP32_PARAMETERS` (float32); `stream` adds the rest (the LoRA `transform`, `only_keys`, ...)."""
+    return {"device": device, "dtype": dtype, "keep_fp32": keeps_fp32, "convert": convert_wan_key, **stream}
+
+
 def load_transformer(
     model: InfiniteTalkTransformer,
     sources: Sequence[WeightsSource],
     *,
     device: torch.device | str,
     dtype: torch.dtype | None = None,
-    transform: Transform | None = None,
-    transform_keys: set[str] | None = None,
-    only_keys: set[str] | None = None,
+    **stream: Any,
 ) -> LoadReport:
     """Stream Wan-format `sources` into `model` (built under `parameters_on_meta`), later sources overriding earlier
-    ones. Weights take `dtype` (default: the model's), except `FP32_PARAMETERS`, which stay float32. The report is
-    returned unchecked: call `raise_if_incomplete` (with `only_keys`, only those keys are accounted for)."""
-    return stream_into(
-        model,
-        sources,
-        name="DiT",
-        device=device,
-        dtype=model.dtype if dtype is None else dtype,
-        keep_fp32=keeps_fp32,
-        convert=convert_wan_key,
-        transform=transform,
-        transform_keys=transform_keys,
-        only_keys=only_keys,
-    )
+    ones, in `dtype` (default: the model's; see `dit_stream`). The report is returned unchecked: call
+    `raise_if_incomplete` (with `only_keys`, only those keys are accounted for)."""
+    dtype = model.dtype if dtype is None else dtype
+    return stream_into(model, sources, name="DiT", **dit_stream(device=device, dtype=dtype, **stream))
