@@ -17,19 +17,6 @@ from .contract import JobParams, JobRequest
 
 PROTOCOL_VERSION = 1
 STAGES = ("decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video")
-ERROR_CODES = (
-    "bad_image",
-    "bad_audio",
-    "bad_params",
-    "no_face",
-    "out_of_memory",
-    "cancelled",
-    "not_ready",
-    "busy",
-    "bad_message",
-    "load_failed",
-    "internal",
-)
 RESOLUTIONS = ("480p", "720p")
 
 log = logging.getLogger(__name__)

@@ -346,19 +346,6 @@ def _assign(module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
         )
 
 
-def describe(models: ModelSet) -> dict:
-    """A JSON-able summary for logs and the bench."""
-    return {
-        "device": str(models.device),
-        "dit_dtype": str(models.options.compute_dtype),
-        "two_speakers": models.two_speakers,
-        "lora_scale": models.lora_scale,
-        "load_seconds": round(models.load_seconds, 1),
-        "peak_host_rss_gb": round(peak_host_rss_gb(), 2),
-        "reports": [r.summary() for r in models.reports],
-    }
-
-
 __all__ = [
     "ModelSet",
     "ModelSetOptions",
@@ -367,5 +354,4 @@ __all__ = [
     "t5_args",
     "clip_args",
     "vae_args",
-    "describe",
 ]
