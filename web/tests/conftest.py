@@ -69,9 +69,10 @@ class ServiceProcess:
             "--shutdown-grace",
             "1s",  # stop at once in the restart test and at the end
         ]
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.wait_until_ready()
 
     def wait_until_ready(self) -> None:
