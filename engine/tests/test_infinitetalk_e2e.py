@@ -16,7 +16,17 @@ import numpy as np
 import pytest
 from engine_process import SHARED, EngineProcess, job_message
 from probe import assert_standard_mp4
-from tiny_weights import adapter_shapes, clip_visual_shapes, dit_base_shapes, t5_shapes, vae_shapes, write_tiny_weights
+from tiny_weights import (
+    TINY_CLIP,
+    TINY_DIT,
+    TINY_T5,
+    adapter_shapes,
+    clip_visual_shapes,
+    dit_base_shapes,
+    t5_shapes,
+    vae_shapes,
+    write_tiny_weights,
+)
 
 from infinitetalk_engine.infinitetalk.engine import speaker_masks
 from infinitetalk_engine.infinitetalk.loading import TensorFile
@@ -91,6 +101,15 @@ def test_tiny_weights_have_the_released_key_names_and_shapes():
     assert vae_shapes(
         vae["dim"], vae["z_dim"], tuple(vae["dim_mult"]), vae["num_res_blocks"], tuple(vae["temperal_downsample"])
     ) == fixture_shapes("vae")
+
+
+def test_the_engine_infers_the_tiny_configs_from_the_files(weights):
+    from infinitetalk_engine.infinitetalk.model_set import clip_args, dit_config, t5_args
+    from infinitetalk_engine.infinitetalk.weights import WeightsLayout
+
+    layout = WeightsLayout(weights)
+    assert t5_args(layout.t5) == TINY_T5 and clip_args(layout.clip) == TINY_CLIP
+    assert dit_config(layout, TINY_DIT.audio_layers, TINY_DIT.audio_channels) == TINY_DIT
 
 
 def test_two_clips_with_per_step_progress_make_a_standard_mp4(engine, tmp_path):

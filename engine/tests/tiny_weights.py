@@ -9,35 +9,37 @@ only smaller: the engine infers every size from `config.json` and tensor shapes,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from infinitetalk_engine.infinitetalk.models.image_encoder import ClipVisionArgs
+from infinitetalk_engine.infinitetalk.models.text_encoder import T5EncoderArgs
+from infinitetalk_engine.infinitetalk.models.transformer_config import TransformerConfig
+
 Shapes = dict[str, tuple[int, ...]]
 
-
-@dataclass(frozen=True)
-class TinySizes:
-    dit_dim: int = 32
-    dit_ffn: int = 64
-    dit_heads: int = 2
-    dit_layers: int = 2
-    t5_dim: int = 32
-    t5_ffn: int = 64
-    t5_heads: int = 2
-    t5_layers: int = 2
-    t5_vocab: int = 160  # embedding rows (>= the tokenizer's vocabulary, like umT5's 256384 vs 256300)
-    clip_width: int = 160  # 2 heads of ViT-H's head width 80
-    clip_layers: int = 3
-    vae_dim: int = 8
-    audio_hidden: int = 32  # wav2vec2 width
-    audio_layers: int = 12
-    audio_intermediate: int = 32
-    audio_dim: int = 32
-    audio_tokens: int = 8
-    lora_rank: int = 4
+# The tiny models, in the engine's own config types: what the engine infers back from the files' shapes.
+# umT5: the embedding has a row per token (>= the tokenizer's vocabulary, like umT5's 256384 vs 256300).
+TINY_T5 = T5EncoderArgs(vocab=160, dim=32, dim_attn=32, dim_ffn=64, num_heads=2, num_layers=2)
+TINY_CLIP = ClipVisionArgs(dim=160, num_heads=2, num_layers=3)  # 2 heads of ViT-H's head width 80
+# The DiT's audio sizes are the tiny wav2vec2's: 12 layers of width 32.
+TINY_DIT = TransformerConfig(
+    dim=32,
+    ffn_dim=64,
+    num_heads=2,
+    num_layers=2,
+    text_dim=TINY_T5.dim,
+    clip_dim=TINY_CLIP.dim,
+    audio_layers=12,
+    audio_channels=32,
+    audio_intermediate_dim=32,
+    audio_dim=32,
+    audio_tokens=8,
+)
+TINY_VAE_DIM = 8
+LORA_RANK = 4
 
 
 # 1. Key -> shape generators, one per released file ----------------------------------------------------------------
@@ -326,17 +328,17 @@ def write_tokenizer(folder: Path) -> int:
     return len(tokenizer)
 
 
-def write_wav2vec(folder: Path, sizes: TinySizes, seed: int) -> None:
+def write_wav2vec(folder: Path, seed: int) -> None:
     """An HF folder in the pretraining layout of TencentGameMate/chinese-wav2vec2-base (keys `wav2vec2.*` plus the
     unused quantizer/projection heads, legacy weight-norm names), stored as `pytorch_model.bin` like the original."""
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForPreTraining
 
     torch.manual_seed(seed)
     config = Wav2Vec2Config(
-        hidden_size=sizes.audio_hidden,
-        num_hidden_layers=sizes.audio_layers,
+        hidden_size=TINY_DIT.audio_channels,
+        num_hidden_layers=TINY_DIT.audio_layers,
         num_attention_heads=2,
-        intermediate_size=2 * sizes.audio_hidden,
+        intermediate_size=2 * TINY_DIT.audio_channels,
         conv_dim=(32,) * 7,
         conv_bias=False,
         feat_extract_norm="group",
@@ -364,7 +366,7 @@ def write_wav2vec(folder: Path, sizes: TinySizes, seed: int) -> None:
     ).save_pretrained(str(folder))
 
 
-def write_tiny_weights(root: Path, sizes: TinySizes = TinySizes(), seed: int = 0, dit_shards: int = 2) -> Path:
+def write_tiny_weights(root: Path, seed: int = 0, dit_shards: int = 2) -> Path:
     """Write a complete tiny `weights/` folder under `root`; returns `root`."""
     g = torch.Generator().manual_seed(seed)
     dit = root / "Wan2.1-I2V-14B-480P"
@@ -376,21 +378,23 @@ def write_tiny_weights(root: Path, sizes: TinySizes = TinySizes(), seed: int = 0
             {
                 "_class_name": "WanModel",
                 "_diffusers_version": "0.30.0",
-                "dim": sizes.dit_dim,
+                "dim": TINY_DIT.dim,
                 "eps": 1e-06,
-                "ffn_dim": sizes.dit_ffn,
+                "ffn_dim": TINY_DIT.ffn_dim,
                 "freq_dim": 256,
                 "in_dim": 36,
                 "model_type": "i2v",
-                "num_heads": sizes.dit_heads,
-                "num_layers": sizes.dit_layers,
+                "num_heads": TINY_DIT.num_heads,
+                "num_layers": TINY_DIT.num_layers,
                 "out_dim": 16,
                 "text_len": 512,
             },
             indent=2,
         )
     )
-    base_shapes = dit_base_shapes(sizes.dit_dim, sizes.dit_ffn, sizes.dit_layers, sizes.t5_dim, sizes.clip_width)
+    base_shapes = dit_base_shapes(
+        TINY_DIT.dim, TINY_DIT.ffn_dim, TINY_DIT.num_layers, TINY_DIT.text_dim, TINY_DIT.clip_dim
+    )
     base = random_tensors(base_shapes, g)
     keys = list(base)
     weight_map = {}
@@ -405,9 +409,9 @@ def write_tiny_weights(root: Path, sizes: TinySizes = TinySizes(), seed: int = 0
 
     # 2. T5 (bf16 .pth, Wan names) and its tokenizer folder.
     tokens = write_tokenizer(dit / "google" / "umt5-xxl")
-    assert tokens <= sizes.t5_vocab, "the embedding needs a row per token"
+    assert tokens <= TINY_T5.vocab, "the embedding needs a row per token"
     t5 = random_tensors(
-        t5_shapes(sizes.t5_vocab, sizes.t5_dim, sizes.t5_dim, sizes.t5_ffn, sizes.t5_heads, sizes.t5_layers),
+        t5_shapes(TINY_T5.vocab, TINY_T5.dim, TINY_T5.dim_attn, TINY_T5.dim_ffn, TINY_T5.num_heads, TINY_T5.num_layers),
         g,
         torch.bfloat16,
     )
@@ -415,27 +419,22 @@ def write_tiny_weights(root: Path, sizes: TinySizes = TinySizes(), seed: int = 0
 
     # 3. CLIP (both towers in one .pth, fp16 like the release) and the VAE (fp32 .pth).
     clip = random_tensors(
-        {**clip_visual_shapes(sizes.clip_width, sizes.clip_layers, 32), **clip_text_shapes(sizes.clip_width, 32)},
+        {**clip_visual_shapes(TINY_CLIP.dim, TINY_CLIP.num_layers, 32), **clip_text_shapes(TINY_CLIP.dim, 32)},
         g,
         torch.float16,
     )
     torch.save(clip, dit / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth")
-    torch.save(random_tensors(vae_shapes(sizes.vae_dim), g), dit / "Wan2.1_VAE.pth")
+    torch.save(random_tensors(vae_shapes(TINY_VAE_DIM), g), dit / "Wan2.1_VAE.pth")
 
     # 4. wav2vec2, the single/multi audio adapters and the LoRA.
-    write_wav2vec(root / "chinese-wav2vec2-base", sizes, seed)
+    write_wav2vec(root / "chinese-wav2vec2-base", seed)
+    c = TINY_DIT
     adapter = adapter_shapes(
-        sizes.dit_dim,
-        sizes.dit_layers,
-        sizes.audio_layers,
-        sizes.audio_hidden,
-        sizes.audio_intermediate,
-        sizes.audio_dim,
-        sizes.audio_tokens,
+        c.dim, c.num_layers, c.audio_layers, c.audio_channels, c.audio_intermediate_dim, c.audio_dim, c.audio_tokens
     )
     for kind in ("single", "multi"):
         (root / "InfiniteTalk" / kind).mkdir(parents=True, exist_ok=True)
         save_file(random_tensors(adapter, g), root / "InfiniteTalk" / kind / "infinitetalk.safetensors")
-    lora = lora_shapes({**base_shapes, **adapter}, sizes.lora_rank)
+    lora = lora_shapes({**base_shapes, **adapter}, LORA_RANK)
     save_file(random_tensors(lora, g, torch.bfloat16, lora=True), root / "lightx2v_lora.safetensors")
     return root
