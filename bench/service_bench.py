@@ -484,50 +484,21 @@ def measure_throughput(server: Server, path: str, seconds: int, connections: int
 # MARK: - Media
 
 
+def make_tone(path: Path, seconds: float, hz: int, rate: int) -> Path:
+    """A 16-bit mono sine tone as a WAV file."""
+    tone = f"sine=frequency={hz}:sample_rate={rate}:duration={seconds:.3f}"
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", tone, "-ac", "1", "-c:a", "pcm_s16le"]
+    subprocess.run([*command, str(path)], check=True, timeout=300)
+    return path
+
+
 def make_wav(path: Path, target_bytes: int) -> None:
-    """A 16-bit mono 44.1 kHz tone just under `target_bytes` (50 MB: ~590 s, inside the 600 s limit)."""
-    seconds = (target_bytes - 1024) / (44100 * 2)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=220:sample_rate=44100:duration={seconds:.3f}",
-            "-ac",
-            "1",
-            "-c:a",
-            "pcm_s16le",
-            str(path),
-        ],
-        check=True,
-        timeout=300,
-    )
+    """A 44.1 kHz tone just under `target_bytes` (50 MB: ~590 s, inside the 600 s limit)."""
+    make_tone(path, (target_bytes - 1024) / (44100 * 2), hz=220, rate=44100)
 
 
 def small_job_parts(directory: Path) -> tuple[Path, Path]:
-    audio = directory / "short.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=330:sample_rate=16000:duration=1",
-            str(audio),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return SHARED_MEDIA / "astronaut.png", audio
+    return SHARED_MEDIA / "astronaut.png", make_tone(directory / "short.wav", 1, hz=330, rate=16000)
 
 
 # MARK: - Main

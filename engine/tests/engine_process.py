@@ -1,4 +1,4 @@
-"""Test helpers: the protocol schema, and the real engine process driven through its stdin/stdout."""
+"""Test helpers: the protocol schema and error codes, and the real engine process driven through its stdin/stdout."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
+
+from infinitetalk_engine.contract import EngineError
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -25,6 +28,14 @@ def validate(message: dict[str, Any], kind: str | None = None) -> None:
     """Raise unless `message` is valid protocol; with `kind` (a $defs name, e.g. "done") it must be that one."""
     schema = SCHEMA if kind is None else {**SCHEMA, "oneOf": [{"$ref": f"#/$defs/{kind}"}]}
     jsonschema.Draft202012Validator(schema).validate(message)
+
+
+def error_code(call: Callable[..., Any], *args: Any, match: str | None = None, **kwargs: Any) -> str:
+    """The protocol code of the `EngineError` that `call(*args, **kwargs)` raises; fails unless it raises one (whose
+    message matches `match`, when given)."""
+    with pytest.raises(EngineError, match=match) as error:
+        call(*args, **kwargs)
+    return error.value.code
 
 
 class EngineProcess:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_process import SHARED, EngineProcess, job_message
+from engine_process import SHARED, EngineProcess, error_code, job_message
+from parity.dit import fixture_config
 from probe import assert_standard_mp4
 from tiny_weights import (
     TINY_CLIP,
@@ -30,6 +31,9 @@ from tiny_weights import (
 
 from infinitetalk_engine.infinitetalk.engine import speaker_masks
 from infinitetalk_engine.infinitetalk.loading import TensorFile
+from infinitetalk_engine.infinitetalk.models.image_encoder import ClipVisionArgs
+from infinitetalk_engine.infinitetalk.models.text_encoder import T5EncoderArgs
+from infinitetalk_engine.infinitetalk.models.vae import VaeArgs
 
 FIXTURES = SHARED / "parity"
 IMAGE = SHARED / "media" / "astronaut.png"
@@ -75,32 +79,17 @@ def fixture_shapes(name: str) -> dict:
 
 
 def test_tiny_weights_have_the_released_key_names_and_shapes():
-    dit = json.loads((FIXTURES / "dit" / "config.json").read_text())
-    k = dit["wan_model_kwargs"]
-    assert {
-        **dit_base_shapes(k["dim"], k["ffn_dim"], k["num_layers"], k["text_dim"], dit["clip_feature_dim"]),
-        **adapter_shapes(
-            k["dim"],
-            k["num_layers"],
-            dit["audio_proj_blocks"],
-            dit["audio_proj_channels"],
-            k["intermediate_dim"],
-            k["output_dim"],
-            k["context_tokens"],
-        ),
-    } == fixture_shapes("dit")
-    t5 = json.loads((FIXTURES / "t5" / "config.json").read_text())["t5_encoder_kwargs"]
-    assert t5_shapes(
-        t5["vocab"], t5["dim"], t5["dim_attn"], t5["dim_ffn"], t5["num_heads"], t5["num_layers"], t5["num_buckets"]
-    ) == fixture_shapes("t5")
-    clip = json.loads((FIXTURES / "clip" / "config.json").read_text())["vision_kwargs"]
-    assert clip_visual_shapes(
-        clip["dim"], clip["num_layers"], clip["out_dim"], clip["mlp_ratio"], clip["patch_size"], clip["image_size"]
-    ) == fixture_shapes("clip")
-    vae = json.loads((FIXTURES / "vae" / "config.json").read_text())["vae_kwargs"]
-    assert vae_shapes(
-        vae["dim"], vae["z_dim"], tuple(vae["dim_mult"]), vae["num_res_blocks"], tuple(vae["temperal_downsample"])
-    ) == fixture_shapes("vae")
+    # Given each fixture's config, read by the engine's own config types
+    dit = fixture_config(FIXTURES)
+    t5 = T5EncoderArgs.from_fixture_config(FIXTURES / "t5" / "config.json")
+    clip = ClipVisionArgs.from_fixture_config(FIXTURES / "clip" / "config.json")
+    clip_out_dim = json.loads((FIXTURES / "clip" / "config.json").read_text())["vision_kwargs"]["out_dim"]
+    vae = VaeArgs.from_fixture_config(FIXTURES / "vae" / "config.json")
+    # Then the generators write the fixture files' keys and shapes
+    assert {**dit_base_shapes(dit), **adapter_shapes(dit)} == fixture_shapes("dit")
+    assert t5_shapes(t5) == fixture_shapes("t5")
+    assert clip_visual_shapes(clip, clip_out_dim) == fixture_shapes("clip")
+    assert vae_shapes(vae) == fixture_shapes("vae")
 
 
 def test_the_engine_infers_the_tiny_configs_from_the_files(weights):
@@ -236,12 +225,9 @@ def test_speaker_boxes_are_x_horizontal_and_follow_the_crop():
 
 
 def test_engine_options_are_parsed_and_checked():
-    from infinitetalk_engine.contract import EngineError
     from infinitetalk_engine.infinitetalk.engine import EngineSettings
 
     settings = EngineSettings.from_options({"buckets": "32x48,48x32", "lora": "off", "two_speakers": "on"})
     assert settings.buckets == ((32, 48), (48, 32)) and not settings.use_lora and settings.two_speakers is True
     for bad in ({"buckets": "30x48"}, {"frame_num": "80"}, {"dtype": "int8"}, {"no_such_option": "1"}):
-        with pytest.raises(EngineError) as error:
-            EngineSettings.from_options(bad)
-        assert error.value.code == "load_failed"
+        assert error_code(EngineSettings.from_options, bad) == "load_failed"

@@ -4,10 +4,9 @@ import math
 
 import numpy as np
 import pytest
-from engine_process import SHARED
+from engine_process import SHARED, error_code
 from safetensors.numpy import load_file
 
-from infinitetalk_engine.contract import EngineError
 from infinitetalk_engine.media.audio import (
     SAMPLE_RATE,
     count_video_frames,
@@ -81,24 +80,16 @@ def test_load_speech_returns_normalised_audio_and_frame_count(speech_wav):
 
 @pytest.mark.parametrize("name", ["noise.wav", "text.mp3", "empty.wav", "noise.png"])
 def test_corrupt_audio_is_bad_audio(name, corrupt_files):
-    with pytest.raises(EngineError) as error:
-        load_audio(str(corrupt_files[name]))
-    assert error.value.code == "bad_audio"
+    assert error_code(load_audio, str(corrupt_files[name])) == "bad_audio"
 
 
 def test_missing_file_is_bad_audio(tmp_path):
-    with pytest.raises(EngineError) as error:
-        load_audio(str(tmp_path / "missing.wav"))
-    assert error.value.code == "bad_audio"
+    assert error_code(load_audio, str(tmp_path / "missing.wav")) == "bad_audio"
 
 
 def test_an_image_has_no_audio_stream(face_png):
-    with pytest.raises(EngineError, match="audio") as error:
-        load_audio(str(face_png))
-    assert error.value.code == "bad_audio"
+    assert error_code(load_audio, str(face_png), match="audio") == "bad_audio"
 
 
 def test_audio_over_the_length_limit_is_refused(speech_wav):
-    with pytest.raises(EngineError, match="limit") as error:
-        load_audio(str(speech_wav), max_seconds=0.5)
-    assert error.value.code == "bad_audio"
+    assert error_code(load_audio, str(speech_wav), max_seconds=0.5, match="limit") == "bad_audio"

@@ -4,11 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from engine_process import SHARED
+from engine_process import SHARED, error_code
 from PIL import Image
 from safetensors.numpy import load_file
 
-from infinitetalk_engine.contract import EngineError
 from infinitetalk_engine.media.image import (
     BUCKETS,
     choose_bucket,
@@ -73,18 +72,12 @@ def test_exif_orientation_is_applied(tmp_path):
 
 @pytest.mark.parametrize("name", ["noise.png", "truncated.png", "text.jpg", "noise.wav"])
 def test_corrupt_images_are_bad_image(name, corrupt_files):
-    with pytest.raises(EngineError) as error:
-        load_image(str(corrupt_files[name]))
-    assert error.value.code == "bad_image"
+    assert error_code(load_image, str(corrupt_files[name])) == "bad_image"
 
 
 def test_images_over_the_pixel_limit_are_refused(face_png):
-    with pytest.raises(EngineError, match="pixels") as error:
-        load_image(str(face_png), max_pixels=100 * 100)
-    assert error.value.code == "bad_image"
+    assert error_code(load_image, str(face_png), max_pixels=100 * 100, match="pixels") == "bad_image"
 
 
 def test_unknown_resolution_is_bad_params():
-    with pytest.raises(EngineError) as error:
-        choose_bucket(100, 100, "1080p")
-    assert error.value.code == "bad_params"
+    assert error_code(choose_bucket, 100, 100, "1080p") == "bad_params"

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from infinitetalk_engine.infinitetalk.models.image_encoder import ClipVisionArgs
 from infinitetalk_engine.infinitetalk.models.text_encoder import T5EncoderArgs
 from infinitetalk_engine.infinitetalk.models.transformer_config import TransformerConfig
+from infinitetalk_engine.infinitetalk.models.vae import VaeArgs
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -38,32 +39,24 @@ TINY_DIT = TransformerConfig(
     audio_dim=32,
     audio_tokens=8,
 )
-TINY_VAE_DIM = 8
+TINY_VAE = VaeArgs(base_dim=8)
 LORA_RANK = 4
 
 
 # 1. Key -> shape generators, one per released file ----------------------------------------------------------------
 
 
-def dit_base_shapes(
-    dim: int,
-    ffn: int,
-    layers: int,
-    text_dim: int,
-    clip_dim: int,
-    in_dim: int = 36,
-    out_dim: int = 16,
-    freq_dim: int = 256,
-    patch: tuple[int, int, int] = (1, 2, 2),
-) -> Shapes:
+def dit_base_shapes(c: TransformerConfig) -> Shapes:
+    dim, ffn, clip_dim, patch = c.dim, c.ffn_dim, c.clip_dim, c.patch_size
+    head = c.out_dim * patch[0] * patch[1] * patch[2]
     s: Shapes = {
-        "patch_embedding.weight": (dim, in_dim, *patch),
+        "patch_embedding.weight": (dim, c.in_dim, *patch),
         "patch_embedding.bias": (dim,),
-        "text_embedding.0.weight": (dim, text_dim),
+        "text_embedding.0.weight": (dim, c.text_dim),
         "text_embedding.0.bias": (dim,),
         "text_embedding.2.weight": (dim, dim),
         "text_embedding.2.bias": (dim,),
-        "time_embedding.0.weight": (dim, freq_dim),
+        "time_embedding.0.weight": (dim, c.freq_dim),
         "time_embedding.0.bias": (dim,),
         "time_embedding.2.weight": (dim, dim),
         "time_embedding.2.bias": (dim,),
@@ -77,11 +70,11 @@ def dit_base_shapes(
         "img_emb.proj.3.bias": (dim,),
         "img_emb.proj.4.weight": (dim,),
         "img_emb.proj.4.bias": (dim,),
-        "head.head.weight": (out_dim * patch[0] * patch[1] * patch[2], dim),
-        "head.head.bias": (out_dim * patch[0] * patch[1] * patch[2],),
+        "head.head.weight": (head, dim),
+        "head.head.bias": (head,),
         "head.modulation": (1, 2, dim),
     }
-    for i in range(layers):
+    for i in range(c.num_layers):
         b = f"blocks.{i}."
         s[b + "modulation"] = (1, 6, dim)
         for attn, names in (("self_attn", "qkvo"), ("cross_attn", ["q", "k", "v", "o", "k_img", "v_img"])):
@@ -101,21 +94,13 @@ def dit_base_shapes(
     return s
 
 
-def adapter_shapes(
-    dim: int,
-    layers: int,
-    audio_layers: int,
-    audio_hidden: int,
-    intermediate: int,
-    audio_dim: int,
-    tokens: int,
-    window: int = 5,
-    vae_scale: int = 4,
-) -> Shapes:
+def adapter_shapes(c: TransformerConfig) -> Shapes:
+    dim, intermediate, audio_dim, tokens = c.dim, c.audio_intermediate_dim, c.audio_dim, c.audio_tokens
+    frame_features = c.audio_layers * c.audio_channels  # one wav2vec2 frame, all layers stacked
     s: Shapes = {
-        "audio_proj.proj1.weight": (intermediate, window * audio_layers * audio_hidden),
+        "audio_proj.proj1.weight": (intermediate, c.audio_window * frame_features),
         "audio_proj.proj1.bias": (intermediate,),
-        "audio_proj.proj1_vf.weight": (intermediate, (window + vae_scale - 1) * audio_layers * audio_hidden),
+        "audio_proj.proj1_vf.weight": (intermediate, (c.audio_window + c.vae_scale - 1) * frame_features),
         "audio_proj.proj1_vf.bias": (intermediate,),
         "audio_proj.proj2.weight": (intermediate, intermediate),
         "audio_proj.proj2.bias": (intermediate,),
@@ -124,7 +109,7 @@ def adapter_shapes(
         "audio_proj.norm.weight": (audio_dim,),
         "audio_proj.norm.bias": (audio_dim,),
     }
-    for i in range(layers):
+    for i in range(c.num_layers):
         b = f"blocks.{i}."
         s[b + "norm_x.weight"], s[b + "norm_x.bias"] = (dim,), (dim,)
         s[b + "audio_cross_attn.q_linear.weight"], s[b + "audio_cross_attn.q_linear.bias"] = (dim, dim), (dim,)
@@ -134,9 +119,10 @@ def adapter_shapes(
     return s
 
 
-def t5_shapes(vocab: int, dim: int, dim_attn: int, ffn: int, heads: int, layers: int, buckets: int = 32) -> Shapes:
-    s: Shapes = {"token_embedding.weight": (vocab, dim), "norm.weight": (dim,)}
-    for i in range(layers):
+def t5_shapes(args: T5EncoderArgs) -> Shapes:
+    dim, dim_attn, ffn = args.dim, args.dim_attn, args.dim_ffn
+    s: Shapes = {"token_embedding.weight": (args.vocab, dim), "norm.weight": (dim,)}
+    for i in range(args.num_layers):
         b = f"blocks.{i}."
         s[b + "norm1.weight"], s[b + "norm2.weight"] = (dim,), (dim,)
         for n in "qkv":
@@ -144,14 +130,13 @@ def t5_shapes(vocab: int, dim: int, dim_attn: int, ffn: int, heads: int, layers:
         s[b + "attn.o.weight"] = (dim, dim_attn)
         s[b + "ffn.gate.0.weight"], s[b + "ffn.fc1.weight"] = (ffn, dim), (ffn, dim)
         s[b + "ffn.fc2.weight"] = (dim, ffn)
-        s[b + "pos_embedding.embedding.weight"] = (buckets, heads)
+        s[b + "pos_embedding.embedding.weight"] = (args.num_buckets, args.num_heads)
     return s
 
 
-def clip_visual_shapes(
-    width: int, layers: int, embed_dim: int, mlp_ratio: int = 4, patch: int = 14, image: int = 224
-) -> Shapes:
-    tokens = (image // patch) ** 2 + 1
+def clip_visual_shapes(args: ClipVisionArgs, embed_dim: int) -> Shapes:
+    width, mlp_ratio, patch = args.dim, args.mlp_ratio, args.patch_size
+    tokens = (args.image_size // patch) ** 2 + 1
     s: Shapes = {
         "visual.patch_embedding.weight": (width, 3, patch, patch),
         "visual.cls_embedding": (1, 1, width),
@@ -162,7 +147,7 @@ def clip_visual_shapes(
         "visual.post_norm.bias": (width,),
         "visual.head": (width, embed_dim),
     }
-    for i in range(layers):
+    for i in range(args.num_layers):
         b = f"visual.transformer.{i}."
         for n in ("norm1", "norm2"):
             s[f"{b}{n}.weight"], s[f"{b}{n}.bias"] = (width,), (width,)
@@ -178,13 +163,8 @@ def clip_text_shapes(width: int, embed_dim: int) -> Shapes:
     return {"textual.token_embedding.weight": (50, width), "textual.head.0.weight": (embed_dim, width), "log_scale": ()}
 
 
-def vae_shapes(
-    dim: int,
-    z: int = 16,
-    mult: tuple[int, ...] = (1, 2, 4, 4),
-    res_blocks: int = 2,
-    temporal_down: tuple[bool, ...] = (False, True, True),
-) -> Shapes:
+def vae_shapes(args: VaeArgs) -> Shapes:
+    dim, z, mult, res_blocks = args.base_dim, args.z_dim, args.dim_mult, args.num_res_blocks
     s: Shapes = {}
 
     def residual(prefix: str, cin: int, cout: int) -> None:
@@ -213,7 +193,7 @@ def vae_shapes(
         if stage != len(mult) - 1:
             p = f"encoder.downsamples.{index}."
             s[p + "resample.1.weight"], s[p + "resample.1.bias"] = (cout, cout, 3, 3), (cout,)
-            if temporal_down[stage]:
+            if args.temporal_downsample[stage]:
                 s[p + "time_conv.weight"], s[p + "time_conv.bias"] = (cout, cout, 3, 1, 1), (cout,)
             index += 1
     middle("encoder.", dims[-1])
@@ -224,7 +204,7 @@ def vae_shapes(
 
     # Decoder: conv1 from z, middle, upsample stages (inputs halved after each upsample), head to RGB.
     dims = [dim * m for m in (mult[-1], *mult[::-1])]
-    temporal_up = tuple(temporal_down[::-1])
+    temporal_up = args.temporal_downsample[::-1]
     s["decoder.conv1.weight"], s["decoder.conv1.bias"] = (dims[0], z, 3, 3, 3), (dims[0],)
     middle("decoder.", dims[0])
     index = 0
@@ -392,9 +372,7 @@ def write_tiny_weights(root: Path, seed: int = 0, dit_shards: int = 2) -> Path:
             indent=2,
         )
     )
-    base_shapes = dit_base_shapes(
-        TINY_DIT.dim, TINY_DIT.ffn_dim, TINY_DIT.num_layers, TINY_DIT.text_dim, TINY_DIT.clip_dim
-    )
+    base_shapes = dit_base_shapes(TINY_DIT)
     base = random_tensors(base_shapes, g)
     keys = list(base)
     weight_map = {}
@@ -410,28 +388,20 @@ def write_tiny_weights(root: Path, seed: int = 0, dit_shards: int = 2) -> Path:
     # 2. T5 (bf16 .pth, Wan names) and its tokenizer folder.
     tokens = write_tokenizer(dit / "google" / "umt5-xxl")
     assert tokens <= TINY_T5.vocab, "the embedding needs a row per token"
-    t5 = random_tensors(
-        t5_shapes(TINY_T5.vocab, TINY_T5.dim, TINY_T5.dim_attn, TINY_T5.dim_ffn, TINY_T5.num_heads, TINY_T5.num_layers),
-        g,
-        torch.bfloat16,
-    )
-    torch.save(t5, dit / "models_t5_umt5-xxl-enc-bf16.pth")
+    torch.save(random_tensors(t5_shapes(TINY_T5), g, torch.bfloat16), dit / "models_t5_umt5-xxl-enc-bf16.pth")
 
     # 3. CLIP (both towers in one .pth, fp16 like the release) and the VAE (fp32 .pth).
     clip = random_tensors(
-        {**clip_visual_shapes(TINY_CLIP.dim, TINY_CLIP.num_layers, 32), **clip_text_shapes(TINY_CLIP.dim, 32)},
+        {**clip_visual_shapes(TINY_CLIP, 32), **clip_text_shapes(TINY_CLIP.dim, 32)},
         g,
         torch.float16,
     )
     torch.save(clip, dit / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth")
-    torch.save(random_tensors(vae_shapes(TINY_VAE_DIM), g), dit / "Wan2.1_VAE.pth")
+    torch.save(random_tensors(vae_shapes(TINY_VAE), g), dit / "Wan2.1_VAE.pth")
 
     # 4. wav2vec2, the single/multi audio adapters and the LoRA.
     write_wav2vec(root / "chinese-wav2vec2-base", seed)
-    c = TINY_DIT
-    adapter = adapter_shapes(
-        c.dim, c.num_layers, c.audio_layers, c.audio_channels, c.audio_intermediate_dim, c.audio_dim, c.audio_tokens
-    )
+    adapter = adapter_shapes(TINY_DIT)
     for kind in ("single", "multi"):
         (root / "InfiniteTalk" / kind).mkdir(parents=True, exist_ok=True)
         save_file(random_tensors(adapter, g), root / "InfiniteTalk" / kind / "infinitetalk.safetensors")

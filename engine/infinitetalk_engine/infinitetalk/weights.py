@@ -20,7 +20,6 @@ Nothing here reads tensors; `loading.py` does. Every error is a `WeightsError` n
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from .loading import weights_error
@@ -30,48 +29,24 @@ DIT_INDEX = "diffusion_pytorch_model.safetensors.index.json"
 DIT_SHARD_GLOB = "diffusion_pytorch_model*.safetensors"
 
 
-@dataclass(frozen=True)
 class WeightsLayout:
     """Paths inside one `weights/` folder. Build with `WeightsLayout(Path(dir))`; call `check()` before loading."""
 
-    root: Path
-
-    # 1. The Wan2.1 I2V folder.
-    @property
-    def dit_dir(self) -> Path:
-        return self.root / DIT_FOLDER
-
-    @property
-    def dit_config(self) -> Path:
-        return self.dit_dir / "config.json"
-
-    @property
-    def t5(self) -> Path:
-        return self.dit_dir / "models_t5_umt5-xxl-enc-bf16.pth"
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.dit_dir / "google" / "umt5-xxl"
-
-    @property
-    def clip(self) -> Path:
-        return self.dit_dir / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
-
-    @property
-    def vae(self) -> Path:
-        return self.dit_dir / "Wan2.1_VAE.pth"
-
-    # 2. Audio encoder, InfiniteTalk adapters, LoRA.
-    @property
-    def wav2vec(self) -> Path:
-        return self.root / "chinese-wav2vec2-base"
+    def __init__(self, root: Path):
+        self.root = root
+        # 1. The Wan2.1 I2V folder.
+        self.dit_dir = self.root / DIT_FOLDER
+        self.dit_config = self.dit_dir / "config.json"
+        self.t5 = self.dit_dir / "models_t5_umt5-xxl-enc-bf16.pth"
+        self.tokenizer = self.dit_dir / "google" / "umt5-xxl"
+        self.clip = self.dit_dir / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
+        self.vae = self.dit_dir / "Wan2.1_VAE.pth"
+        # 2. Audio encoder, InfiniteTalk adapters, LoRA.
+        self.wav2vec = self.root / "chinese-wav2vec2-base"
+        self.lora = self.root / "lightx2v_lora.safetensors"
 
     def adapter(self, two_speakers: bool = False) -> Path:
         return self.root / "InfiniteTalk" / ("multi" if two_speakers else "single") / "infinitetalk.safetensors"
-
-    @property
-    def lora(self) -> Path:
-        return self.root / "lightx2v_lora.safetensors"
 
     def dit_shards(self) -> list[Path]:
         """The DiT shard files: from the index json when there is one (any shard count), else every

@@ -7,11 +7,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from . import Check
 
-# fixture root -> (our tensors, the fixture's tensors), by name; cached by the module that defines it.
-Run = Callable[[Path], tuple[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]]]
+# (fixture folder, the folder's tensors.safetensors) -> our tensors, by name.
+Compute = Callable[[Path, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
 
 
 def max_abs_error(ours: torch.Tensor, expected: torch.Tensor) -> float:
@@ -21,14 +22,20 @@ def max_abs_error(ours: torch.Tensor, expected: torch.Tensor) -> float:
     return (ours.double().cpu() - expected.double()).abs().max().item()
 
 
-def tensor_checks(prefix: str, run: Run, tolerances: Mapping[str, float]) -> list[Check]:
-    """One check per tensor name (`"<prefix> <name>"`): our tensor against the fixture's, both from `run(root)`."""
+def tensor_checks(folder: str, compute: Compute, tolerances: Mapping[str, float]) -> list[Check]:
+    """One check per tensor name (`"<folder> <name>"`): our tensor from `compute(root / folder, fixture)` against
+    the fixture's (`root / folder / "tensors.safetensors"`). `compute` runs once per fixture root."""
+
+    @functools.lru_cache(maxsize=2)
+    def run(root: Path) -> tuple[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]]:
+        fixture = load_file(root / folder / "tensors.safetensors")
+        return compute(root / folder, fixture), fixture
 
     def error(root: Path, name: str) -> float:
         ours, fixture = run(root)
         return max_abs_error(ours[name], fixture[name])
 
     return [
-        Check(f"{prefix} {name}", tolerance, functools.partial(error, name=name))
+        Check(f"{folder} {name}", tolerance, functools.partial(error, name=name))
         for name, tolerance in tolerances.items()
     ]

@@ -1,12 +1,10 @@
-"""Parity: the umT5 encoder loaded from Wan's T5 key names (`t5/`, README §4). Runs once per fixture root."""
+"""Parity: the umT5 encoder loaded from Wan's T5 key names (`t5/`, README §4)."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from infinitetalk_engine.infinitetalk.models.text_encoder import (
     T5EncoderArgs,
@@ -22,26 +20,22 @@ from ._compare import tensor_checks
 TOLERANCE = 1e-4  # README table: T5 in fp32
 
 
-@functools.lru_cache(maxsize=2)
-def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    folder = root / "t5"
+def _ours(folder: Path, fixture: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     model = load_t5_encoder(
         folder / "weights.safetensors", T5EncoderArgs.from_fixture_config(folder / "config.json"), dtype=torch.float32
     )
-    fixture = load_file(folder / "tensors.safetensors")
     out = encode_tokens(model, fixture["ids"], fixture["mask"])
     prompt, negative = trim_to_mask(out, fixture["mask"])
     buckets_size = fixture["rel_bucket_160"].shape[0]
     bias_size = fixture["block0_pos_bias_12"].shape[-1]
-    ours = {
+    return {
         "encoder_out_full": out,
         "context_prompt": prompt,
         "context_negative": negative,
         "rel_bucket_160": relative_position_buckets(model, buckets_size),
         "block0_pos_bias_12": position_bias(model, 0, bias_size),
     }
-    return ours, fixture
 
 
 NAMES = ("encoder_out_full", "context_prompt", "context_negative", "rel_bucket_160", "block0_pos_bias_12")
-CHECKS = tensor_checks("t5", _run, {name: 0.0 if name == "rel_bucket_160" else TOLERANCE for name in NAMES})
+CHECKS = tensor_checks("t5", _ours, {name: 0.0 if name == "rel_bucket_160" else TOLERANCE for name in NAMES})

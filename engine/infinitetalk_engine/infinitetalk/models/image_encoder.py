@@ -47,13 +47,9 @@ class ClipVisionArgs:
             raise ValueError("only the pre-norm CLIP visual tower is supported")
         if kwargs.get("activation", "gelu") not in ("gelu", "quick_gelu"):
             raise ValueError(f"unknown CLIP activation {kwargs['activation']!r}")
+        names = ("image_size", "patch_size", "dim", "mlp_ratio", "num_heads", "num_layers")
         return cls(
-            image_size=kwargs["image_size"],
-            patch_size=kwargs["patch_size"],
-            dim=kwargs["dim"],
-            mlp_ratio=kwargs["mlp_ratio"],
-            num_heads=kwargs["num_heads"],
-            num_layers=kwargs["num_layers"],
+            **{name: kwargs[name] for name in names},
             activation=kwargs.get("activation", "gelu"),
             eps=kwargs.get("norm_eps", 1e-5),
         )
