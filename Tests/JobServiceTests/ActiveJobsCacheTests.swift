@@ -1,42 +1,28 @@
 import Foundation
-import GRDB
 import Testing
 
 @testable import JobService
 
-/// The repository's cache of active jobs: read once, dropped by every write, never keeps a stale snapshot.
+/// The SQLite repository's cache of active jobs: read once, dropped by every write, never keeps a stale snapshot.
 @Suite struct ActiveJobsCacheTests {
-    let database: AppDatabase
-    let repository: JobRepository
+    let repository: GRDBJobRepository
 
     init() throws {
-        database = try AppDatabase.inMemory()
-        repository = JobRepository(database: database)
+        repository = try GRDBJobRepository.inMemory()
     }
 
-    private func makeJob(audioSeconds: Double = 2) -> Job {
-        let id = UUID().uuidString.lowercased()
-        return Job(
-            id: id, parameters: JobParameters(seed: 1), imagePath: "/u/\(id)/image", audioPath: "/u/\(id)/audio",
-            audioSeconds: audioSeconds, resultPath: "/r/\(id).mp4")
+    private func makeJob() -> Job { TestSupport.makeJob() }
+
+    private func enqueue(_ count: Int) async throws -> [Job] {
+        try await TestSupport.enqueue(count, into: repository)
     }
 
-    private func enqueue(_ count: Int, audioSeconds: Double = 2) async throws -> [Job] {
-        var jobs: [Job] = []
-        for _ in 0..<count {
-            jobs.append(try await repository.enqueue(makeJob(audioSeconds: audioSeconds), maxQueueSize: 20).job)
-        }
-        return jobs
-    }
-
-    /// What the database holds now, read past the cache.
+    /// What the database holds now, read past the cache (history queries are never cached).
     private func storedActiveJobs() async throws -> ActiveJobs {
-        try await database.writer.read { db in
-            ActiveJobs(
-                queued: try Job.filter(Job.Columns.status == JobStatus.queued).order(Job.Columns.sequence).fetchAll(db),
-                processing: try Job.filter(Job.Columns.status == JobStatus.processing).order(Job.Columns.sequence)
-                    .fetchAll(db))
+        func stored(_ status: JobStatus) async throws -> [Job] {
+            try await repository.list(status: status, limit: 1000, offset: 0).jobs.reversed()
         }
+        return ActiveJobs(queued: try await stored(.queued), processing: try await stored(.processing))
     }
 
     private var isCached: Bool { repository.activeJobsCache.lookup().jobs != nil }
@@ -121,20 +107,22 @@ import Testing
         #expect(try await repository.activeJobs().queued.count == 2)
     }
 
-    // MARK: - Status objects from the cache
+    // MARK: - Status objects
 
-    private func makeReporter(slots: Int = 1) -> (StatusReporter, ThroughputEstimator) {
+    private func makeReporter(_ repository: any JobRepository) -> (StatusReporter, ThroughputEstimator) {
         let estimator = ThroughputEstimator(prior: 3)
         let reporter = StatusReporter(
             repository: repository, liveProgress: LiveProgressStore(), estimator: estimator,
-            maxQueueSize: 20, capacity: { slots })
+            maxQueueSize: 20, capacity: { 1 })
         return (reporter, estimator)
     }
 
-    @Test func statusOfActiveJobsHasPositionsAndEstimates() async throws {
+    @Test(arguments: RepositoryKind.allCases)
+    func statusOfActiveJobsHasPositionsAndEstimates(_ kind: RepositoryKind) async throws {
         // Given one running job and two queued behind it
-        let (reporter, estimator) = makeReporter()
-        let jobs = try await enqueue(3, audioSeconds: 4)
+        let repository = try kind.make()
+        let (reporter, estimator) = makeReporter(repository)
+        let jobs = try await TestSupport.enqueue(3, into: repository, audioSeconds: 4)
         _ = try await repository.claimNextJob()
         let perJob = estimator.expectedSeconds(forAudio: 4)
         // Then the running one has no place and its whole estimate left; the queued ones wait for all ahead
@@ -153,9 +141,11 @@ import Testing
         #expect(moved == (try await reporter.status(of: try #require(try await repository.job(id: jobs[2].id)))))
     }
 
-    @Test func statusOfFinishedAndUnknownJobs() async throws {
-        let (reporter, _) = makeReporter()
-        let job = try await enqueue(1)[0]
+    @Test(arguments: RepositoryKind.allCases)
+    func statusOfFinishedAndUnknownJobs(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        let (reporter, _) = makeReporter(repository)
+        let job = try await TestSupport.enqueue(1, into: repository)[0]
         _ = try await repository.cancel(job.id)
         let cancelled = try #require(try await reporter.status(ofJobWithID: job.id))
         #expect(cancelled.status == .cancelled)

@@ -166,7 +166,7 @@ struct EndToEndTests {
         // Given a server with three jobs, the first running
         let first = try await ServerProcess(arguments: arguments)
         #expect(
-            try await TestSupport.waitUntil(timeout: .seconds(120)) {
+            try await ServerProcess.poll(timeout: .seconds(120)) {
                 try Curl.request(first.baseURL + "/readyz").status == 200
             })
         var ids: [String] = []
@@ -180,7 +180,7 @@ struct EndToEndTests {
         // (Uploads are slow in debug builds, so the first job may be done already: catch whichever one runs.)
         var interrupted: String?
         #expect(
-            try await TestSupport.waitUntil(timeout: .seconds(60)) {
+            try await ServerProcess.poll(timeout: .seconds(60)) {
                 interrupted = try ids.first {
                     try Curl.request(first.baseURL + "/api/status/\($0)").json["status"] == .string("processing")
                 }
@@ -193,12 +193,12 @@ struct EndToEndTests {
         first.killHard()
         // Then its engine goes away too (its stdin closed)
         #expect(
-            try await TestSupport.waitUntil(timeout: .seconds(15)) { !engines.contains(where: ServerProcess.isAlive) })
+            try await ServerProcess.poll(timeout: .seconds(15)) { !engines.contains(where: ServerProcess.isAlive) })
 
         // And after a restart on the same data every job completes; the interrupted one was started twice
         let second = try await ServerProcess(arguments: arguments)
         defer { second.terminate() }
-        let allDone = try await TestSupport.waitUntil(timeout: .seconds(180)) {
+        let allDone = try await ServerProcess.poll(timeout: .seconds(180)) {
             try ids.allSatisfy {
                 try Curl.request(second.baseURL + "/api/status/\($0)").json["status"] == .string("completed")
             }
@@ -223,7 +223,7 @@ struct EndToEndTests {
         ])
         defer { server.terminate() }
         #expect(
-            try await TestSupport.waitUntil(timeout: .seconds(120)) {
+            try await ServerProcess.poll(timeout: .seconds(120)) {
                 try Curl.request(server.baseURL + "/readyz").status == 200
             })
         let image = try PreviewEngine.portrait()
@@ -236,7 +236,7 @@ struct EndToEndTests {
         }
         var ids = [try submit()]
         #expect(
-            try await TestSupport.waitUntil(timeout: .seconds(30)) {
+            try await ServerProcess.poll(timeout: .seconds(30)) {
                 try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("processing")
             })
         // When the engine dies in the middle of the first job (and another job is sent meanwhile)
@@ -244,13 +244,13 @@ struct EndToEndTests {
         ids.append(try submit())
         // Then that job fails with engine_crashed, and the restarted engine runs the next one
         #expect(
-            try await TestSupport.waitUntil(timeout: .seconds(30)) {
+            try await ServerProcess.poll(timeout: .seconds(30)) {
                 try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("failed")
             })
         let failed = try Curl.request(server.baseURL + "/api/status/\(ids[0])").json
         #expect(failed["error"]?["code"] == .string("engine_crashed"))
         #expect(
-            try await TestSupport.waitUntil(timeout: .seconds(120)) {
+            try await ServerProcess.poll(timeout: .seconds(120)) {
                 try Curl.request(server.baseURL + "/api/status/\(ids[1])").json["status"] == .string("completed")
             })
         let metrics = String(decoding: try Curl.request(server.baseURL + "/metrics").body, as: UTF8.self)

@@ -3,30 +3,18 @@ import Testing
 
 @testable import JobService
 
+/// The store's state machine and queries, run against each implementation (SQLite and the in-memory test double), so
+/// the double is proven to behave as the real store does.
 @Suite struct JobRepositoryTests {
-    let repository: JobRepository
-    let files = JobFiles(uploadsDirectory: "/nonexistent/uploads", resultsDirectory: "/nonexistent/results")
-
-    init() throws {
-        repository = JobRepository(database: try AppDatabase.inMemory())
+    private func enqueue(_ count: Int, into repository: any JobRepository, max: Int = 20) async throws -> [Job] {
+        try await TestSupport.enqueue(count, into: repository, maxQueueSize: max)
     }
 
-    private func makeJob(audioSeconds: Double = 2) -> Job {
-        let id = UUID().uuidString.lowercased()
-        return Job(
-            id: id, parameters: JobParameters(seed: 1), imagePath: "/u/\(id)/image", audioPath: "/u/\(id)/audio",
-            audioSeconds: audioSeconds, resultPath: "/r/\(id).mp4")
-    }
-
-    private func enqueue(_ count: Int, max: Int = 20) async throws -> [Job] {
-        var jobs: [Job] = []
-        for _ in 0..<count { jobs.append(try await repository.enqueue(makeJob(), maxQueueSize: max).job) }
-        return jobs
-    }
-
-    @Test func jobsAreStartedInTheOrderTheyCame() async throws {
+    @Test(arguments: RepositoryKind.allCases)
+    func jobsAreStartedInTheOrderTheyCame(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
         // Given three queued jobs
-        let jobs = try await enqueue(3)
+        let jobs = try await enqueue(3, into: repository)
         // When claimed one by one
         let first = try await repository.claimNextJob()
         let second = try await repository.claimNextJob()
@@ -36,31 +24,37 @@ import Testing
         #expect(first?.status == .processing)
         #expect(first?.attempts == 1)
         #expect(first?.startedAt != nil)
-        #expect(try await repository.position(of: jobs[2].id) == 1)
+        #expect(try await repository.activeJobs().queued.map(\.id) == [jobs[2].id])
     }
 
-    @Test func enqueueReportsThePlaceInTheQueue() async throws {
-        _ = try await enqueue(2)
-        let third = try await repository.enqueue(makeJob(), maxQueueSize: 20)
+    @Test(arguments: RepositoryKind.allCases)
+    func enqueueReportsThePlaceInTheQueue(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        _ = try await enqueue(2, into: repository)
+        let third = try await repository.enqueue(TestSupport.makeJob(), maxQueueSize: 20)
         #expect(third.position == 3)
-        #expect(try await repository.position(of: third.job.id) == 3)
+        #expect(try await repository.activeJobs().queued.map(\.id).firstIndex(of: third.job.id) == 2)
     }
 
-    @Test func aFullQueueRefusesNewJobs() async throws {
+    @Test(arguments: RepositoryKind.allCases)
+    func aFullQueueRefusesNewJobs(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
         // Given a queue of two that is full
-        _ = try await enqueue(2, max: 2)
+        _ = try await enqueue(2, into: repository, max: 2)
         // When a third comes, then it is refused
-        await #expect(throws: JobRepository.QueueFull.self) {
-            try await repository.enqueue(makeJob(), maxQueueSize: 2)
+        await #expect(throws: QueueFull.self) {
+            try await repository.enqueue(TestSupport.makeJob(), maxQueueSize: 2)
         }
         // And once one started there is room again (only queued jobs count)
         _ = try await repository.claimNextJob()
-        _ = try await repository.enqueue(makeJob(), maxQueueSize: 2)
+        _ = try await repository.enqueue(TestSupport.makeJob(), maxQueueSize: 2)
     }
 
-    @Test func theStateMachineRefusesMovesOutOfFinishedStates() async throws {
+    @Test(arguments: RepositoryKind.allCases)
+    func theStateMachineRefusesMovesOutOfFinishedStates(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
         // Given a completed job
-        let job = try await enqueue(1)[0]
+        let job = try await enqueue(1, into: repository)[0]
         _ = try await repository.claimNextJob()
         let output = JobOutput(durationSeconds: 1, frames: 25, width: 64, height: 64, fps: 25, bytes: 10, warnings: [])
         let completed = try await repository.complete(job.id, output: output)
@@ -74,8 +68,10 @@ import Testing
         #expect(try await repository.job(id: job.id)?.output == output)
     }
 
-    @Test func aQueuedJobCannotCompleteWithoutStarting() async throws {
-        let job = try await enqueue(1)[0]
+    @Test(arguments: RepositoryKind.allCases)
+    func aQueuedJobCannotCompleteWithoutStarting(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        let job = try await enqueue(1, into: repository)[0]
         let output = JobOutput(durationSeconds: 1, frames: 25, width: 64, height: 64, fps: 25, bytes: 10, warnings: [])
         #expect(try await repository.complete(job.id, output: output) == nil)
         #expect(JobStatus.queued.canMove(to: .completed) == false)
@@ -83,29 +79,35 @@ import Testing
         #expect(JobStatus.allCases.filter(\.isTerminal) == [.completed, .failed, .cancelled])
     }
 
-    @Test func cancellingRecordsTheReason() async throws {
-        let job = try await enqueue(1)[0]
+    @Test(arguments: RepositoryKind.allCases)
+    func cancellingRecordsTheReason(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        let job = try await enqueue(1, into: repository)[0]
         let cancelled = try await repository.cancel(job.id)
         #expect(cancelled?.status == .cancelled)
         #expect(cancelled?.failure == JobFailure.cancelled())
         #expect(try await repository.claimNextJob() == nil)
     }
 
-    @Test func aRequeuedJobKeepsItsPlaceAtTheHead() async throws {
+    @Test(arguments: RepositoryKind.allCases)
+    func aRequeuedJobKeepsItsPlaceAtTheHead(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
         // Given a running job and two queued after it
-        let jobs = try await enqueue(3)
+        let jobs = try await enqueue(3, into: repository)
         _ = try await repository.claimNextJob()
         // When it goes back to the queue without counting the attempt (graceful shutdown)
         let requeued = try await repository.requeue(jobs[0].id, message: "back", countsAsAttempt: false)
         // Then it is first again, with its attempt given back
         #expect(requeued?.attempts == 0)
         #expect(requeued?.startedAt == nil)
-        #expect(try await repository.queuedJobs().map(\.id) == jobs.map(\.id))
+        #expect(try await repository.activeJobs().queued.map(\.id) == jobs.map(\.id))
     }
 
-    @Test func afterACrashProcessingJobsAreRequeuedOnceThenFailed() async throws {
+    @Test(arguments: RepositoryKind.allCases)
+    func afterACrashProcessingJobsAreRequeuedOnceThenFailed(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
         // Given two jobs marked processing when the server died: one started once, one started twice
-        let jobs = try await enqueue(2)
+        let jobs = try await enqueue(2, into: repository)
         _ = try await repository.claimNextJob()
         _ = try await repository.claimNextJob()
         _ = try await repository.requeue(jobs[1].id, message: "", countsAsAttempt: true)
@@ -122,8 +124,10 @@ import Testing
         #expect(failed?.errorCode == "interrupted")
     }
 
-    @Test func historyIsPagedNewestFirstAndFilteredByStatus() async throws {
-        let jobs = try await enqueue(5)
+    @Test(arguments: RepositoryKind.allCases)
+    func historyIsPagedNewestFirstAndFilteredByStatus(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        let jobs = try await enqueue(5, into: repository)
         _ = try await repository.cancel(jobs[1].id)
         let page = try await repository.list(status: nil, limit: 2, offset: 1)
         #expect(page.total == 5)
@@ -134,8 +138,10 @@ import Testing
         #expect(try await repository.countsByStatus() == [.queued: 4, .cancelled: 1])
     }
 
-    @Test func onlyJobsFinishedBeforeTheCutoffExpire() async throws {
-        let jobs = try await enqueue(2)
+    @Test(arguments: RepositoryKind.allCases)
+    func onlyJobsFinishedBeforeTheCutoffExpire(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        let jobs = try await enqueue(2, into: repository)
         let longAgo = Date(timeIntervalSinceNow: -3600)
         _ = try await repository.cancel(jobs[0].id, now: longAgo)
         _ = try await repository.cancel(jobs[1].id)

@@ -25,7 +25,7 @@ import WSClient
         let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
         let inbox = Inbox()
         try await service.application.test(.live) { client in
-            #expect(try await TestSupport.waitUntil { await service.supervisor.state.hello != nil })
+            try await TestSupport.waitUntilReady(service.engine)
             let form = try MultipartForm.valid()
             try await client.ws("/ws") { inbound, outbound, _ in
                 var requestID: String?
@@ -77,13 +77,15 @@ import WSClient
         #expect(messages.filter { $0["type"] == .string("queue_update") }.count >= 3)
     }
 
-    @Test func progressUpdatesAreLimitedPerJob() async throws {
-        let broadcaster = ProgressBroadcaster(progressInterval: .milliseconds(100))
+    @Test func progressUpdatesAreLimitedPerJob() {
+        let clock = ManualClock()
+        let broadcaster = ProgressBroadcaster(progressInterval: .milliseconds(100), clock: clock)
         #expect(broadcaster.admitProgress(for: "a"))
+        clock.advance(by: .milliseconds(99))
         #expect(!broadcaster.admitProgress(for: "a"), "a second report within 100 ms is dropped")
         #expect(broadcaster.admitProgress(for: "b"), "other jobs are not affected")
         #expect(broadcaster.admitProgress(for: "a", force: true), "stage changes always pass")
-        try await Task.sleep(for: .milliseconds(120))
+        clock.advance(by: .milliseconds(100))
         #expect(broadcaster.admitProgress(for: "a"))
     }
 

@@ -2,19 +2,27 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+import Uploads
 
 @testable import JobService
 
-/// Every endpoint and every error path, in process (`.router`), each answer checked against `openapi.json`.
-/// The engine is silent (never ready) unless a test needs it, so submitted jobs stay queued.
+/// Every endpoint and every error path, in process (`.router`) on an in-memory store, each answer checked against
+/// `openapi.json`. The engine is a silent stand-in (never ready) unless a test names an engine command, so submitted
+/// jobs stay queued.
 @Suite struct RouterTests {
+    /// - Parameters:
+    ///   - engine: an engine command to supervise; `nil` for the silent stand-in.
+    ///   - settings: configuration settings by flag (`["max-queue-size": "1"]`).
+    ///   - limits: upload limits replacing the configured ones.
     private func withApp(
-        engine: [String] = TestSupport.silentEngineCommand,
-        _ adjust: (inout ServiceConfiguration) -> Void = { _ in },
+        engine: [String]? = nil, settings: [String: String] = [:], limits: UploadLimits? = nil,
         _ body: @escaping @Sendable (InfiniteTalkService, any TestClientProtocol) async throws -> Void
     ) async throws {
-        let configuration = TestSupport.configuration(engine: engine, adjust)
-        let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
+        var configuration = TestSupport.configuration(engine: engine ?? [], settings: settings)
+        if let limits { configuration.uploadLimits = limits }
+        let service = try await buildApplication(
+            configuration, repository: MemoryJobRepository(), engine: engine == nil ? SilentEngine() : nil,
+            logger: TestSupport.quietLogger)
         try await service.application.test(.router) { client in
             try await body(service, client)
         }
@@ -82,8 +90,7 @@ import Testing
     }
 
     private func waitForHello(_ service: InfiniteTalkService) async throws {
-        let supervisor = service.supervisor
-        #expect(try await TestSupport.waitUntil { await supervisor.lastHello != nil })
+        try await TestSupport.waitUntilReady(service.engine)
     }
 
     @Test func aSecondSpeakerIsStoredAndSentToTheEngine() async throws {
@@ -91,6 +98,7 @@ import Testing
         try await withApp(engine: TestSupport.fakeEngineCommand(["--two-speakers", "--record-jobs", records])) {
             service, client in
             try await waitForHello(service)
+            let log = JobLog(service.queue)
             let boxes = "[[0, 0, 48, 96], [48, 0, 96, 96]]"
             let response = try await submit(client, try twoSpeakerForm(fields: ["speaker_boxes": boxes]))
             #expect(response.status == .ok, "\(response.json)")
@@ -100,7 +108,7 @@ import Testing
             let job = try #require(try await service.repository.job(id: id))
             #expect(job.audio2Path?.hasSuffix("/\(id)/audio2") == true)
             #expect(abs(job.audioSeconds - 2) < 0.05, "the video lasts as long as the longer track")
-            _ = try await TestSupport.waitForJob(id, in: service.repository, statuses: [.completed])
+            try await log.waitFor(id, [.completed])
             let sent = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: records + "/\(id).json")))
             #expect(sent["params"]?["audio2_path"] == .string(job.audio2Path ?? ""))
             #expect(sent["params"]?["speaker_boxes"]?.arrayValue?[1].arrayValue?[0] == .integer(48))
@@ -115,7 +123,7 @@ import Testing
             #expect(response.errorCode == "two_speakers_unsupported")
             #expect(response.errorField == "audio2")
             expectConforms(response, "POST", "/api/generate")
-            #expect(try await service.repository.queuedJobs().isEmpty, "nothing was queued")
+            #expect(try await service.repository.activeJobs().queued.isEmpty, "nothing was queued")
         }
     }
 
@@ -156,7 +164,7 @@ import Testing
     }
 
     @Test func aTooLongPromptIsRefused() async throws {
-        try await withApp({ $0.maxPromptLength = 10 }) { _, client in
+        try await withApp(settings: ["max-prompt-length": "10"]) { _, client in
             let response = try await submit(client, try .valid(fields: ["prompt": "far more than ten characters"]))
             #expect(response.errorCode == "invalid_parameter")
             #expect(response.errorField == "prompt")
@@ -169,7 +177,7 @@ import Testing
         let status: HTTPResponse.Status
         let code: String
         let field: String?
-        let adjust: @Sendable (inout ServiceConfiguration) -> Void
+        var limits = UploadLimits()
         let make: @Sendable () throws -> (HTTPFields, ByteBuffer)
         var testDescription: String { name }
 
@@ -188,28 +196,26 @@ import Testing
         BadUpload(
             name: "JSON instead of multipart", status: .unsupportedMediaType, code: "unsupported_content_type",
             field: nil,
-            adjust: { _ in },
             make: {
                 var headers = HTTPFields()
                 headers[.contentType] = "application/json"
                 return (headers, ByteBuffer(string: "{}"))
             }),
         BadUpload(
-            name: "broken multipart", status: .badRequest, code: "invalid_multipart", field: nil, adjust: { _ in },
+            name: "broken multipart", status: .badRequest, code: "invalid_multipart", field: nil,
             make: {
                 var headers = HTTPFields()
                 headers[.contentType] = "multipart/form-data; boundary=xyz"
                 return (headers, ByteBuffer(string: "this is not multipart at all"))
             }),
         BadUpload(
-            name: "no image", status: .unprocessableContent, code: "missing_image", field: "image", adjust: { _ in },
+            name: "no image", status: .unprocessableContent, code: "missing_image", field: "image",
             make: BadUpload.form { try $0.addFile("audio", path: try TestSupport.wav()) }),
         BadUpload(
-            name: "no audio", status: .unprocessableContent, code: "missing_audio", field: "audio", adjust: { _ in },
+            name: "no audio", status: .unprocessableContent, code: "missing_audio", field: "audio",
             make: BadUpload.form { try $0.addFile("image", path: try TestSupport.png()) }),
         BadUpload(
             name: "text as image", status: .unsupportedMediaType, code: "unsupported_image_format", field: "image",
-            adjust: { _ in },
             make: BadUpload.form {
                 $0.addFile(
                     "image", filename: "a.png", contentType: "image/png", data: Data(repeating: 0x41, count: 500))
@@ -217,7 +223,6 @@ import Testing
             }),
         BadUpload(
             name: "text as audio", status: .unsupportedMediaType, code: "unsupported_audio_format", field: "audio",
-            adjust: { _ in },
             make: BadUpload.form {
                 try $0.addFile("image", path: try TestSupport.png())
                 $0.addFile(
@@ -225,7 +230,6 @@ import Testing
             }),
         BadUpload(
             name: "truncated PNG", status: .unprocessableContent, code: "invalid_image", field: "image",
-            adjust: { _ in },
             make: BadUpload.form {
                 let png = try Data(contentsOf: URL(fileURLWithPath: try TestSupport.png()))
                 $0.addFile("image", filename: "a.png", contentType: "image/png", data: png.prefix(14))
@@ -233,46 +237,40 @@ import Testing
             }),
         BadUpload(
             name: "tiny image", status: .unprocessableContent, code: "image_dimensions_too_small", field: "image",
-            adjust: { _ in },
             make: BadUpload.form {
                 try $0.addFile("image", path: try TestSupport.png(width: 16, height: 16))
                 try $0.addFile("audio", path: try TestSupport.wav())
             }),
         BadUpload(
             name: "wide image", status: .unprocessableContent, code: "image_dimensions_too_large", field: "image",
-            adjust: { $0.uploadLimits.maxImageWidth = 80 },
+            limits: UploadLimits(maxImageWidth: 80),
             make: BadUpload.form {
                 try $0.addFile("image", path: try TestSupport.png(width: 96, height: 96))
                 try $0.addFile("audio", path: try TestSupport.wav())
             }),
         BadUpload(
             name: "large image file", status: .contentTooLarge, code: "image_too_large", field: "image",
-            adjust: { $0.uploadLimits.maxImageBytes = 100 },
+            limits: UploadLimits(maxImageBytes: 100),
             make: BadUpload.form {
                 try $0.addFile("image", path: try TestSupport.png())
                 try $0.addFile("audio", path: try TestSupport.wav())
             }),
         BadUpload(
             name: "large audio file", status: .contentTooLarge, code: "audio_too_large", field: "audio",
-            adjust: { $0.uploadLimits.maxAudioBytes = 1000 },
+            limits: UploadLimits(maxAudioBytes: 1000),
             make: BadUpload.form {
                 try $0.addFile("image", path: try TestSupport.png())
                 try $0.addFile("audio", path: try TestSupport.wav())
             }),
         BadUpload(
             name: "large request", status: .contentTooLarge, code: "request_too_large", field: nil,
-            adjust: {
-                $0.uploadLimits.maxImageBytes = 1000
-                $0.uploadLimits.maxAudioBytes = 1000
-                $0.uploadLimits.requestOverheadBytes = 100
-            },
+            limits: UploadLimits(maxImageBytes: 1000, maxAudioBytes: 1000, requestOverheadBytes: 100),
             make: BadUpload.form {
                 try $0.addFile("audio", path: try TestSupport.wav())
                 try $0.addFile("image", path: try TestSupport.png())
             }),
         BadUpload(
             name: "corrupt WAV", status: .unprocessableContent, code: "invalid_audio", field: "audio",
-            adjust: { _ in },
             make: BadUpload.form {
                 try $0.addFile("image", path: try TestSupport.png())
                 var wav = Data("RIFF".utf8) + Data([0x24, 0, 0, 0]) + Data("WAVEfmt ".utf8)
@@ -281,14 +279,13 @@ import Testing
             }),
         BadUpload(
             name: "short audio", status: .unprocessableContent, code: "audio_too_short", field: "audio",
-            adjust: { _ in },
             make: BadUpload.form {
                 try $0.addFile("image", path: try TestSupport.png())
                 try $0.addFile("audio", path: try TestSupport.wav(seconds: 0.2))
             }),
         BadUpload(
             name: "long audio", status: .unprocessableContent, code: "audio_too_long", field: "audio",
-            adjust: { $0.uploadLimits.maxAudioSeconds = 0.6 },
+            limits: UploadLimits(maxAudioSeconds: 0.6),
             make: BadUpload.form {
                 try $0.addFile("image", path: try TestSupport.png())
                 try $0.addFile("audio", path: try TestSupport.wav())
@@ -297,7 +294,7 @@ import Testing
 
     @Test(arguments: badUploads)
     func badUploadsGetTheirErrorCode(_ upload: BadUpload) async throws {
-        try await withApp(upload.adjust) { service, client in
+        try await withApp(limits: upload.limits) { service, client in
             let (headers, body) = try upload.make()
             let response = try await client.execute(uri: "/api/generate", method: .post, headers: headers, body: body)
             #expect(response.status == upload.status)
@@ -311,7 +308,7 @@ import Testing
     }
 
     @Test func aFullQueueAnswers429WithRetryAfter() async throws {
-        try await withApp({ $0.maxQueueSize = 1 }) { _, client in
+        try await withApp(settings: ["max-queue-size": "1"]) { _, client in
             _ = try await submitValid(client)
             let response = try await submit(client, try .valid())
             #expect(response.status == .tooManyRequests)
@@ -324,7 +321,7 @@ import Testing
 
     @Test func aDrainingServerRefusesNewJobs() async throws {
         try await withApp { service, client in
-            service.worker.shutdownState.beginDraining()
+            service.worker.beginDraining()
             let response = try await submit(client, try .valid())
             #expect(response.status == .serviceUnavailable)
             #expect(response.errorCode == "shutting_down")
@@ -404,7 +401,7 @@ import Testing
     }
 
     @Test func theQueueListsQueuedRequestsInOrder() async throws {
-        try await withApp({ $0.maxConcurrentJobs = 3 }) { _, client in
+        try await withApp(settings: ["max-concurrent": "3"]) { _, client in
             let ids = [try await submitValid(client), try await submitValid(client)]
             let response = try await client.execute(uri: "/api/queue", method: .get)
             #expect(response.status == .ok)
@@ -471,10 +468,10 @@ import Testing
         let files = JobFiles(
             uploadsDirectory: service.configuration.uploadsDirectory,
             resultsDirectory: service.configuration.resultsDirectory)
-        let job = try await TestSupport.enqueueJob(service.repository, files: files)
+        let job = try await TestSupport.enqueueJob(service.queue, files: files)
         _ = try await service.repository.claimNextJob()
         let bytes = Data((0..<size).map { UInt8($0 % 256) })
-        FileManager.default.createFile(atPath: files.resultPath(for: job.id), contents: bytes)
+        _ = FileManager.default.createFile(atPath: files.resultPath(for: job.id), contents: bytes)
         let output = JobOutput(
             durationSeconds: 1, frames: 25, width: 64, height: 64, fps: 25, bytes: size, warnings: [])
         _ = try await service.repository.complete(job.id, output: output)
@@ -556,7 +553,7 @@ import Testing
     }
 
     @Test func anExpiredResultIsGone() async throws {
-        try await withApp({ $0.retention = .seconds(60) }) { service, client in
+        try await withApp(settings: ["retention": "60s"]) { service, client in
             // Given a result that finished two minutes ago
             let id = try await makeCompletedJob(service)
             // When the retention sweep runs
@@ -572,7 +569,7 @@ import Testing
     }
 
     @Test func theSweepDeletesOrphanUploadsButNotThoseOfWaitingJobs() async throws {
-        try await withApp({ $0.retention = .seconds(3600) }) { service, client in
+        try await withApp(settings: ["retention": "3600s"]) { service, client in
             let waiting = try await submitValid(client)
             let orphan = (service.configuration.uploadsDirectory as NSString).appendingPathComponent("left-by-a-crash")
             try FileManager.default.createDirectory(atPath: orphan, withIntermediateDirectories: true)
@@ -585,7 +582,7 @@ import Testing
     }
 
     @Test func aFreshResultSurvivesTheSweep() async throws {
-        try await withApp({ $0.retention = .seconds(3600) }) { service, client in
+        try await withApp(settings: ["retention": "3600s"]) { service, client in
             let id = try await makeCompletedJob(service)
             #expect(await service.sweepExpiredResults() == 0)
             let response = try await client.execute(uri: "/api/result/\(id)", method: .get)
@@ -596,10 +593,7 @@ import Testing
     // MARK: - System endpoints
 
     @Test func configurationTellsClientsTheLimits() async throws {
-        try await withApp({
-            $0.maxQueueSize = 7
-            $0.uploadLimits.maxImageBytes = 1234
-        }) { _, client in
+        try await withApp(settings: ["max-queue-size": "7", "max-image-bytes": "1234"]) { _, client in
             let response = try await client.execute(uri: "/api/config", method: .get)
             #expect(response.status == .ok)
             expectConforms(response, "GET", "/api/config")
@@ -624,7 +618,7 @@ import Testing
 
     @Test func readinessTurnsReadyWithTheEngine() async throws {
         try await withApp(engine: TestSupport.fakeEngineCommand(["--max-jobs", "2"])) { service, client in
-            #expect(try await TestSupport.waitUntil { await service.supervisor.state.hello != nil })
+            try await TestSupport.waitUntilReady(service.engine)
             let ready = try await client.execute(uri: "/readyz", method: .get)
             #expect(ready.status == .ok)
             expectConforms(ready, "GET", "/readyz")
@@ -675,7 +669,7 @@ import Testing
         let web = TestSupport.makeTemporaryDirectory("itk-web")
         try "<!doctype html><title>InfiniteTalk</title>".write(
             toFile: web + "/index.html", atomically: true, encoding: .utf8)
-        try await withApp({ $0.webDirectory = web }) { _, client in
+        try await withApp(settings: ["web-dir": web]) { _, client in
             let response = try await client.execute(uri: "/", method: .get)
             #expect(response.status == .ok)
             #expect(String(buffer: response.body).contains("InfiniteTalk"))

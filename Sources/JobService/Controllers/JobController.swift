@@ -5,16 +5,9 @@ import Uploads
 
 /// Submitting, inspecting, listing and cancelling jobs.
 struct JobController<Context: RequestContext>: Sendable {
-    let repository: JobRepository
-    let worker: JobWorker
-    let reporter: StatusReporter
-    let notifier: JobNotifier
+    let queue: JobQueue
     let files: JobFiles
     let configuration: ServiceConfiguration
-    let supervisor: EngineSupervisor
-    let metrics: ServiceMetrics
-    let shutdownState: ShutdownState
-    let wakeUp: WakeUpSignal
     let logger: Logger
     let statusJSON = StatusJSONCache()
 
@@ -22,7 +15,7 @@ struct JobController<Context: RequestContext>: Sendable {
         router.post("/api/generate", use: generate)
         router.getAndHead("/api/status/:id", use: status)
         router.getAndHead("/api/requests/:id", use: status)
-        router.getAndHead("/api/queue", use: queue)
+        router.getAndHead("/api/queue", use: queueSnapshot)
         router.getAndHead("/api/requests", use: list)
         router.delete("/api/requests/:id", use: cancel)
         router.post("/api/cancel/:id", use: cancel)
@@ -31,28 +24,16 @@ struct JobController<Context: RequestContext>: Sendable {
     // MARK: - POST /api/generate
 
     @Sendable func generate(request: Request, context: Context) async throws -> JSONResponse<SubmitResponse> {
-        guard !shutdownState.isDraining else { throw APIError.shuttingDown }
-        // Refuse before reading a large body when the queue is already full.
-        try await checkQueueHasRoom()
+        // Refuse before reading a large body when draining or when the queue is already full.
+        try await queue.checkAcceptingJobs()
 
         let id = UUID().uuidString.lowercased()
         let folder = files.uploadFolder(for: id)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         do {
-            let job = try await receiveJob(id: id, folder: folder, request: request)
-            let (stored, position): (Job, Int)
-            do {
-                // Stored and announced in one turn, so `queued` goes out before the worker's `processing`.
-                let maxQueueSize = configuration.maxQueueSize
-                (stored, position) = try await notifier.enqueued { [repository] in
-                    try await repository.enqueue(job, maxQueueSize: maxQueueSize)
-                }
-            } catch is JobRepository.QueueFull {
-                throw try await queueFullError()
-            }
-            metrics.countJob(.queued)
+            let (stored, position) = try await queue.submit(
+                try await receiveJob(id: id, folder: folder, request: request))
             logger.info("job \(id) queued (\(String(format: "%.1f", stored.audioSeconds)) s of audio)")
-            wakeUp.signal()
             return JSONResponse(
                 SubmitResponse(
                     requestId: id, status: stored.status, message: stored.message,
@@ -91,9 +72,9 @@ struct JobController<Context: RequestContext>: Sendable {
         if parameters.speakerBoxes != nil, secondAudio == nil {
             throw APIError.invalidParameter("speaker_boxes", "speaker_boxes needs a second speaker: send audio2 too.")
         }
-        metrics.countUpload(kind: "image", bytes: imageFile.byteCount)
+        queue.metrics.countUpload(kind: "image", bytes: imageFile.byteCount)
         for file in [audioFile, secondAudio].compactMap({ $0 }) {
-            metrics.countUpload(kind: "audio", bytes: file.byteCount)
+            queue.metrics.countUpload(kind: "audio", bytes: file.byteCount)
         }
         return Job(
             id: id, parameters: parameters, imagePath: imageFile.path, audioPath: audioFile.path,
@@ -103,7 +84,7 @@ struct JobController<Context: RequestContext>: Sendable {
     /// A second speaker needs an engine loaded with the two-speaker adapter (`two_speakers` in its hello). While the
     /// engine has not said hello yet the job is taken: the engine refuses it later (`bad_params`) if it cannot.
     private func checkEngineTakesTwoSpeakers() async throws {
-        guard let capabilities = await supervisor.lastHello?.capabilities, capabilities.twoSpeakers != true else {
+        guard let capabilities = await queue.engine.lastHello?.capabilities, capabilities.twoSpeakers != true else {
             return
         }
         throw APIError(
@@ -114,32 +95,11 @@ struct JobController<Context: RequestContext>: Sendable {
     }
 
     private func parameterLimits() async -> ParameterLimits {
-        let capabilities = await supervisor.lastHello?.capabilities
+        let capabilities = await queue.engine.lastHello?.capabilities
         return ParameterLimits(
             maxPromptLength: configuration.maxPromptLength,
             maxSteps: min(configuration.maxSteps, capabilities?.maxSteps ?? configuration.maxSteps),
             resolutions: capabilities?.resolutions ?? ["480p", "720p"])
-    }
-
-    private func checkQueueHasRoom() async throws {
-        let queued = try await repository.countsByStatus()[.queued] ?? 0
-        if queued >= configuration.maxQueueSize { throw try await queueFullError() }
-    }
-
-    /// 429 `queue_full`, with `Retry-After` set to the expected wait for the first queued job to start.
-    private func queueFullError() async throws -> APIError {
-        let queue = try await reporter.snapshot()
-        let slots = max(1, await worker.capacity())
-        let wait = queue.queued.first.flatMap { reporter.estimatedSeconds(for: $0, queue: queue, slots: slots) } ?? 60
-        let firstJobSeconds =
-            queue.queued.first.map { reporter.estimator.expectedSeconds(forAudio: $0.audioSeconds) } ?? 0
-        let retryAfter = Int(min(3600, max(5, wait - firstJobSeconds)).rounded(.up))
-        var headers = HTTPFields()
-        headers[.retryAfter] = String(retryAfter)
-        return APIError(
-            .tooManyRequests, code: "queue_full",
-            message: "The queue is full (\(configuration.maxQueueSize) requests); try again in about \(retryAfter) s.",
-            headers: headers)
     }
 
     static func apiError(from error: any Error) -> any Error {
@@ -157,12 +117,12 @@ struct JobController<Context: RequestContext>: Sendable {
 
     @Sendable func status(request: Request, context: Context) async throws -> EncodedJSONResponse {
         let id = try context.parameters.require("id")
-        guard let status = try await reporter.status(ofJobWithID: id.lowercased()) else { throw APIError.notFound(id) }
+        guard let status = try await queue.status(ofJobWithID: id.lowercased()) else { throw APIError.notFound(id) }
         return EncodedJSONResponse(json: try statusJSON.json(for: status))
     }
 
-    @Sendable func queue(request: Request, context: Context) async throws -> JSONResponse<QueueResponse> {
-        JSONResponse(try await reporter.queueResponse())
+    @Sendable func queueSnapshot(request: Request, context: Context) async throws -> JSONResponse<QueueResponse> {
+        JSONResponse(try await queue.queueResponse())
     }
 
     @Sendable func list(request: Request, context: Context) async throws -> JSONResponse<RequestListResponse> {
@@ -177,11 +137,9 @@ struct JobController<Context: RequestContext>: Sendable {
             }
             status = value
         }
-        let page = try await repository.list(status: status, limit: limit, offset: offset)
+        let page = try await queue.page(status: status, limit: limit, offset: offset)
         return JSONResponse(
-            RequestListResponse(
-                requests: try await reporter.statuses(of: page.jobs), total: page.total,
-                limit: limit, offset: offset))
+            RequestListResponse(requests: page.statuses, total: page.total, limit: limit, offset: offset))
     }
 
     private static func integerQuery(_ text: String?, name: String, range: ClosedRange<Int>) throws -> Int? {
@@ -197,14 +155,14 @@ struct JobController<Context: RequestContext>: Sendable {
 
     @Sendable func cancel(request: Request, context: Context) async throws -> JSONResponse<JobStatusResponse> {
         let id = try context.parameters.require("id").lowercased()
-        switch try await worker.cancel(id) {
+        switch try await queue.cancel(id) {
         case .notFound:
             throw APIError.notFound(id)
         case .alreadyFinished(let job):
             throw APIError(
                 .conflict, code: "already_finished", message: "The request is already \(job.status.rawValue).")
         case .cancelled(let job):
-            return JSONResponse(try await reporter.status(of: job))
+            return JSONResponse(try await queue.status(of: job))
         }
     }
 }

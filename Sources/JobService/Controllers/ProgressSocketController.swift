@@ -1,16 +1,13 @@
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
-import Logging
 import NIOCore
 import NIOWebSocket
 
 /// `WebSocket /ws`: a `queue_update` snapshot on connect, then every `queue_update`, `status_update` and
 /// `progress_update` as it happens. A client's `{"type": "ping"}` is answered `{"type": "pong"}`.
 struct ProgressSocketController: Sendable {
-    let broadcaster: ProgressBroadcaster
-    let reporter: StatusReporter
-    let logger: Logger
+    let queue: JobQueue
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.ws("/ws") { inbound, outbound, context in
@@ -22,9 +19,10 @@ struct ProgressSocketController: Sendable {
         async throws
     {
         // Subscribe before the snapshot so no change between them is missed; the broadcaster holds them meanwhile.
+        let broadcaster = queue.broadcaster
         let clientID = broadcaster.subscribe(channel)
         defer { broadcaster.unsubscribe(clientID) }
-        let snapshot = try APIJSON.encode(try await reporter.queueUpdate())
+        let snapshot = try APIJSON.encode(try await queue.queueUpdate())
         try await outbound.write(.custom(ProgressBroadcaster.textFrame(snapshot)))
         broadcaster.goLive(clientID)
         // Broadcasts are written by the broadcaster; this task only answers pings until the client leaves.

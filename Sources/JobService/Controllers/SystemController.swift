@@ -3,12 +3,8 @@ import Hummingbird
 
 /// Health, readiness, metrics, the OpenAPI document and the client configuration.
 struct SystemController<Context: RequestContext>: Sendable {
+    let queue: JobQueue
     let configuration: ServiceConfiguration
-    let supervisor: EngineSupervisor
-    let worker: JobWorker
-    let repository: JobRepository
-    let metrics: ServiceMetrics
-    let shutdownState: ShutdownState
 
     func addRoutes(to router: Router<Context>) {
         router.getAndHead("/healthz", use: health)
@@ -36,8 +32,8 @@ struct SystemController<Context: RequestContext>: Sendable {
     }
 
     private func engineSummary() async -> EngineSummary {
-        let hello = await supervisor.lastHello
-        let ready = await supervisor.state.hello != nil
+        let hello = await queue.engine.lastHello
+        let ready = await queue.engine.state.hello != nil
         return EngineSummary(
             name: hello?.engine ?? configuration.engine.name, version: hello?.engineVersion,
             isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device,
@@ -52,12 +48,12 @@ struct SystemController<Context: RequestContext>: Sendable {
 
     @Sendable func readiness(request: Request, context: Context) async throws -> JSONResponse<Readiness> {
         let engine = await engineSummary()
-        if shutdownState.isDraining {
+        if queue.isDraining {
             return JSONResponse(
                 Readiness(status: "unavailable", reason: "shutting down", engine: engine),
                 status: .serviceUnavailable)
         }
-        switch await supervisor.state {
+        switch await queue.engine.state {
         case .ready:
             return JSONResponse(Readiness(status: "ready", reason: nil, engine: engine))
         case .starting:
@@ -76,12 +72,10 @@ struct SystemController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func prometheus(request: Request, context: Context) async throws -> Response {
-        let counts = try await repository.countsByStatus()
-        metrics.queueDepth.set(Double(counts[.queued] ?? 0))
-        metrics.jobsProcessing.set(Double(counts[.processing] ?? 0))
+        let text = try await queue.renderMetrics()
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     @Sendable func openAPI(request: Request, context: Context) async throws -> Response {
@@ -135,7 +129,7 @@ struct SystemController<Context: RequestContext>: Sendable {
         ClientConfiguration
     > {
         let limits = configuration.uploadLimits
-        let capabilities = await supervisor.lastHello?.capabilities
+        let capabilities = await queue.engine.lastHello?.capabilities
         let maxSteps = min(configuration.maxSteps, capabilities?.maxSteps ?? configuration.maxSteps)
         return JSONResponse(
             ClientConfiguration(
@@ -145,7 +139,7 @@ struct SystemController<Context: RequestContext>: Sendable {
                     minImageSide: limits.minImageSide, minAudioSeconds: limits.minAudioSeconds,
                     maxAudioSeconds: limits.maxAudioSeconds, maxQueueSize: configuration.maxQueueSize,
                     maxPromptLength: configuration.maxPromptLength),
-                maxConcurrent: await worker.capacity(),
+                maxConcurrent: await queue.capacity(),
                 imageFormats: ["jpeg", "png", "webp"],
                 audioFormats: ["wav", "mp3", "m4a", "ogg", "flac"],
                 imageMimeTypes: ["image/jpeg", "image/png", "image/webp"],

@@ -1,28 +1,23 @@
 import Foundation
 import GRDB
 
-/// The service's SQLite database: a `DatabasePool` in WAL mode on disk (or an in-memory queue for tests), and the
-/// migrations that shape it.
-public final class AppDatabase: Sendable {
-    /// Reads and writes go through this.
-    public let writer: any DatabaseWriter
-
+/// The service's SQLite database: how it is opened (a `DatabasePool` in WAL mode on disk, or an in-memory queue) and
+/// the migrations that shape it. Only `GRDBJobRepository` holds the connection: every write goes through it.
+enum AppDatabase {
     /// Opens (creating if needed) the database at `path` and migrates it.
-    public static func open(path: String) throws -> AppDatabase {
+    static func openPool(path: String) throws -> DatabasePool {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         let pool = try DatabasePool(path: path, configuration: configuration)
-        return try AppDatabase(pool)
+        try migrator.migrate(pool)
+        return pool
     }
 
     /// A fresh, empty, migrated database in memory.
-    public static func inMemory() throws -> AppDatabase {
-        try AppDatabase(DatabaseQueue())
-    }
-
-    init(_ writer: any DatabaseWriter) throws {
-        self.writer = writer
-        try Self.migrator.migrate(writer)
+    static func makeInMemoryQueue() throws -> DatabaseQueue {
+        let queue = try DatabaseQueue()
+        try migrator.migrate(queue)
+        return queue
     }
 
     // Never edit a shipped migration: add a new one.

@@ -1,172 +1,77 @@
 import Foundation
-import GRDB
 
-/// The queue's persistent state: every read and every state change of jobs, each change one transaction.
+/// Where jobs are kept: every read and every state change of jobs, each change atomic.
 ///
-/// Status changes go through `transition(_:to:)`, which enforces `JobStatus.canMove(to:)`: a change that is not
-/// allowed (e.g. completing a job the client already cancelled) changes nothing and returns `nil`.
+/// Status changes go through `transition(_:to:change:)`, which enforces `JobStatus.canMove(to:)`: a change that is
+/// not allowed (e.g. completing a job the client already cancelled) changes nothing and returns `nil`. So racing
+/// writers (a client cancelling while the engine finishes) cannot overwrite each other.
 ///
-/// The active jobs (queued and processing) are cached between writes, so status reads of them need no query. Make
-/// one repository per database and write only through it: a write elsewhere would not drop the cache.
-public struct JobRepository: Sendable {
-    let database: AppDatabase
-    let activeJobsCache = ActiveJobsCache()
+/// `GRDBJobRepository` (SQLite) is the service's; a PostgreSQL store would be another conformance. The tests hold an
+/// in-memory one that honours the same state machine and passes the same tests.
+public protocol JobRepository: Sendable {
+    /// Adds `job` at the end of the queue, unless `maxQueueSize` jobs are already queued (then throws `QueueFull`).
+    /// - Returns: the stored job (`queued`, with its `sequence`) and its 1-based place in the queue.
+    func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int)
 
-    public init(database: AppDatabase) {
-        self.database = database
-    }
+    func job(id: String) async throws -> Job?
 
-    /// Every change goes through here: one transaction, then the cached active jobs are dropped (also after a
-    /// failed write, which is harmless).
-    private func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
-        defer { activeJobsCache.invalidate() }
-        return try await database.writer.write(updates)
-    }
-
-    /// The queue already holds `maxQueueSize` jobs.
-    public struct QueueFull: Error, Equatable {
-        public let queued: Int
-    }
-
-    // MARK: - Submitting
-
-    /// Adds `job` at the end of the queue, unless `maxQueueSize` jobs are already queued.
-    /// - Returns: the stored job (with its `sequence`) and its 1-based place in the queue.
-    public func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
-        try await write { db in
-            let queued = try Job.filter(Job.Columns.status == JobStatus.queued).fetchCount(db)
-            guard queued < maxQueueSize else { throw QueueFull(queued: queued) }
-            var job = job
-            let last = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM job") ?? 0
-            job.sequence = last + 1
-            job.status = .queued
-            try job.insert(db)
-            return (job, queued + 1)
-        }
-    }
-
-    // MARK: - Reading
-
-    public func job(id: String) async throws -> Job? {
-        try await database.writer.read { db in try Job.fetchOne(db, key: id) }
-    }
-
-    /// Queued and running jobs, read in one transaction; from the cache when no write happened since the last read.
-    public func activeJobs() async throws -> ActiveJobs {
-        try await activeJobs(beforeStoring: {})
-    }
-
-    /// `activeJobs()`, with a hook that runs between the read and the cache update (tests use it to write there).
-    func activeJobs(beforeStoring hook: @Sendable () async throws -> Void) async throws -> ActiveJobs {
-        let (cached, version) = activeJobsCache.lookup()
-        if let cached { return cached }
-        let jobs = try await database.writer.read { db in
-            let active = try Job.filter([JobStatus.queued, JobStatus.processing].contains(Job.Columns.status))
-                .order(Job.Columns.sequence).fetchAll(db)
-            return ActiveJobs(
-                queued: active.filter { $0.status == .queued },
-                processing: active.filter { $0.status == .processing })
-        }
-        try await hook()
-        activeJobsCache.store(jobs, readAt: version)
-        return jobs
-    }
-
-    /// Queued jobs in the order they will start.
-    public func queuedJobs() async throws -> [Job] {
-        try await activeJobs().queued
-    }
-
-    /// Running jobs, oldest start first.
-    public func processingJobs() async throws -> [Job] {
-        try await activeJobs().processing
-    }
-
-    /// 1-based place of a queued job in the queue; `nil` when it is not queued.
-    public func position(of id: String) async throws -> Int? {
-        try await database.writer.read { db in
-            guard let job = try Job.fetchOne(db, key: id), job.status == .queued else { return nil }
-            let ahead = try Job.filter(Job.Columns.status == JobStatus.queued && Job.Columns.sequence < job.sequence)
-                .fetchCount(db)
-            return ahead + 1
-        }
-    }
+    /// Queued jobs in the order they will start, and running jobs oldest start first, at one moment.
+    func activeJobs() async throws -> ActiveJobs
 
     /// One page of history, newest first, optionally of one status; plus the total count.
-    public func list(status: JobStatus?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
-        try await database.writer.read { db in
-            var request = Job.all()
-            if let status { request = request.filter(Job.Columns.status == status) }
-            let total = try request.fetchCount(db)
-            let jobs = try request.order(Job.Columns.sequence.desc).limit(limit, offset: offset).fetchAll(db)
-            return (jobs, total)
-        }
-    }
+    func list(status: JobStatus?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int)
 
     /// How many jobs are in each status.
-    public func countsByStatus() async throws -> [JobStatus: Int] {
-        try await database.writer.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS count FROM job GROUP BY status")
-            var counts: [JobStatus: Int] = [:]
-            for row in rows {
-                if let status = JobStatus(rawValue: row["status"]) { counts[status] = row["count"] }
-            }
-            return counts
-        }
-    }
+    func countsByStatus() async throws -> [JobStatus: Int]
 
     /// The most recent completed jobs (newest first), for throughput estimates.
-    public func recentCompletedJobs(limit: Int) async throws -> [Job] {
-        try await database.writer.read { db in
-            try Job.filter(Job.Columns.status == JobStatus.completed)
-                .order(Job.Columns.finishedAt.desc).limit(limit).fetchAll(db)
-        }
-    }
+    func recentCompletedJobs(limit: Int) async throws -> [Job]
 
-    // MARK: - State changes
-
-    /// Moves the job to `status` and applies `change`, in one transaction, if the state machine allows it.
+    /// Moves the job to `status` and applies `change`, atomically, if the state machine allows it.
     /// - Returns: the updated job, or `nil` when the job is unknown or the move is not allowed.
-    @discardableResult
-    public func transition(
-        _ id: String, to status: JobStatus,
-        change: @escaping @Sendable (inout Job) -> Void = { _ in }
-    ) async throws -> Job? {
-        try await write { db in
-            guard var job = try Job.fetchOne(db, key: id), job.status.canMove(to: status) else { return nil }
-            job.status = status
-            change(&job)
-            try job.update(db)
-            return job
-        }
-    }
+    func transition(_ id: String, to status: JobStatus, change: @escaping @Sendable (inout Job) -> Void)
+        async throws -> Job?
 
-    /// Starts the first queued job (FIFO): `processing`, `startedAt` now, one more attempt.
+    /// Starts the first queued job (FIFO) with `Job.start(now:)`.
     /// - Returns: the started job, or `nil` when the queue is empty.
-    public func claimNextJob(now: Date = Date()) async throws -> Job? {
-        try await write { db in
-            guard
-                var job = try Job.filter(Job.Columns.status == JobStatus.queued)
-                    .order(Job.Columns.sequence).fetchOne(db)
-            else { return nil }
-            job.status = .processing
-            job.startedAt = now
-            job.attempts += 1
-            job.message = "Starting"
-            try job.update(db)
-            return job
-        }
-    }
+    func claimNextJob(now: Date) async throws -> Job?
 
     /// Changes only the message of a job that is not finished.
+    func updateMessage(_ id: String, message: String) async throws -> Job?
+
+    /// After a crash of the service, applies `Job.recoverAfterInterruption` to every job still marked `processing`.
+    func recoverInterruptedJobs(maxAttempts: Int, now: Date) async throws -> (requeued: [Job], failed: [Job])
+
+    /// Finished jobs whose files have not been expired yet and that finished before `date`.
+    func jobsToExpire(finishedBefore date: Date) async throws -> [Job]
+
+    /// Records that retention deleted the job's files.
+    func markExpired(_ id: String, now: Date) async throws
+}
+
+/// The queue already holds `maxQueueSize` jobs.
+public struct QueueFull: Error, Equatable {
+    public let queued: Int
+}
+
+// MARK: - The state changes, the same for every store
+
+extension JobRepository {
     @discardableResult
-    public func updateMessage(_ id: String, message: String) async throws -> Job? {
-        try await write { db in
-            guard var job = try Job.fetchOne(db, key: id), !job.status.isTerminal else { return nil }
-            job.message = message
-            try job.update(db)
-            return job
-        }
+    public func transition(_ id: String, to status: JobStatus) async throws -> Job? {
+        try await transition(id, to: status) { _ in }
+    }
+
+    public func claimNextJob() async throws -> Job? {
+        try await claimNextJob(now: Date())
+    }
+
+    public func recoverInterruptedJobs(maxAttempts: Int) async throws -> (requeued: [Job], failed: [Job]) {
+        try await recoverInterruptedJobs(maxAttempts: maxAttempts, now: Date())
+    }
+
+    public func markExpired(_ id: String) async throws {
+        try await markExpired(id, now: Date())
     }
 
     /// `processing → completed` with the engine's output.
@@ -209,51 +114,38 @@ public struct JobRepository: Sendable {
             if !countsAsAttempt { job.attempts = max(0, job.attempts - 1) }
         }
     }
+}
 
-    /// After a crash of the service: jobs still marked `processing` were interrupted. Those started fewer than
-    /// `maxAttempts` times go back to the queue (in their old place); the others fail with `interrupted`.
-    public func recoverInterruptedJobs(maxAttempts: Int, now: Date = Date()) async throws -> (
-        requeued: [Job], failed: [Job]
-    ) {
-        try await write { db in
-            var requeued: [Job] = []
-            var failed: [Job] = []
-            for var job in try Job.filter(Job.Columns.status == JobStatus.processing).fetchAll(db) {
-                if job.attempts < maxAttempts {
-                    job.status = .queued
-                    job.startedAt = nil
-                    job.message = "Re-queued after the server restarted"
-                    requeued.append(job)
-                } else {
-                    job.status = .failed
-                    job.errorCode = "interrupted"
-                    job.errorMessage = "The job was interrupted \(job.attempts) times (server restarts); giving up."
-                    job.message = job.errorMessage ?? ""
-                    job.finishedAt = now
-                    failed.append(job)
-                }
-                try job.update(db)
-            }
-            return (requeued, failed)
-        }
+extension Job {
+    /// Claimed by the worker: `processing`, `startedAt` now, one more attempt.
+    mutating func start(now: Date) {
+        status = .processing
+        startedAt = now
+        attempts += 1
+        message = "Starting"
     }
 
-    // MARK: - Retention
-
-    /// Finished jobs whose files have not been expired yet and that finished before `date`.
-    public func jobsToExpire(finishedBefore date: Date) async throws -> [Job] {
-        try await database.writer.read { db in
-            try Job.filter(
-                Job.Columns.expiredAt == nil && Job.Columns.finishedAt != nil && Job.Columns.finishedAt < date
-            )
-            .fetchAll(db)
+    /// A job found `processing` after a crash was interrupted: started fewer than `maxAttempts` times, it goes back
+    /// to the queue (in its old place); otherwise it fails with `interrupted`.
+    /// - Returns: whether it was re-queued.
+    mutating func recoverAfterInterruption(maxAttempts: Int, now: Date) -> Bool {
+        if attempts < maxAttempts {
+            status = .queued
+            startedAt = nil
+            message = "Re-queued after the server restarted"
+            return true
         }
+        status = .failed
+        errorCode = "interrupted"
+        errorMessage = "The job was interrupted \(attempts) times (server restarts); giving up."
+        message = errorMessage ?? ""
+        finishedAt = now
+        return false
     }
 
-    /// Records that retention deleted the job's files.
-    public func markExpired(_ id: String, now: Date = Date()) async throws {
-        _ = try await write { db in
-            try Job.filter(key: id).updateAll(db, Job.Columns.expiredAt.set(to: now))
-        }
+    /// Whether retention should delete the files of this job at `date`.
+    func expires(before date: Date) -> Bool {
+        guard expiredAt == nil, let finishedAt else { return false }
+        return finishedAt < date
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 
 /// Tells WebSocket clients about job changes: `status_update` for the job, then `queue_update` when the queue
-/// changed.
+/// changed; and in-process observers (`updates()`), in the same order.
 public struct JobNotifier: Sendable {
     let broadcaster: ProgressBroadcaster
     let reporter: StatusReporter
@@ -10,6 +10,12 @@ public struct JobNotifier: Sendable {
 
     /// Keeps `statusChanged` broadcasts in the order of the calls.
     let order = SerialTasks()
+    private let observers = Observers<Job>()
+
+    /// Every job change announced from now on, in order.
+    func updates() -> AsyncStream<Job> {
+        observers.stream()
+    }
 
     /// Adds a job (`insert` writes it) and announces it, in one turn of the notification order: a worker that claims
     /// the job the moment it is written announces `processing` only after this `queued`.
@@ -29,6 +35,7 @@ public struct JobNotifier: Sendable {
     }
 
     private func publish(_ job: Job, queueChanged: Bool) async {
+        defer { observers.yield(job) }
         do {
             let status = StatusUpdateMessage(status: try await reporter.status(of: job))
             guard queueChanged else { return broadcaster.broadcast(status) }

@@ -19,11 +19,14 @@ public final class ProgressBroadcaster: Sendable {
     }
 
     private let clients = Mutex<[UUID: Client]>([:])
-    private let lastProgress = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// When each running job's last `progress_update` went out, on `clock`.
+    private let lastProgress = Mutex<[String: Duration]>([:])
     private let progressInterval: Duration
+    private let clock: any ServiceClock
 
-    public init(progressInterval: Duration = .milliseconds(100)) {
+    public init(progressInterval: Duration = .milliseconds(100), clock: any ServiceClock = SystemClock()) {
         self.progressInterval = progressInterval
+        self.clock = clock
     }
 
     /// Registers a client's channel. Messages broadcast from now on are held until `goLive`, so the client can be
@@ -81,7 +84,7 @@ public final class ProgressBroadcaster: Sendable {
     /// Whether a `progress_update` for `jobID` may go out now (at most one per `progressInterval`).
     /// `force` lets stage changes through always.
     public func admitProgress(for jobID: String, force: Bool = false) -> Bool {
-        let now = ContinuousClock.now
+        let now = clock.now
         return lastProgress.withLock { last in
             if !force, let previous = last[jobID], now - previous < progressInterval { return false }
             last[jobID] = now

@@ -2,7 +2,7 @@ import Foundation
 
 /// Turns stored jobs into the API's status objects: queue position, time estimates and live progress included.
 public struct StatusReporter: Sendable {
-    let repository: JobRepository
+    let repository: any JobRepository
     let liveProgress: LiveProgressStore
     let estimator: ThroughputEstimator
     let maxQueueSize: Int

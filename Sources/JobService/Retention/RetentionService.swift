@@ -5,10 +5,11 @@ import ServiceLifecycle
 /// Deletes the files of jobs that finished longer than `retention` ago, every `interval`. Their rows stay (history);
 /// downloads then answer 410 `result_expired`.
 struct RetentionService: Service {
-    let repository: JobRepository
+    let repository: any JobRepository
     let files: JobFiles
     let retention: Duration?
     let interval: Duration
+    let clock: any ServiceClock
     let logger: Logger
 
     func run() async throws {
@@ -19,7 +20,7 @@ struct RetentionService: Service {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             await sweep()
             try? await cancelWhenGracefulShutdown {
-                try await Task.sleep(for: interval)
+                try await clock.sleep(for: interval)
             }
         }
     }

@@ -7,7 +7,7 @@ import Logging
 /// job's stream. When the engine dies (`engine_crashed`) or stops answering (`engine_timeout`: no heartbeat answer,
 /// no `ready` in time, a cancelled job that does not stop), the jobs it was running end with `lost`, and the engine
 /// is started again after a pause that doubles per failure (reset once an engine stays up for a minute).
-public actor EngineSupervisor {
+public actor EngineSupervisor: Engine {
     public private(set) var state: EngineState = .starting
     /// The last `hello` seen, kept while the engine restarts.
     public private(set) var lastHello: EngineHello?
@@ -15,40 +15,31 @@ public actor EngineSupervisor {
 
     private let configuration: EngineConfiguration
     private let logger: Logger
-    private let onStateChange: @Sendable (EngineState) -> Void
-    private let onRestart: @Sendable () -> Void
+    private let clock: any ServiceClock
+    private let stateObservers = Observers<EngineState>()
 
     private var process: EngineProcess?
-    private var processStartedAt = ContinuousClock.now
-    private var lastSignOfLife = ContinuousClock.now
-    private var nextHeartbeat = ContinuousClock.now
+    // Instants of `clock`.
+    private var processStartedAt: Duration = .zero
+    private var lastSignOfLife: Duration = .zero
+    private var nextHeartbeat: Duration = .zero
     private var heartbeatSequence = 0
     /// Why the current process is being killed, set just before killing it.
     private var killReason: JobFailure?
     private var loadFailure: String?
     private var activeJobs: [String: AsyncStream<EngineJobEvent>.Continuation] = [:]
-    private var cancelDeadlines: [String: ContinuousClock.Instant] = [:]
+    private var cancelDeadlines: [String: Duration] = [:]
     private var isStopping = false
-    private var stopDeadline: ContinuousClock.Instant?
+    private var stopDeadline: Duration?
 
-    /// - Parameters:
-    ///   - onStateChange: called on every state change (wakes the job worker).
-    ///   - onRestart: called each time a dead engine is started again (metrics).
-    public init(
-        configuration: EngineConfiguration, logger: Logger,
-        onStateChange: @escaping @Sendable (EngineState) -> Void = { _ in },
-        onRestart: @escaping @Sendable () -> Void = {}
-    ) {
+    /// - Parameter clock: times heartbeats, time limits and restart pauses.
+    public init(configuration: EngineConfiguration, logger: Logger, clock: any ServiceClock = SystemClock()) {
         self.configuration = configuration
         self.logger = logger
-        self.onStateChange = onStateChange
-        self.onRestart = onRestart
+        self.clock = clock
     }
 
     // MARK: - Jobs
-
-    /// How many jobs the engine says it can run at once (1 until it said).
-    public var engineConcurrency: Int { lastHello?.capabilities.maxConcurrentJobs ?? 1 }
 
     /// Sends a job to the ready engine.
     /// - Returns: the job's events, or `nil` when the engine is not ready (the job was not sent).
@@ -64,30 +55,18 @@ public actor EngineSupervisor {
     public func cancel(jobID: String) {
         guard activeJobs[jobID] != nil, let process else { return }
         process.send(.cancel(jobID: jobID))
-        cancelDeadlines[jobID] = .now + configuration.cancelTimeout
+        cancelDeadlines[jobID] = clock.now + configuration.cancelTimeout
     }
-
-    /// Whether the engine is running `jobID` now.
-    public func isRunning(jobID: String) -> Bool { activeJobs[jobID] != nil }
 
     // MARK: - Life cycle
 
-    /// Waits until the engine is ready (or stopped).
-    /// - Returns: the engine's `hello`, or `nil` when the supervisor stopped first.
-    public func waitUntilReady(polling interval: Duration = .milliseconds(50)) async -> EngineHello? {
-        while !Task.isCancelled {
-            switch state {
-            case .ready(let hello): return hello
-            case .stopped: return nil
-            case .starting, .unavailable: try? await Task.sleep(for: interval)
-            }
-        }
-        return nil
+    public func states() -> AsyncStream<EngineState> {
+        stateObservers.stream(startingWith: state)
     }
 
     /// Asks the engine to shut down (`shutdown`: it cancels running jobs and exits); kills it if it is still
     /// running after `timeout`. `run()` returns once it is gone.
-    public func stop(timeout: Duration = .seconds(5)) {
+    public func stop(timeout: Duration) {
         guard !isStopping else { return }
         isStopping = true
         guard let process else {
@@ -95,11 +74,11 @@ public actor EngineSupervisor {
             return
         }
         if case .ready = state {
-            stopDeadline = .now + timeout
+            stopDeadline = clock.now + timeout
             process.send(.shutdown)
         } else {
             // Still loading (or never going to be ready): nothing to finish.
-            stopDeadline = .now
+            stopDeadline = clock.now
             kill(process, JobFailure(code: "interrupted", message: "The engine was stopped while starting"))
         }
     }
@@ -108,26 +87,26 @@ public actor EngineSupervisor {
     public func run() async {
         var backoff = configuration.restartBackoff
         while !isStopping && !Task.isCancelled {
-            let startedAt = ContinuousClock.now
+            let startedAt = clock.now
             let failure = await runOneProcess()
             endActiveJobs(with: failure)
             if isStopping || Task.isCancelled { break }
             restartCount += 1
-            onRestart()
             setState(.unavailable(reason: failure.message))
-            if ContinuousClock.now - startedAt > .seconds(60) { backoff = configuration.restartBackoff }
+            if clock.now - startedAt > .seconds(60) { backoff = configuration.restartBackoff }
             logger.warning("engine stopped (\(failure.message)); restarting in \(backoff)")
             await pause(for: backoff)
             backoff = min(backoff * 2, configuration.maxRestartBackoff)
         }
         setState(.stopped)
+        stateObservers.finish()
     }
 
     /// Sleeps, waking early for `stop()` or cancellation.
     private func pause(for duration: Duration) async {
-        let end = ContinuousClock.now + duration
-        while !isStopping, !Task.isCancelled, ContinuousClock.now < end {
-            try? await Task.sleep(for: min(.milliseconds(100), end - ContinuousClock.now))
+        let end = clock.now + duration
+        while !isStopping, !Task.isCancelled, clock.now < end {
+            try? await clock.sleep(for: min(.milliseconds(100), end - clock.now))
         }
     }
 
@@ -140,8 +119,8 @@ public actor EngineSupervisor {
         self.process = process
         killReason = nil
         loadFailure = nil
-        processStartedAt = .now
-        lastSignOfLife = .now
+        processStartedAt = clock.now
+        lastSignOfLife = clock.now
         setState(.starting)
         logger.info("starting engine: \(process.commandLine.joined(separator: " "))")
 
@@ -179,8 +158,8 @@ public actor EngineSupervisor {
     /// Enforces the time limits while `process` runs: start-up, heartbeats, cancels, shutdown.
     private func watch(_ process: EngineProcess) async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(100))
-            let now = ContinuousClock.now
+            try? await clock.sleep(for: .milliseconds(100))
+            let now = clock.now
             if let stopDeadline, now >= stopDeadline {
                 kill(process, JobFailure(code: "interrupted", message: "The engine did not shut down in time"))
                 process.kill() // again, until it is gone (this task ends when the process exits)
@@ -237,7 +216,7 @@ public actor EngineSupervisor {
     // MARK: - Events
 
     private func handle(_ event: EngineEvent, from process: EngineProcess) {
-        lastSignOfLife = .now
+        lastSignOfLife = clock.now
         switch event {
         case .hello(let hello):
             guard hello.protocolVersion == EngineEvent.protocolVersion else {
@@ -258,7 +237,7 @@ public actor EngineSupervisor {
                 return
             }
             logger.info("engine ready after \(loadSeconds) s of loading")
-            nextHeartbeat = .now + configuration.heartbeatInterval
+            nextHeartbeat = clock.now + configuration.heartbeatInterval
             setState(.ready(hello))
         case .stage, .progress, .done, .error:
             if let jobID = event.jobID {
@@ -309,6 +288,6 @@ public actor EngineSupervisor {
     private func setState(_ newState: EngineState) {
         guard newState != state else { return }
         state = newState
-        onStateChange(newState)
+        stateObservers.yield(newState)
     }
 }

@@ -1,79 +1,104 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Runs queued jobs on the engine, as many at once as there are slots, in queue order.
 ///
-/// The worker is a `Service`: `run()` keeps the engine alive (through `EngineSupervisor`), claims jobs while the
-/// engine is ready and a slot is free, and records every job's end. On graceful shutdown it stops claiming, lets
-/// running jobs finish within the grace period, re-queues the rest, and stops the engine.
+/// The worker is a `Service`: `run()` keeps the engine alive, claims jobs while the engine is ready and a slot is
+/// free, and records every job's end. It is woken (`wakeUp()`) when something it waits for may have changed: a job
+/// was added, a slot freed, the engine's state changed; and every second, in case a signal was missed. On graceful
+/// shutdown it stops claiming, lets running jobs finish within the grace period, re-queues the rest, and stops the
+/// engine.
 public actor JobWorker: Service {
-    let repository: JobRepository
-    let supervisor: EngineSupervisor
+    /// How the worker runs jobs.
+    struct Settings: Sendable {
+        var maxAttempts: Int
+        var gracePeriod: Duration
+    }
+
+    let repository: any JobRepository
+    let engine: any Engine
     let files: JobFiles
     let liveProgress: LiveProgressStore
     let notifier: JobNotifier
     let estimator: ThroughputEstimator
     let metrics: ServiceMetrics
-    nonisolated let shutdownState: ShutdownState
-    nonisolated let wakeUp: WakeUpSignal
     let logger: Logger
-    let maxConcurrentOverride: Int?
-    let maxAttempts: Int
-    let gracePeriod: Duration
+    let settings: Settings
+    let clock: any ServiceClock
+    /// Jobs run at once: the configured override, else what the engine said it can do.
+    let slots: @Sendable () async -> Int
+
+    /// Whether the service is draining (SIGTERM received): new jobs are refused with 503 `shutting_down`.
+    private nonisolated let draining = Mutex(false)
+    /// Wake-ups coalesce: many before one wait count once.
+    private nonisolated let wakeUps = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
     private var running: Set<String> = []
     private var cancelRequested: Set<String> = []
     private var isDrained = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Drain waits here until no job runs (or the grace period ended).
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(
-        repository: JobRepository, supervisor: EngineSupervisor, files: JobFiles, liveProgress: LiveProgressStore,
-        notifier: JobNotifier, estimator: ThroughputEstimator, metrics: ServiceMetrics, shutdownState: ShutdownState,
-        wakeUp: WakeUpSignal, logger: Logger, maxConcurrentOverride: Int?, maxAttempts: Int, gracePeriod: Duration
+        repository: any JobRepository, engine: any Engine, files: JobFiles, liveProgress: LiveProgressStore,
+        notifier: JobNotifier, estimator: ThroughputEstimator, metrics: ServiceMetrics, logger: Logger,
+        settings: Settings, clock: any ServiceClock, slots: @escaping @Sendable () async -> Int
     ) {
         self.repository = repository
-        self.supervisor = supervisor
+        self.engine = engine
         self.files = files
         self.liveProgress = liveProgress
         self.notifier = notifier
         self.estimator = estimator
         self.metrics = metrics
-        self.shutdownState = shutdownState
-        self.wakeUp = wakeUp
         self.logger = logger
-        self.maxConcurrentOverride = maxConcurrentOverride
-        self.maxAttempts = maxAttempts
-        self.gracePeriod = gracePeriod
+        self.settings = settings
+        self.clock = clock
+        self.slots = slots
     }
 
     /// Jobs run at once: the configured override, else what the engine said it can do.
     public func capacity() async -> Int {
-        if let maxConcurrentOverride { return maxConcurrentOverride }
-        return await supervisor.engineConcurrency
+        await slots()
     }
 
     /// How many jobs run now.
     public var runningCount: Int { running.count }
+
+    /// Whether new jobs are refused because the service is stopping.
+    public nonisolated var isDraining: Bool { draining.withLock { $0 } }
+
+    /// Asks the dispatch loop to look for work.
+    public nonisolated func wakeUp() { wakeUps.continuation.yield() }
+
+    /// Stops taking jobs (new ones are refused from now on).
+    nonisolated func beginDraining() {
+        draining.withLock { $0 = true }
+        wakeUp()
+    }
 
     // MARK: - Service
 
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.supervisor.run() }
-                group.addTask { await self.tickWhileServing() }
-                for await _ in wakeUp.signals {
-                    if shutdownState.isDraining { break }
+                group.addTask { await self.engine.run() }
+                group.addTask { await self.followEngine() }
+                let ticks = Task { await self.tickWhileServing() }
+                for await _ in wakeUps.stream {
+                    if isDraining { break }
                     await startJobs(in: &group)
                 }
+                ticks.cancel()
                 await drainRunningJobs()
-                await supervisor.stop()
+                await engine.stop()
                 await group.waitForAll()
             }
         } onGracefulShutdown: {
-            self.shutdownState.beginDraining()
-            self.wakeUp.signal()
+            self.beginDraining()
         }
         markDrained()
         // Returning early would make the service group cancel its other services; wait for the shutdown.
@@ -83,8 +108,7 @@ public actor JobWorker: Service {
     /// Stops taking jobs and waits until the running ones finished (or were re-queued) and the engine stopped.
     /// Used by the server before it stops listening, so clients get 503 `shutting_down` meanwhile.
     public func drain() async {
-        shutdownState.beginDraining()
-        wakeUp.signal()
+        beginDraining()
         guard !isDrained else { return }
         await withCheckedContinuation { drainWaiters.append($0) }
     }
@@ -95,20 +119,28 @@ public actor JobWorker: Service {
         drainWaiters.removeAll()
     }
 
+    /// Wakes the dispatch loop on every engine state change (ready: jobs can start), and counts restarts.
+    private nonisolated func followEngine() async {
+        for await state in await engine.states() {
+            if case .unavailable = state { metrics.engineRestarts.increment() }
+            wakeUp()
+        }
+    }
+
     /// Wakes the dispatch loop every second, in case a signal was missed.
     private nonisolated func tickWhileServing() async {
-        while !shutdownState.isDraining, !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
-            wakeUp.signal()
+        while !isDraining, !Task.isCancelled {
+            try? await clock.sleep(for: .seconds(1))
+            wakeUp()
         }
     }
 
     // MARK: - Dispatch
 
     private func startJobs(in group: inout TaskGroup<Void>) async {
-        guard case .ready = await supervisor.state else { return }
+        guard case .ready = await engine.state else { return }
         let slots = await capacity()
-        while running.count < slots, !shutdownState.isDraining {
+        while running.count < slots, !isDraining {
             let job: Job
             do {
                 guard let next = try await repository.claimNextJob() else { return }
@@ -139,12 +171,13 @@ public actor JobWorker: Service {
     private func process(_ job: Job) async {
         let outcome = await runOnEngine(job)
         // Cancelled means the service is being stopped hard: the job is not at fault, it goes back to the queue.
-        let interrupted = Task.isCancelled || shutdownState.isDraining
+        let interrupted = Task.isCancelled || isDraining
         // Record the end outside this task: if it was cancelled, GRDB would refuse the write.
         await Task { await self.finish(job, outcome, interrupted: interrupted) }.value
         running.remove(job.id)
         cancelRequested.remove(job.id)
-        wakeUp.signal()
+        if running.isEmpty { resumeIdleWaiters() }
+        wakeUp()
     }
 
     private func runOnEngine(_ job: Job) async -> Outcome {
@@ -152,8 +185,8 @@ public actor JobWorker: Service {
         let request = EngineJobRequest(
             jobID: job.id, imagePath: job.imagePath, audioPath: job.audioPath,
             audio2Path: job.audio2Path, outputPath: job.resultPath, parameters: job.parameters)
-        guard let events = await supervisor.submit(request) else { return .notSent }
-        if cancelRequested.contains(job.id) { await supervisor.cancel(jobID: job.id) }
+        guard let events = await engine.submit(request) else { return .notSent }
+        if cancelRequested.contains(job.id) { await engine.cancel(jobID: job.id) }
         var outcome = Outcome.lost(JobFailure(code: "internal", message: "The engine ended the job without a result"))
         for await event in events {
             switch event {
@@ -195,7 +228,7 @@ public actor JobWorker: Service {
                     job, JobFailure(code: "cancelled", message: error.message),
                     retry: interrupted, countsAsAttempt: false)
             case .failed(let error):
-                let retry = (error.retryable ?? false) && job.attempts < maxAttempts
+                let retry = (error.retryable ?? false) && job.attempts < settings.maxAttempts
                 updated = try await requeueOrFail(
                     job, JobFailure(code: error.code, message: error.message),
                     retry: retry, countsAsAttempt: true)
@@ -284,7 +317,7 @@ public actor JobWorker: Service {
         }
         metrics.countJob(.cancelled)
         if running.contains(id) {
-            await supervisor.cancel(jobID: id)
+            await engine.cancel(jobID: id)
         } else if cancelled.startedAt == nil {
             // It never started.
             cancelRequested.remove(id)
@@ -301,12 +334,18 @@ public actor JobWorker: Service {
     /// Waits up to the grace period for running jobs, then puts the rest back in the queue (without counting the
     /// attempt) so the next start runs them.
     private func drainRunningJobs() async {
-        let deadline = ContinuousClock.now + gracePeriod
         if !running.isEmpty {
-            logger.info("draining: waiting up to \(gracePeriod) for \(running.count) running job(s)")
-        }
-        while !running.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(100))
+            logger.info("draining: waiting up to \(settings.gracePeriod) for \(running.count) running job(s)")
+            let gracePeriod = Task { [clock, settings] in
+                try? await clock.sleep(for: settings.gracePeriod)
+                self.resumeIdleWaiters()
+            }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { idleWaiters.append($0) }
+            } onCancel: {
+                Task { await self.resumeIdleWaiters() }
+            }
+            gracePeriod.cancel()
         }
         for id in running {
             let requeued = try? await Task {
@@ -318,5 +357,10 @@ public actor JobWorker: Service {
                 await notifier.statusChanged(requeued)
             }
         }
+    }
+
+    private func resumeIdleWaiters() {
+        for waiter in idleWaiters { waiter.resume() }
+        idleWaiters.removeAll()
     }
 }

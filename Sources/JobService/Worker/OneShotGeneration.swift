@@ -60,18 +60,18 @@ public struct OneShotGeneration: Sendable {
 
     /// Waits for `ready`; a first start that fails is an error here (nobody would see the retries).
     private func waitUntilReady(_ supervisor: EngineSupervisor) async throws {
-        while true {
-            switch await supervisor.state {
+        for await state in await supervisor.states() {
+            switch state {
             case .ready: return
+            case .starting: continue
             case .unavailable(let reason):
                 await supervisor.stop()
                 throw Failed(failure: JobFailure(code: "engine_unavailable", message: reason))
             case .stopped:
                 throw Failed(failure: JobFailure(code: "engine_unavailable", message: "The engine stopped"))
-            case .starting:
-                try await Task.sleep(for: .milliseconds(50))
             }
         }
+        throw CancellationError() // the states end early only when this task is cancelled
     }
 
     private func follow(

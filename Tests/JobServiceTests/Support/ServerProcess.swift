@@ -30,7 +30,7 @@ final class ServerProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        let listening = try await TestSupport.waitUntil(timeout: timeout) { self.readPort() }
+        let listening = try await ServerProcess.poll(timeout: timeout) { self.readPort() }
         guard listening else { throw ServerError(message: "the server did not start:\n\(self.log)") }
     }
 
@@ -47,6 +47,17 @@ final class ServerProcess: @unchecked Sendable {
         guard let range = log.range(of: "serving http://127.0.0.1:") else { return false }
         port = Int(log[range.upperBound...].prefix { $0.isNumber }) ?? 0
         return port > 0
+    }
+
+    /// Asks until `condition` holds or `timeout` passes. Only for another process (the built binary, its engine),
+    /// which can only be asked; in-process tests wait on notifications instead.
+    static func poll(timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await condition()
     }
 
     /// `kill -9`: no chance to clean up.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Testing
 
 @testable import JobService
 
@@ -22,9 +23,6 @@ enum TestSupport {
         ["python3", fakeEngine] + flags
     }
 
-    /// An engine command that never says anything (jobs stay queued).
-    static let silentEngineCommand = ["sleep", "600"]
-
     /// A new empty temporary folder.
     static func makeTemporaryDirectory(_ label: String = "itk") -> String {
         let path = (NSTemporaryDirectory() as NSString).appendingPathComponent(
@@ -33,10 +31,9 @@ enum TestSupport {
         return path
     }
 
-    /// A configuration for in-process tests: in-memory database, temporary data folder, fast engine timings.
-    static func configuration(engine command: [String], _ adjust: (inout ServiceConfiguration) -> Void = { _ in })
-        -> ServiceConfiguration
-    {
+    /// A configuration for in-process tests: in-memory database, temporary data folder, fast engine timings; then
+    /// `settings`, keyed by flag as on the command line (`["max-queue-size": "1"]`).
+    static func configuration(engine command: [String], settings: [String: String] = [:]) -> ServiceConfiguration {
         var configuration = ServiceConfiguration()
         configuration.port = 0
         configuration.inMemoryDatabase = true
@@ -51,7 +48,14 @@ enum TestSupport {
         configuration.engine.maxRestartBackoff = .milliseconds(200)
         configuration.shutdownGracePeriod = .seconds(1)
         configuration.retention = nil
-        adjust(&configuration)
+        for setting in ConfigurationSetting.all {
+            guard let value = settings[setting.flag] else { continue }
+            do {
+                try configuration.apply(setting, value, source: setting.flag)
+            } catch {
+                Issue.record("test setting \(setting.flag)=\(value): \(error)")
+            }
+        }
         return configuration
     }
 
@@ -62,47 +66,83 @@ enum TestSupport {
         return logger
     }()
 
-    /// Polls `condition` until it holds or `timeout` passes.
-    static func waitUntil(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(25))
-        }
-        return try await condition()
+    // MARK: - Waiting, on the condition itself
+
+    /// A wait outlasted its guard.
+    struct TimedOut: Error, CustomStringConvertible {
+        let timeout: Duration
+        var description: String { "gave up waiting after \(timeout)" }
     }
 
-    /// Polls until the job is in one of `statuses`; returns it.
-    static func waitForJob(
-        _ id: String, in repository: JobRepository, statuses: Set<JobStatus>,
-        timeout: Duration = .seconds(30)
-    ) async throws -> Job? {
-        var last: Job?
-        _ = try await waitUntil(timeout: timeout) {
-            last = try await repository.job(id: id)
-            return last.map { statuses.contains($0.status) } ?? false
+    /// Runs `body`; if it has not finished after `timeout`, cancels it and throws `TimedOut`. The timeout only
+    /// guards against a hang (keep it generous): nothing here measures speed.
+    static func withTimeout<T: Sendable>(
+        _ timeout: Duration = .seconds(90), _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw TimedOut(timeout: timeout) }
+            return value
         }
-        return last
+    }
+
+    /// Waits until `condition` holds for the engine's state (checked on the current state, then on every change).
+    @discardableResult
+    static func waitForEngine(
+        _ engine: any Engine, timeout: Duration = .seconds(90),
+        until condition: @escaping @Sendable (EngineState) async -> Bool
+    ) async throws -> EngineState {
+        try await withTimeout(timeout) {
+            for await state in await engine.states() where await condition(state) { return state }
+            throw CancellationError() // the engine stopped for good first
+        }
+    }
+
+    /// Waits until the engine said hello and is ready.
+    static func waitUntilReady(_ engine: any Engine) async throws {
+        try await waitForEngine(engine) { $0.hello != nil }
     }
 
     // MARK: - Jobs without uploads
 
-    /// Stores a queued job whose input files exist (the fake engine never reads them).
-    static func enqueueJob(
-        _ repository: JobRepository, files: JobFiles, audioSeconds: Double = 1,
-        maxQueueSize: Int = 20
-    ) async throws -> Job {
+    /// A job that is not stored yet; its files do not exist.
+    static func makeJob(audioSeconds: Double = 2) -> Job {
+        let id = UUID().uuidString.lowercased()
+        return Job(
+            id: id, parameters: JobParameters(seed: 1), imagePath: "/u/\(id)/image", audioPath: "/u/\(id)/audio",
+            audioSeconds: audioSeconds, resultPath: "/r/\(id).mp4")
+    }
+
+    /// Stores `count` new jobs (`makeJob`) straight into `repository`.
+    static func enqueue(
+        _ count: Int, into repository: any JobRepository, audioSeconds: Double = 2, maxQueueSize: Int = 20
+    ) async throws -> [Job] {
+        var jobs: [Job] = []
+        for _ in 0..<count {
+            jobs.append(
+                try await repository.enqueue(makeJob(audioSeconds: audioSeconds), maxQueueSize: maxQueueSize).job)
+        }
+        return jobs
+    }
+
+    /// Submits a queued job whose input files exist (the fake engine never reads them).
+    static func enqueueJob(_ queue: JobQueue, files: JobFiles, audioSeconds: Double = 1) async throws -> Job {
         let id = UUID().uuidString.lowercased()
         let folder = files.uploadFolder(for: id)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for name in ["image", "audio"] {
-            FileManager.default.createFile(
+            _ = FileManager.default.createFile(
                 atPath: (folder as NSString).appendingPathComponent(name), contents: Data([1]))
         }
         let job = Job(
             id: id, parameters: JobParameters(seed: 7), imagePath: folder + "/image", audioPath: folder + "/audio",
             audioSeconds: audioSeconds, resultPath: files.resultPath(for: id))
-        return try await repository.enqueue(job, maxQueueSize: maxQueueSize).job
+        return try await queue.submit(job).job
     }
 
     // MARK: - Media

@@ -242,14 +242,14 @@ struct MultipartReceiverTests {
         body.addFile("image", bytes: [1, 2, 3])
         body.append("--\(MultipartBody.boundary)\r\nContent-Disposition: form-data; name=\"audio\"\r\n\r\n")
         body.bytes += Array(repeating: 0x42, count: 5000)
-        let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
-        continuation.yield(ByteBuffer(bytes: body.bytes)) // and then nothing more: the client stalls
+        let (stalled, stall) = AsyncStream.makeStream(of: Void.self)
         let receiver = MultipartReceiver(
             boundary: MultipartBody.boundary, directory: directory.path,
             limits: Self.smallLimits)
 
-        let upload = Task { try await receiver.receive(stream) }
-        try await Task.sleep(for: .milliseconds(200))
+        let upload = Task { try await receiver.receive(StallingBody(bytes: body.bytes, stalled: stall)) }
+        // Once the receiver asks for more, it has written all it was sent: the image and part of the audio.
+        for await _ in stalled { break }
         upload.cancel()
         let result = await upload.result
 
@@ -411,5 +411,33 @@ struct MultipartReceiverTests {
 
         #expect(error?.code == "invalid_parameter")
         #expect(error?.field == "negative_prompt")
+    }
+}
+
+/// A body that sends `bytes` and then nothing more, like a client that stalls; `stalled` hears when the reader asks
+/// for more (it has taken in everything sent). Ends with `CancellationError` once the reading task is cancelled.
+private struct StallingBody: AsyncSequence, Sendable {
+    let bytes: [UInt8]
+    let stalled: AsyncStream<Void>.Continuation
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var bytes: [UInt8]?
+        let stalled: AsyncStream<Void>.Continuation
+
+        mutating func next() async throws -> ByteBuffer? {
+            if let bytes {
+                self.bytes = nil
+                return ByteBuffer(bytes: bytes)
+            }
+            stalled.yield()
+            let (never, keepOpen) = AsyncStream.makeStream(of: Void.self)
+            for await _ in never {} // ends only when the task is cancelled
+            withExtendedLifetime(keepOpen) {}
+            throw CancellationError()
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(bytes: bytes, stalled: stalled)
     }
 }

@@ -1,0 +1,160 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// The job queue as the controllers see it: submitting, cancelling, statuses, the queue, the engine's capabilities,
+/// notifications, wake-ups and the drain state.
+///
+/// It puts together the store (`JobRepository`), the worker that runs jobs on the engine, the status reporter
+/// (positions, estimates, live progress) and the notifier (WebSocket fan-out), so a controller needs this one
+/// dependency instead of all of them.
+public struct JobQueue: Sendable {
+    public let repository: any JobRepository
+    public let worker: JobWorker
+    public let engine: any Engine
+    public let broadcaster: ProgressBroadcaster
+    public let metrics: ServiceMetrics
+    let reporter: StatusReporter
+    let notifier: JobNotifier
+    let maxQueueSize: Int
+
+    /// Assembles the queue around `repository` and `engine`; the throughput estimate learns from the last completed
+    /// jobs.
+    public init(
+        repository: any JobRepository, engine: any Engine, files: JobFiles, configuration: ServiceConfiguration,
+        clock: any ServiceClock = SystemClock(), logger: Logger
+    ) async throws {
+        let estimator = ThroughputEstimator(prior: ThroughputEstimator.prior(forEngine: configuration.engine.name))
+        for job in try await repository.recentCompletedJobs(limit: 20).reversed() { estimator.record(job) }
+        let liveProgress = LiveProgressStore()
+        let override = configuration.maxConcurrentJobs
+        let slots: @Sendable () async -> Int = { if let override { override } else { await engine.engineConcurrency } }
+        let reporter = StatusReporter(
+            repository: repository, liveProgress: liveProgress, estimator: estimator,
+            maxQueueSize: configuration.maxQueueSize, capacity: slots)
+        let broadcaster = ProgressBroadcaster(clock: clock)
+        let notifier = JobNotifier(broadcaster: broadcaster, reporter: reporter, logger: logger)
+        let metrics = ServiceMetrics()
+        self.repository = repository
+        self.engine = engine
+        self.broadcaster = broadcaster
+        self.metrics = metrics
+        self.reporter = reporter
+        self.notifier = notifier
+        self.maxQueueSize = configuration.maxQueueSize
+        worker = JobWorker(
+            repository: repository, engine: engine, files: files, liveProgress: liveProgress, notifier: notifier,
+            estimator: estimator, metrics: metrics, logger: logger,
+            settings: .init(maxAttempts: configuration.maxAttempts, gracePeriod: configuration.shutdownGracePeriod),
+            clock: clock, slots: slots)
+    }
+
+    // MARK: - Submitting
+
+    /// Whether the service is stopping: new jobs are refused.
+    public var isDraining: Bool { worker.isDraining }
+
+    /// Refuses at once, before a large body is read: 503 `shutting_down` while draining, 429 `queue_full`.
+    func checkAcceptingJobs() async throws {
+        guard !isDraining else { throw APIError.shuttingDown }
+        let queued = try await repository.countsByStatus()[.queued] ?? 0
+        if queued >= maxQueueSize { throw try await queueFullError() }
+    }
+
+    /// Stores `job` at the end of the queue and announces it, in one turn of the notification order (so `queued`
+    /// goes out before the worker's `processing`); wakes the worker.
+    /// - Returns: the stored job and its 1-based place in the queue.
+    func submit(_ job: Job) async throws -> (job: Job, position: Int) {
+        let stored: (job: Job, position: Int)
+        do {
+            stored = try await notifier.enqueued { [repository, maxQueueSize] in
+                try await repository.enqueue(job, maxQueueSize: maxQueueSize)
+            }
+        } catch is QueueFull {
+            throw try await queueFullError()
+        }
+        metrics.countJob(.queued)
+        worker.wakeUp()
+        return stored
+    }
+
+    /// 429 `queue_full`, with `Retry-After` set to the expected wait for the first queued job to start.
+    private func queueFullError() async throws -> APIError {
+        let queue = try await reporter.snapshot()
+        let slots = max(1, await worker.capacity())
+        let wait = queue.queued.first.flatMap { reporter.estimatedSeconds(for: $0, queue: queue, slots: slots) } ?? 60
+        let firstJobSeconds =
+            queue.queued.first.map { reporter.estimator.expectedSeconds(forAudio: $0.audioSeconds) } ?? 0
+        let retryAfter = Int(min(3600, max(5, wait - firstJobSeconds)).rounded(.up))
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(retryAfter)
+        return APIError(
+            .tooManyRequests, code: "queue_full",
+            message: "The queue is full (\(maxQueueSize) requests); try again in about \(retryAfter) s.",
+            headers: headers)
+    }
+
+    /// Cancels a queued or running job.
+    public func cancel(_ id: String) async throws -> JobWorker.CancelResult {
+        try await worker.cancel(id)
+    }
+
+    // MARK: - Reading
+
+    public func job(id: String) async throws -> Job? {
+        try await repository.job(id: id)
+    }
+
+    /// The status object of the job with `id`; `nil` when there is none.
+    public func status(ofJobWithID id: String) async throws -> JobStatusResponse? {
+        try await reporter.status(ofJobWithID: id)
+    }
+
+    public func status(of job: Job) async throws -> JobStatusResponse {
+        try await reporter.status(of: job)
+    }
+
+    /// One page of history, newest first, optionally of one status; plus the total count.
+    func page(status: JobStatus?, limit: Int, offset: Int) async throws -> (
+        statuses: [JobStatusResponse], total: Int
+    ) {
+        let page = try await repository.list(status: status, limit: limit, offset: offset)
+        return (try await reporter.statuses(of: page.jobs), page.total)
+    }
+
+    /// `GET /api/queue`.
+    func queueResponse() async throws -> QueueResponse {
+        try await reporter.queueResponse()
+    }
+
+    /// The `queue_update` message for the queue now.
+    func queueUpdate() async throws -> QueueUpdateMessage {
+        try await reporter.queueUpdate()
+    }
+
+    /// Jobs run at once: the configured override, else what the engine said it can do.
+    public func capacity() async -> Int {
+        await worker.capacity()
+    }
+
+    /// Every job change announced from now on (a status or message changed), in order.
+    public func updates() -> AsyncStream<Job> {
+        notifier.updates()
+    }
+
+    /// The metrics, with the queue's gauges brought up to date.
+    func renderMetrics() async throws -> String {
+        let counts = try await repository.countsByStatus()
+        metrics.queueDepth.set(Double(counts[.queued] ?? 0))
+        metrics.jobsProcessing.set(Double(counts[.processing] ?? 0))
+        return metrics.render()
+    }
+
+    // MARK: - Stopping
+
+    /// Stops taking jobs, waits for the running ones (or re-queues them) and the engine, then closes WebSocket streams.
+    public func drain() async {
+        await worker.drain()
+        broadcaster.finishAll()
+    }
+}

@@ -1,0 +1,31 @@
+/// What the worker and the queue need of an engine: its state and `hello`, jobs in and events out, a life cycle.
+///
+/// `EngineSupervisor` is the real one (a supervised child process); tests may use an engine that never becomes ready.
+public protocol Engine: Actor {
+    var state: EngineState { get }
+    /// The last `hello` seen, kept while the engine restarts.
+    var lastHello: EngineHello? { get }
+    /// How many times a dead engine was started again.
+    var restartCount: Int { get }
+
+    /// The current state, then every change, until the engine stopped for good.
+    func states() -> AsyncStream<EngineState>
+
+    /// Runs the engine until `stop()` or cancellation.
+    func run() async
+    /// Stops the engine: running jobs get up to `timeout` to end.
+    func stop(timeout: Duration)
+
+    /// Sends a job to the ready engine.
+    /// - Returns: the job's events, or `nil` when the engine is not ready (the job was not sent).
+    func submit(_ request: EngineJobRequest) -> AsyncStream<EngineJobEvent>?
+    /// Asks the engine to stop a job.
+    func cancel(jobID: String)
+}
+
+extension Engine {
+    /// How many jobs the engine says it can run at once (1 until it said).
+    public var engineConcurrency: Int { lastHello?.capabilities.maxConcurrentJobs ?? 1 }
+
+    public func stop() { stop(timeout: .seconds(5)) }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Synchronization
+
+@testable import JobService
+
+/// A clock that moves only when a test says so (`advance(by:)`); sleepers wake once it passed their deadline.
+final class ManualClock: ServiceClock {
+    private struct Sleeper {
+        let deadline: Duration
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var now: Duration = .zero
+        var sleepers: [UUID: Sleeper] = [:]
+        /// Sleeps cancelled before they were registered.
+        var cancelled: Set<UUID> = []
+        var sleeperWaiters: [(lasting: Duration?, continuation: CheckedContinuation<Void, Never>)] = []
+
+        /// Whether someone sleeps (for exactly `lasting` from now, if given).
+        func hasSleeper(lasting: Duration?) -> Bool {
+            sleepers.values.contains { lasting == nil || $0.deadline - now == lasting }
+        }
+    }
+
+    private let state = Mutex(State())
+
+    var now: Duration { state.withLock { $0.now } }
+
+    func sleep(for duration: Duration) async throws {
+        let id = UUID()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                    if state.cancelled.remove(id) != nil {
+                        continuation.resume(throwing: CancellationError())
+                        return []
+                    }
+                    if duration <= .zero {
+                        continuation.resume()
+                        return []
+                    }
+                    state.sleepers[id] = Sleeper(deadline: state.now + duration, continuation: continuation)
+                    let (due, waiting) = (
+                        state.sleeperWaiters.filter { state.hasSleeper(lasting: $0.lasting) },
+                        state.sleeperWaiters.filter { !state.hasSleeper(lasting: $0.lasting) }
+                    )
+                    state.sleeperWaiters = waiting
+                    return due.map(\.continuation)
+                }
+                for waiter in waiters { waiter.resume() }
+            }
+        } onCancel: {
+            let sleeper = state.withLock { state in
+                guard let sleeper = state.sleepers.removeValue(forKey: id) else {
+                    state.cancelled.insert(id)
+                    return nil as Sleeper?
+                }
+                return sleeper
+            }
+            sleeper?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Moves time on and wakes every sleeper whose deadline passed.
+    func advance(by duration: Duration) {
+        let due = state.withLock { state in
+            state.now += duration
+            let due = state.sleepers.filter { $0.value.deadline <= state.now }
+            for id in due.keys { state.sleepers[id] = nil }
+            return Array(due.values)
+        }
+        for sleeper in due { sleeper.continuation.resume() }
+    }
+
+    /// Waits until something sleeps on this clock (for exactly `lasting` from now, if given), so that an
+    /// `advance` reaches it.
+    func waitForSleeper(lasting: Duration? = nil) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let hasSleeper = state.withLock { state in
+                let hasSleeper = state.hasSleeper(lasting: lasting)
+                if !hasSleeper { state.sleeperWaiters.append((lasting, continuation)) }
+                return hasSleeper
+            }
+            if hasSleeper { continuation.resume() }
+        }
+    }
+}

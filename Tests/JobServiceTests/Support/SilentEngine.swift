@@ -1,0 +1,37 @@
+@testable import JobService
+
+/// An engine that starts and never becomes ready, so submitted jobs stay queued: router tests need no engine
+/// process. `run()` returns once stopped.
+actor SilentEngine: Engine {
+    private(set) var state: EngineState = .starting
+    let lastHello: EngineHello? = nil
+    let restartCount = 0
+    private let observers = Observers<EngineState>()
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+
+    func states() -> AsyncStream<EngineState> {
+        observers.stream(startingWith: state)
+    }
+
+    func run() async {
+        if state != .stopped {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { stopWaiters.append($0) }
+            } onCancel: {
+                Task { await self.stop(timeout: .zero) }
+            }
+        }
+    }
+
+    func stop(timeout: Duration) {
+        state = .stopped
+        observers.yield(.stopped)
+        observers.finish()
+        for waiter in stopWaiters { waiter.resume() }
+        stopWaiters.removeAll()
+    }
+
+    func submit(_ request: EngineJobRequest) -> AsyncStream<EngineJobEvent>? { nil }
+
+    func cancel(jobID: String) {}
+}
