@@ -21,6 +21,14 @@ public struct ConfigurationSetting: Sendable {
         self.help = help
         self.apply = apply
     }
+
+    /// A setting that `parse` reads into the value at `keyPath`.
+    init<Value>(
+        _ flag: String, _ help: String, _ keyPath: WritableKeyPath<ServiceConfiguration, Value> & Sendable,
+        _ parse: @escaping @Sendable (String) throws -> Value
+    ) {
+        self.init(flag, help) { $0[keyPath: keyPath] = try parse($1) }
+    }
 }
 
 /// A setting's value could not be read.
@@ -78,7 +86,7 @@ extension ConfigurationSetting {
     /// Every setting, in the order `--help` and the docs show them.
     public static let all: [ConfigurationSetting] = [
         .init("host", "Address to bind (default 127.0.0.1; 0.0.0.0 for every interface).") { $0.host = $1 },
-        .init("port", "TCP port (default 8000; 0 picks a free one).") { $0.port = try parseInt($1) },
+        .init("port", "TCP port (default 8000; 0 picks a free one).", \.port, parseInt),
         .init("log-level", "trace, debug, info, notice, warning, error or critical (default info).") {
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains($1) else {
                 throw ConfigurationError(description: "not a log level")
@@ -101,68 +109,60 @@ extension ConfigurationSetting {
         {
             $0.engine.command = try splitCommandLine($1)
         },
-        .init("max-queue-size", "Most queued jobs; one more gets 429 queue_full (default 20).") {
-            $0.maxQueueSize = try parseInt($1)
-        },
+        .init(
+            "max-queue-size", "Most queued jobs; one more gets 429 queue_full (default 20).", \.maxQueueSize, parseInt),
         .init("max-concurrent", "Jobs run at once (default: the engine's max_concurrent_jobs).") {
             $0.maxConcurrentJobs = try parseInt($1)
         },
-        .init("max-attempts", "Starts per job before an interrupted job fails with `interrupted` (default 2).") {
-            $0.maxAttempts = try parseInt($1)
-        },
-        .init("shutdown-grace", "On SIGTERM, how long running jobs may finish before being re-queued (default 30s).") {
-            $0.shutdownGracePeriod = try parseDuration($1)
-        },
-        .init("max-image-bytes", "Largest image upload (default 10M = 10485760 bytes).") {
-            $0.uploadLimits.maxImageBytes = try parseBytes($1)
-        },
-        .init("max-audio-bytes", "Largest audio upload (default 50M = 52428800 bytes).") {
-            $0.uploadLimits.maxAudioBytes = try parseBytes($1)
-        },
-        .init("max-image-width", "Widest image in pixels (default 4096).") {
-            $0.uploadLimits.maxImageWidth = try parseInt($1)
-        },
-        .init("max-image-height", "Tallest image in pixels (default 4096).") {
-            $0.uploadLimits.maxImageHeight = try parseInt($1)
-        },
-        .init("min-image-side", "Shortest image side in pixels (default 64).") {
-            $0.uploadLimits.minImageSide = try parseInt($1)
-        },
-        .init("min-audio-seconds", "Shortest audio in seconds (default 0.5).") {
-            $0.uploadLimits.minAudioSeconds = try parseDouble($1)
-        },
-        .init("max-audio-seconds", "Longest audio in seconds (default 600).") {
-            $0.uploadLimits.maxAudioSeconds = try parseDouble($1)
-        },
-        .init("max-prompt-length", "Longest prompt / negative_prompt in characters (default 2000).") {
-            $0.maxPromptLength = try parseInt($1)
-        },
-        .init("max-steps", "Largest `steps` a client may ask for (default 50).") { $0.maxSteps = try parseInt($1) },
+        .init(
+            "max-attempts", "Starts per job before an interrupted job fails with `interrupted` (default 2).",
+            \.maxAttempts, parseInt),
+        .init(
+            "shutdown-grace", "On SIGTERM, how long running jobs may finish before being re-queued (default 30s).",
+            \.shutdownGracePeriod, parseDuration),
+        .init(
+            "max-image-bytes", "Largest image upload (default 10M = 10485760 bytes).", \.uploadLimits.maxImageBytes,
+            parseBytes),
+        .init(
+            "max-audio-bytes", "Largest audio upload (default 50M = 52428800 bytes).", \.uploadLimits.maxAudioBytes,
+            parseBytes),
+        .init("max-image-width", "Widest image in pixels (default 4096).", \.uploadLimits.maxImageWidth, parseInt),
+        .init("max-image-height", "Tallest image in pixels (default 4096).", \.uploadLimits.maxImageHeight, parseInt),
+        .init("min-image-side", "Shortest image side in pixels (default 64).", \.uploadLimits.minImageSide, parseInt),
+        .init(
+            "min-audio-seconds", "Shortest audio in seconds (default 0.5).", \.uploadLimits.minAudioSeconds, parseDouble
+        ),
+        .init(
+            "max-audio-seconds", "Longest audio in seconds (default 600).", \.uploadLimits.maxAudioSeconds, parseDouble),
+        .init(
+            "max-prompt-length", "Longest prompt / negative_prompt in characters (default 2000).", \.maxPromptLength,
+            parseInt),
+        .init("max-steps", "Largest `steps` a client may ask for (default 50).", \.maxSteps, parseInt),
         .init("ffprobe", "ffprobe used to measure audio (default ffprobe from PATH).") { $0.ffprobePath = $1 },
         .init("retention", "Delete results older than this; `off` keeps them (default 7d).") {
             $0.retention = try parseOptionalDuration($1)
         },
-        .init("retention-sweep", "How often the retention sweep runs (default 10m).") {
-            $0.retentionSweepInterval = try parseDuration($1)
-        },
-        .init("heartbeat-interval", "How often the service pings the engine (default 5s).") {
-            $0.engine.heartbeatInterval = try parseDuration($1)
-        },
-        .init("heartbeat-timeout", "No heartbeat answer this long means a hung engine: engine_timeout (default 30s).") {
-            $0.engine.heartbeatTimeout = try parseDuration($1)
-        },
-        .init("engine-startup-timeout", "Longest wait for the engine's hello + ready (default 15m).") {
-            $0.engine.startupTimeout = try parseDuration($1)
-        },
-        .init("cancel-timeout", "A cancelled job still running after this long counts as a hang (default 5s).") {
-            $0.engine.cancelTimeout = try parseDuration($1)
-        },
-        .init("restart-backoff", "First wait before restarting a dead engine, doubled per failure (default 500ms).") {
-            $0.engine.restartBackoff = try parseDuration($1)
-        },
-        .init("max-restart-backoff", "Longest wait between engine restarts (default 30s).") {
-            $0.engine.maxRestartBackoff = try parseDuration($1)
-        },
+        .init(
+            "retention-sweep", "How often the retention sweep runs (default 10m).", \.retentionSweepInterval,
+            parseDuration),
+        .init(
+            "heartbeat-interval", "How often the service pings the engine (default 5s).", \.engine.heartbeatInterval,
+            parseDuration),
+        .init(
+            "heartbeat-timeout", "No heartbeat answer this long means a hung engine: engine_timeout (default 30s).",
+            \.engine.heartbeatTimeout, parseDuration),
+        .init(
+            "engine-startup-timeout", "Longest wait for the engine's hello + ready (default 15m).",
+            \.engine.startupTimeout, parseDuration),
+        .init(
+            "cancel-timeout", "A cancelled job still running after this long counts as a hang (default 5s).",
+            \.engine.cancelTimeout, parseDuration),
+        .init(
+            "restart-backoff", "First wait before restarting a dead engine, doubled per failure (default 500ms).",
+            \.engine.restartBackoff, parseDuration),
+        .init(
+            "max-restart-backoff", "Longest wait between engine restarts (default 30s).", \.engine.maxRestartBackoff,
+            parseDuration),
     ]
 }
 

@@ -112,7 +112,8 @@ struct AudioValidationTests {
         #expect(error?.code == "audio_probe_unavailable")
     }
 
-    @Test("a probe that hangs is killed at the timeout and the audio refused")
+    // The time limit only guards against a probe left running (it would take 300 s); nothing here is timed.
+    @Test("a probe that hangs is killed at the timeout and the audio refused", .timeLimit(.minutes(1)))
     func hangingProbe() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -122,15 +123,12 @@ struct AudioValidationTests {
             to: "slow-ffprobe")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
         let impatient = UploadValidator(ffprobePath: script, probeTimeout: .seconds(1))
-        let started = ContinuousClock.now
 
         let error = await #expect(throws: UploadError.self) {
             try await impatient.validateAudio(at: TestMedia.sharedSpeechPath)
         }
 
         #expect(error?.code == "invalid_audio")
-        // Generous: the machine is shared, but a probe left running would take 300 s.
-        #expect(ContinuousClock.now - started < .seconds(60))
         // (On a very loaded machine the timeout may fire before the script even starts and writes its pid.)
         if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))

@@ -33,13 +33,12 @@ struct ImageValidationTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = try directory.write(bytes, to: name)
-        let started = ContinuousClock.now
 
         let error = #expect(throws: UploadError.self) { try validator.validateImage(at: path) }
 
+        // Refused for its declared size: the file holds only a header, so a decoder would have failed otherwise.
         #expect(error?.code == "image_dimensions_too_large")
         #expect(error?.field == "image")
-        #expect(ContinuousClock.now - started < .seconds(1), "nothing was decoded")
     }
 
     @Test(
