@@ -18,7 +18,7 @@ enum PreviewEngine {
 
     static let isAvailable: Bool = {
         guard FileManager.default.isExecutableFile(atPath: python) else { return false }
-        return (try? TestSupport.runProgram([python, "-c", "import infinitetalk_engine.engines.preview"])) == 0
+        return (try? TestSupport.runProgram([python, "-c", "import infinitetalk_engine"])) == 0
     }()
 
     /// A portrait: the shared astronaut, or a generated gradient when the shared media is absent.
