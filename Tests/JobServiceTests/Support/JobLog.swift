@@ -16,6 +16,13 @@ final class JobLog: Sendable {
         var waiters: [UUID: Waiter] = [:]
         /// Waits cancelled before they were registered.
         var cancelled: Set<UUID> = []
+
+        /// Takes the waiter `id` out, or remembers that it was cancelled before it got in.
+        mutating func cancel(_ id: UUID) -> Waiter? {
+            if let waiter = waiters.removeValue(forKey: id) { return waiter }
+            cancelled.insert(id)
+            return nil
+        }
     }
 
     private let state = Mutex(State())
@@ -76,14 +83,7 @@ final class JobLog: Sendable {
                 if let found { continuation.resume(returning: found) }
             }
         } onCancel: {
-            let waiter = state.withLock { state in
-                guard let waiter = state.waiters.removeValue(forKey: id) else {
-                    state.cancelled.insert(id)
-                    return nil as Waiter?
-                }
-                return waiter
-            }
-            waiter?.continuation.resume(returning: nil)
+            state.withLock { $0.cancel(id) }?.continuation.resume(returning: nil)
         }
     }
 }

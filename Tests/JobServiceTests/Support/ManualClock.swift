@@ -17,6 +17,13 @@ final class ManualClock: ServiceClock {
         var cancelled: Set<UUID> = []
         var sleeperWaiters: [(lasting: Duration?, continuation: CheckedContinuation<Void, Never>)] = []
 
+        /// Takes the sleeper `id` out, or remembers that it was cancelled before it got in.
+        mutating func cancel(_ id: UUID) -> Sleeper? {
+            if let sleeper = sleepers.removeValue(forKey: id) { return sleeper }
+            cancelled.insert(id)
+            return nil
+        }
+
         /// Whether someone sleeps (for exactly `lasting` from now, if given).
         func hasSleeper(lasting: Duration?) -> Bool {
             sleepers.values.contains { lasting == nil || $0.deadline - now == lasting }
@@ -51,14 +58,7 @@ final class ManualClock: ServiceClock {
                 for waiter in waiters { waiter.resume() }
             }
         } onCancel: {
-            let sleeper = state.withLock { state in
-                guard let sleeper = state.sleepers.removeValue(forKey: id) else {
-                    state.cancelled.insert(id)
-                    return nil as Sleeper?
-                }
-                return sleeper
-            }
-            sleeper?.continuation.resume(throwing: CancellationError())
+            state.withLock { $0.cancel(id) }?.continuation.resume(throwing: CancellationError())
         }
     }
 
