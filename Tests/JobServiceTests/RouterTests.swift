@@ -6,10 +6,10 @@ import Testing
 @testable import JobService
 
 /// Every endpoint and every error path, in process (`.router`), each answer checked against `openapi.json`.
-/// The engine is silent (never ready) unless a test needs it, so submitted jobs stay queued.
+/// The engine says hello but is never ready unless a test needs it, so options are checked and jobs stay queued.
 @Suite struct RouterTests {
     private func withApp(
-        engine: [String] = TestSupport.silentEngineCommand,
+        engine: [String] = TestSupport.neverReadyEngineCommand,
         _ adjust: (inout ServiceConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (InfiniteTalkService, any TestClientProtocol) async throws -> Void
     ) async throws {
@@ -160,6 +160,61 @@ import Testing
             let response = try await submit(client, try .valid(fields: ["prompt": "far more than ten characters"]))
             #expect(response.errorCode == "invalid_parameter")
             #expect(response.errorField == "prompt")
+        }
+    }
+
+    // MARK: - The engine's parameter schema
+
+    @Test func theEnginesDeclaredParametersDecideWhatIsAccepted() async throws {
+        let engine = TestSupport.fakeEngineCommand([
+            "--never-ready", "--resolutions", "720p,1080p", "--default-steps", "6", "--max-steps", "8",
+        ])
+        try await withApp(engine: engine) { _, client in
+            // Defaults are the engine's
+            let defaults = try await submit(client, try .valid())
+            #expect(defaults.status == .ok, "\(defaults.json)")
+            expectConforms(defaults, "POST", "/api/generate")
+            #expect(defaults.json["params"]?["resolution"] == .string("720p"))
+            #expect(defaults.json["params"]?["steps"] == .integer(6))
+            // What it declares is taken, what it does not is refused
+            let accepted = try await submit(client, try .valid(fields: ["resolution": "1080p", "steps": "8"]))
+            #expect(accepted.status == .ok, "\(accepted.json)")
+            #expect(accepted.json["params"]?["resolution"] == .string("1080p"))
+            for (field, value) in [("resolution", "480p"), ("steps", "9")] {
+                let refused = try await submit(client, try .valid(fields: [field: value]))
+                #expect(refused.status == .unprocessableContent)
+                #expect(refused.errorCode == "invalid_parameter")
+                #expect(refused.errorField == field)
+                expectConforms(refused, "POST", "/api/generate")
+            }
+        }
+    }
+
+    @Test func theStricterOfTheServiceAndEngineLimitsWins() async throws {
+        try await withApp({ $0.maxSteps = 5 }) { _, client in
+            let refused = try await submit(client, try .valid(fields: ["steps": "6"]))
+            #expect(refused.errorField == "steps")
+            let accepted = try await submit(client, try .valid(fields: ["steps": "5"]))
+            #expect(accepted.status == .ok)
+        }
+    }
+
+    @Test func withoutAnEngineHelloSubmissionsAre503AndNothingIsKept() async throws {
+        try await withApp(
+            engine: TestSupport.silentEngineCommand, { $0.engine.helloTimeout = .milliseconds(100) }
+        ) { service, client in
+            let response = try await submit(client, try .valid())
+            #expect(response.status == .serviceUnavailable)
+            #expect(response.errorCode == "engine_unavailable")
+            expectConforms(response, "POST", "/api/generate")
+            #expect(try await service.repository.list(status: nil, limit: 10, offset: 0).total == 0)
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: service.configuration.uploadsDirectory)
+            #expect(leftovers.isEmpty)
+            // The page still gets its configuration, with no parameters to offer
+            let config = try await client.execute(uri: "/api/config", method: .get)
+            #expect(config.status == .ok)
+            expectConforms(config, "GET", "/api/config")
+            #expect(config.json["parameters"] == .array([]))
         }
     }
 
@@ -599,6 +654,8 @@ import Testing
         try await withApp({
             $0.maxQueueSize = 7
             $0.uploadLimits.maxImageBytes = 1234
+            $0.maxSteps = 20
+            $0.maxPromptLength = 100
         }) { _, client in
             let response = try await client.execute(uri: "/api/config", method: .get)
             #expect(response.status == .ok)
@@ -607,6 +664,18 @@ import Testing
             #expect(response.json["limits"]?["max_image_bytes"] == .integer(1234))
             #expect(response.json["fps"] == .integer(25))
             #expect(response.json["engine"]?["ready"] == .bool(false))
+            // The engine's parameter schema, in its order, with the service's limits
+            let parameters = try #require(response.json["parameters"]?.arrayValue)
+            #expect(parameters.prefix(4).map { $0["name"]?.stringValue } == ["resolution", "steps", "seed", "prompt"])
+            let steps = try #require(parameters.first { $0["name"] == .string("steps") })
+            #expect(steps["maximum"]?.doubleValue == 20)
+            #expect(steps["default"] == .integer(4))
+            let prompt = try #require(parameters.first { $0["name"] == .string("prompt") })
+            #expect(prompt["max_length"] == .integer(100))
+            // and the older fields, derived from it
+            #expect(response.json["steps"]?["max"] == .integer(20))
+            #expect(response.json["resolutions"] == .array([.string("480p"), .string("720p")]))
+            #expect(response.json["defaults"]?["resolution"] == .string("480p"))
         }
     }
 

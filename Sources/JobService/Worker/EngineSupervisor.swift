@@ -85,6 +85,24 @@ public actor EngineSupervisor {
         return nil
     }
 
+    /// The engine's `hello`, waiting up to `configuration.helloTimeout` for the first one: engines say hello before
+    /// loading models, so it comes within moments of the start. Returns at once when a hello was seen (it is kept
+    /// while the engine restarts).
+    /// - Returns: `nil` when none came in time, or when the engine failed or stopped before saying hello.
+    public func waitForHello(polling interval: Duration = .milliseconds(20)) async -> EngineHello? {
+        let deadline = ContinuousClock.now + configuration.helloTimeout
+        while !Task.isCancelled {
+            if let lastHello { return lastHello }
+            switch state {
+            case .unavailable, .stopped: return nil
+            case .starting, .ready: break
+            }
+            guard ContinuousClock.now < deadline else { return nil }
+            try? await Task.sleep(for: interval)
+        }
+        return lastHello
+    }
+
     /// Asks the engine to shut down (`shutdown`: it cancels running jobs and exits); kills it if it is still
     /// running after `timeout`. `run()` returns once it is gone.
     public func stop(timeout: Duration = .seconds(5)) {

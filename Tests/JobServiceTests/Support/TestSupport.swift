@@ -22,8 +22,11 @@ enum TestSupport {
         ["python3", fakeEngine] + flags
     }
 
-    /// An engine command that never says anything (jobs stay queued).
+    /// An engine command that never says anything, not even `hello` (submissions cannot be checked: 503).
     static let silentEngineCommand = ["sleep", "600"]
+
+    /// An engine that says `hello` (so options can be checked) but never `ready` (jobs stay queued).
+    static let neverReadyEngineCommand = fakeEngineCommand(["--never-ready"])
 
     /// A new empty temporary folder.
     static func makeTemporaryDirectory(_ label: String = "itk") -> String {
