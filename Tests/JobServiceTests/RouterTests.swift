@@ -191,7 +191,8 @@ import Testing
     }
 
     @Test func theStricterOfTheServiceAndEngineLimitsWins() async throws {
-        try await withApp({ $0.maxSteps = 5 }) { _, client in
+        let limitSteps: (inout ServiceConfiguration) -> Void = { $0.maxSteps = 5 }
+        try await withApp(limitSteps) { _, client in
             let refused = try await submit(client, try .valid(fields: ["steps": "6"]))
             #expect(refused.errorField == "steps")
             let accepted = try await submit(client, try .valid(fields: ["steps": "5"]))
@@ -200,9 +201,8 @@ import Testing
     }
 
     @Test func withoutAnEngineHelloSubmissionsAre503AndNothingIsKept() async throws {
-        try await withApp(
-            engine: TestSupport.silentEngineCommand, { $0.engine.helloTimeout = .milliseconds(100) }
-        ) { service, client in
+        let shortHelloWait: (inout ServiceConfiguration) -> Void = { $0.engine.helloTimeout = .milliseconds(100) }
+        try await withApp(engine: TestSupport.silentEngineCommand, shortHelloWait) { service, client in
             let response = try await submit(client, try .valid())
             #expect(response.status == .serviceUnavailable)
             #expect(response.errorCode == "engine_unavailable")

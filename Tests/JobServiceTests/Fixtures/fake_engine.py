@@ -128,7 +128,7 @@ def run_job(message):
                     "eta_seconds": (steps - step) * args.job_seconds / steps,
                 }
             )
-            garbage('{"type": "mystery", "job_id": "%s"}' % job_id)
+            garbage(json.dumps({"type": "mystery", "job_id": job_id}))
         with open(message["output_path"], "wb") as output:
             output.write(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
         send(
