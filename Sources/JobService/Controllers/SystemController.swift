@@ -138,7 +138,7 @@ struct SystemController<Context: RequestContext>: Sendable {
         ClientConfiguration
     > {
         let limits = configuration.uploadLimits
-        let hello = await supervisor.waitForHello()
+        let hello = await supervisor.waitForHello(timeout: configuration.engine.helloTimeout)
         let schema = hello.map { ParameterSchema(hello: $0, configuration: configuration) }
         let resolution = schema?.spec(named: "resolution")
         let steps = schema?.spec(named: "steps")

@@ -5,7 +5,9 @@ extension EngineSupervisor {
     /// see `waitForHello`), tightened by the service's limits.
     /// - Throws: `APIError.engineUnavailable` when no engine said hello.
     func parameterSchema(configuration: ServiceConfiguration) async throws -> ParameterSchema {
-        guard let hello = await waitForHello() else { throw APIError.engineUnavailable }
+        guard let hello = await waitForHello(timeout: configuration.engine.helloTimeout) else {
+            throw APIError.engineUnavailable
+        }
         return ParameterSchema(hello: hello, configuration: configuration)
     }
 }

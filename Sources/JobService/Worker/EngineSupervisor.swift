@@ -85,12 +85,12 @@ public actor EngineSupervisor {
         return nil
     }
 
-    /// The engine's `hello`, waiting up to `configuration.helloTimeout` for the first one: engines say hello before
-    /// loading models, so it comes within moments of the start. Returns at once when a hello was seen (it is kept
-    /// while the engine restarts).
+    /// The engine's `hello`, waiting up to `timeout` for the first one: engines say hello before loading models, so
+    /// it comes within moments of the start. Returns at once when a hello was seen (it is kept while the engine
+    /// restarts). Reads only `lastHello` and `state`.
     /// - Returns: `nil` when none came in time, or when the engine failed or stopped before saying hello.
-    public func waitForHello(polling interval: Duration = .milliseconds(20)) async -> EngineHello? {
-        let deadline = ContinuousClock.now + configuration.helloTimeout
+    public func waitForHello(timeout: Duration, polling interval: Duration = .milliseconds(20)) async -> EngineHello? {
+        let deadline = ContinuousClock.now + timeout
         while !Task.isCancelled {
             if let lastHello { return lastHello }
             switch state {

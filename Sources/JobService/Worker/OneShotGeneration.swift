@@ -42,7 +42,7 @@ public struct OneShotGeneration: Sendable {
             do {
                 // Checked at `hello`, before the engine loads its models: a bad option fails at once.
                 let hello: EngineHello
-                if let said = await supervisor.waitForHello() {
+                if let said = await supervisor.waitForHello(timeout: engine.helloTimeout) {
                     hello = said
                 } else {
                     hello = try await waitUntilReady(supervisor)
