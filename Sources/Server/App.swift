@@ -111,7 +111,7 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Text prompt.") var prompt: String?
     @Option(name: .customLong("negative-prompt"), help: "Negative prompt.") var negativePrompt: String?
     @Option(help: "Random seed (0...2147483647; default random).") var seed: String?
-    @Option(help: "One of the engine's resolutions (480p, 720p; default: the engine's).") var resolution: String?
+    @Option(help: "A resolution the engine declares, e.g. 480p (default: the engine's).") var resolution: String?
     @Option(help: "Denoising steps (default: the engine's, 4 with the LoRA).") var steps: String?
     @OptionGroup var options: SettingsOptions
 
