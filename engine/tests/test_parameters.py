@@ -1,11 +1,12 @@
 """parameters.py: the job parameters an engine declares in `hello`, the capabilities derived from them, the checks."""
 
 import json
+from dataclasses import fields
 
 import pytest
 from engine_process import validate
 
-from infinitetalk_engine.contract import EngineOptions
+from infinitetalk_engine.contract import EngineOptions, JobParams
 from infinitetalk_engine.parameters import (
     ParameterSpec,
     check_params,
@@ -96,3 +97,8 @@ def test_values_outside_the_declared_parameters_are_refused_naming_the_field(val
 def test_speaker_boxes_are_two_ordered_boxes(boxes, ok):
     values = {"audio2_path": "/b.wav", "speaker_boxes": boxes}
     assert (check_params(values, DOUBLE, "infinitetalk") is None) == ok
+
+
+def test_every_declared_parameter_reaches_the_engine():
+    # The protocol parses `params` into JobParams (the engines' typed view): a declared name it lacks would be dropped.
+    assert {spec.name for spec in DOUBLE} <= {f.name for f in fields(JobParams)}
