@@ -111,8 +111,8 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Text prompt.") var prompt: String?
     @Option(name: .customLong("negative-prompt"), help: "Negative prompt.") var negativePrompt: String?
     @Option(help: "Random seed (0...2147483647; default random).") var seed: String?
-    @Option(help: "480p or 720p.") var resolution: String?
-    @Option(help: "Denoising steps (default 4).") var steps: String?
+    @Option(help: "A resolution the engine declares, e.g. 480p (default: the engine's).") var resolution: String?
+    @Option(help: "Denoising steps (default: the engine's, 4 with the LoRA).") var steps: String?
     @OptionGroup var options: SettingsOptions
 
     func run() async throws {
@@ -122,7 +122,6 @@ struct Generate: AsyncParsableCommand {
         // The same checks as an upload.
         let validator = UploadValidator(limits: configuration.uploadLimits, ffprobePath: configuration.ffprobePath)
         let audioInfo: AudioInfo
-        let parameters: JobParameters
         do {
             _ = try validator.validateImage(at: image, field: "image")
             audioInfo = try await validator.validateAudio(at: audio, field: "audio")
@@ -130,32 +129,37 @@ struct Generate: AsyncParsableCommand {
             guard speakerBoxes == nil || audio2 != nil else {
                 throw ValidationError("--speaker-boxes needs --audio2")
             }
-            var fields: [String: String] = [:]
-            fields["prompt"] = prompt
-            fields["negative_prompt"] = negativePrompt
-            fields["seed"] = seed
-            fields["resolution"] = resolution
-            fields["steps"] = steps
-            fields["speaker_boxes"] = speakerBoxes
-            parameters = try JobParameters.parse(
-                fields: fields,
-                limits: ParameterLimits(
-                    maxPromptLength: configuration.maxPromptLength, maxSteps: configuration.maxSteps))
         } catch let error as UploadError {
             throw ValidationError("\(error.code): \(error.message)")
-        } catch let error as APIError {
-            throw ValidationError("\(error.code): \(error.message)")
         }
+        var fields: [String: String] = [:]
+        fields["prompt"] = prompt
+        fields["negative_prompt"] = negativePrompt
+        fields["seed"] = seed
+        fields["resolution"] = resolution
+        fields["steps"] = steps
+        fields["speaker_boxes"] = speakerBoxes
+        let uploads: Set<String> = audio2 == nil ? [] : ["audio2"]
 
         let bar = ProgressBar()
         FileHandle.standardError.write(
             Data(
-                "audio: \(String(format: "%.2f", audioInfo.durationSeconds)) s, seed \(parameters.seed), starting the \(configuration.engine.name) engine...\n"
+                "audio: \(String(format: "%.2f", audioInfo.durationSeconds)) s, starting the \(configuration.engine.name) engine...\n"
                     .utf8))
         let started = ContinuousClock.now
         do {
             let done = try await OneShotGeneration(engine: configuration.engine, logger: logger).run(
-                imagePath: image, audioPath: audio, audio2Path: audio2, outputPath: output, parameters: parameters,
+                imagePath: image, audioPath: audio, audio2Path: audio2, outputPath: output,
+                parameters: { [fields, uploads, configuration] hello in
+                    // The same checks as an upload, against the schema the engine declared.
+                    let schema = ParameterSchema(hello: hello, configuration: configuration)
+                    if uploads.contains("audio2"), !schema.takesSecondSpeaker {
+                        throw ValidationError("two_speakers_unsupported: the \(hello.engine) engine takes one speaker")
+                    }
+                    let parameters = try schema.parse(fields: fields, uploads: uploads)
+                    FileHandle.standardError.write(Data("seed \(parameters.seed.map(String.init) ?? "none")\n".utf8))
+                    return parameters
+                },
                 onProgress: { progress, text in bar.show(progress, text) })
             bar.finish()
             let seconds = (ContinuousClock.now - started).components.seconds
@@ -166,6 +170,8 @@ struct Generate: AsyncParsableCommand {
             bar.finish()
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
+        } catch let error as APIError {
+            throw ValidationError("\(error.code): \(error.message)")
         }
     }
 }

@@ -20,8 +20,11 @@ import Testing
         let request = EngineJobRequest(
             jobID: "job-1", imagePath: "/u/image", audioPath: "/u/audio", outputPath: "/r/job-1.mp4",
             parameters: JobParameters(
-                resolution: "720p", steps: 8, seed: 42, negativePrompt: "blur",
-                shift: 5, colorCorrection: 0.5))
+                seed: 42,
+                [
+                    "resolution": .string("720p"), "steps": .integer(8), "negative_prompt": .string("blur"),
+                    "shift": .number(5), "color_correction": .number(0.5),
+                ]))
         #expect(try problems(EngineCommand.job(request).encoded(), definition: "job") == [])
         #expect(try problems(EngineCommand.cancel(jobID: "job-1").encoded(), definition: "cancel") == [])
         #expect(try problems(EngineCommand.heartbeat(seq: 3).encoded(), definition: "heartbeat_request") == [])
@@ -34,7 +37,7 @@ import Testing
     @Test func theJobMessageCarriesSnakeCaseKeys() throws {
         let request = EngineJobRequest(
             jobID: "j", imagePath: "/i", audioPath: "/a", outputPath: "/o",
-            parameters: JobParameters(seed: 1, textGuidanceScale: 5))
+            parameters: JobParameters(seed: 1, ["text_guidance_scale": .number(5)]))
         let json = try JSONValue.parse(EngineCommand.job(request).encoded())
         #expect(json["job_id"] == .string("j"))
         #expect(json["params"]?["text_guidance_scale"] == .integer(5))
@@ -45,7 +48,7 @@ import Testing
         let boxes: [[Double]] = [[0, 0, 320, 480], [320, 0, 640, 480]]
         let request = EngineJobRequest(
             jobID: "j", imagePath: "/i", audioPath: "/a", audio2Path: "/a2", outputPath: "/o",
-            parameters: JobParameters(seed: 1, speakerBoxes: boxes))
+            parameters: JobParameters(seed: 1, ["speaker_boxes": .boxes(boxes)]))
         let line = EngineCommand.job(request).encoded()
         #expect(try problems(line, definition: "job") == [])
         let json = try JSONValue.parse(line)
@@ -61,6 +64,7 @@ import Testing
             return
         }
         #expect(parsed.capabilities.maxConcurrentJobs == 2)
+        #expect(parsed.capabilities.parameters == nil, "an engine that declares no parameters")
         #expect(EngineEvent.parse(#"{"type":"ready","load_seconds":0.4}"#) == .ready(loadSeconds: 0.4))
         #expect(EngineEvent.parse(#"{"type":"heartbeat","seq":17,"active_jobs":[]}"#) == .heartbeat(seq: 17))
         let progress = EngineEvent.parse(
@@ -69,6 +73,37 @@ import Testing
         let error = EngineEvent.parse(
             #"{"type":"error","job_id":null,"code":"load_failed","message":"no file","retryable":false}"#)
         #expect(error == .error(EngineError(jobId: nil, code: "load_failed", message: "no file", retryable: false)))
+    }
+
+    @Test func theHelloDeclaresTheJobParametersInOrder() throws {
+        let hello =
+            #"{"type":"hello","protocol_version":1,"engine":"x","engine_version":"1","capabilities":{"resolutions":["480p"],"fps":25,"max_concurrent_jobs":1,"device":"cpu","is_preview":true,"parameters":[{"name":"resolution","type":"string","description":"Size.","default":"480p","choices":["480p"]},{"name":"prompt","type":"string","default":null,"max_length":100},{"name":"speaker_boxes","type":"boxes","default":null,"count":2,"requires":"audio2_path"}]}}"#
+        #expect(try problems(hello, definition: "hello") == [])
+        guard case .hello(let parsed) = EngineEvent.parse(hello) else {
+            Issue.record("hello not parsed")
+            return
+        }
+        let parameters = try #require(parsed.capabilities.parameters)
+        #expect(parameters.map(\.name) == ["resolution", "prompt", "speaker_boxes"])
+        #expect(parameters[0].choices == [.string("480p")] && parameters[0].default == .string("480p"))
+        #expect(parameters[1].maxLength == 100 && parameters[1].default == .null)
+        #expect(parameters[2].count == 2 && parameters[2].requires == "audio2_path")
+    }
+
+    @Test func theFakeEnginesHelloFollowsTheSchema() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = TestSupport.fakeEngineCommand(["--never-ready", "--two-speakers"])
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = Pipe()
+        try process.run()
+        defer { process.terminate() }
+        var line = Data()
+        while let byte = try output.fileHandleForReading.read(upToCount: 1), let first = byte.first, first != 10 {
+            line.append(first)
+        }
+        #expect(try problems(String(decoding: line, as: UTF8.self), definition: "hello") == [])
     }
 
     @Test func unusableLinesBecomeUnreadableNotCrashes() {

@@ -7,21 +7,23 @@ import Uploads
 @testable import JobService
 
 /// Every endpoint and every error path, in process (`.router`) on an in-memory store, each answer checked against
-/// `openapi.json`. The engine is a silent stand-in (never ready) unless a test names an engine command, so submitted
-/// jobs stay queued.
+/// `openapi.json`. Unless a test names an engine command, the engine is a stand-in that says the fake engine's hello
+/// (so options are checked) and is never ready (so submitted jobs stay queued).
 @Suite struct RouterTests {
     /// - Parameters:
     ///   - engine: an engine command to supervise; `nil` for the silent stand-in.
+    ///   - hello: what the silent stand-in says it takes (`nil`: it never says hello).
     ///   - settings: configuration settings by flag (`["max-queue-size": "1"]`).
     ///   - limits: upload limits replacing the configured ones.
     private func withApp(
-        engine: [String]? = nil, settings: [String: String] = [:], limits: UploadLimits? = nil,
+        engine: [String]? = nil, hello: EngineHello? = TestSupport.fakeEngineHello, settings: [String: String] = [:],
+        limits: UploadLimits? = nil,
         _ body: @escaping @Sendable (InfiniteTalkService, any TestClientProtocol) async throws -> Void
     ) async throws {
         var configuration = TestSupport.configuration(engine: engine ?? [], settings: settings)
         if let limits { configuration.uploadLimits = limits }
         let service = try await buildApplication(
-            configuration, repository: MemoryJobRepository(), engine: engine == nil ? SilentEngine() : nil,
+            configuration, repository: MemoryJobRepository(), engine: engine == nil ? SilentEngine(hello: hello) : nil,
             logger: TestSupport.quietLogger)
         try await service.application.test(.router) { client in
             try await body(service, client)
@@ -168,6 +170,59 @@ import Uploads
             let response = try await submit(client, try .valid(fields: ["prompt": "far more than ten characters"]))
             #expect(response.errorCode == "invalid_parameter")
             #expect(response.errorField == "prompt")
+        }
+    }
+
+    // MARK: - The engine's parameter schema
+
+    @Test func theEnginesDeclaredParametersDecideWhatIsAccepted() async throws {
+        let hello = try TestSupport.helloOfFakeEngine([
+            "--resolutions", "720p,1080p", "--default-steps", "6", "--max-steps", "8",
+        ])
+        try await withApp(hello: hello) { _, client in
+            // Defaults are the engine's
+            let defaults = try await submit(client, try .valid())
+            #expect(defaults.status == .ok, "\(defaults.json)")
+            expectConforms(defaults, "POST", "/api/generate")
+            #expect(defaults.json["params"]?["resolution"] == .string("720p"))
+            #expect(defaults.json["params"]?["steps"] == .integer(6))
+            // What it declares is taken, what it does not is refused
+            let accepted = try await submit(client, try .valid(fields: ["resolution": "1080p", "steps": "8"]))
+            #expect(accepted.status == .ok, "\(accepted.json)")
+            #expect(accepted.json["params"]?["resolution"] == .string("1080p"))
+            for (field, value) in [("resolution", "480p"), ("steps", "9")] {
+                let refused = try await submit(client, try .valid(fields: [field: value]))
+                #expect(refused.status == .unprocessableContent)
+                #expect(refused.errorCode == "invalid_parameter")
+                #expect(refused.errorField == field)
+                expectConforms(refused, "POST", "/api/generate")
+            }
+        }
+    }
+
+    @Test func theStricterOfTheServiceAndEngineLimitsWins() async throws {
+        try await withApp(settings: ["max-steps": "5"]) { _, client in
+            let refused = try await submit(client, try .valid(fields: ["steps": "6"]))
+            #expect(refused.errorField == "steps")
+            let accepted = try await submit(client, try .valid(fields: ["steps": "5"]))
+            #expect(accepted.status == .ok)
+        }
+    }
+
+    @Test func withoutAnEngineHelloSubmissionsAre503AndNothingIsKept() async throws {
+        try await withApp(hello: nil) { service, client in
+            let response = try await submit(client, try .valid())
+            #expect(response.status == .serviceUnavailable)
+            #expect(response.errorCode == "engine_unavailable")
+            expectConforms(response, "POST", "/api/generate")
+            #expect(try await service.repository.list(status: nil, limit: 10, offset: 0).total == 0)
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: service.configuration.uploadsDirectory)
+            #expect(leftovers.isEmpty)
+            // The page still gets its configuration, with no parameters to offer
+            let config = try await client.execute(uri: "/api/config", method: .get)
+            #expect(config.status == .ok)
+            expectConforms(config, "GET", "/api/config")
+            #expect(config.json["parameters"] == .array([]))
         }
     }
 
@@ -593,7 +648,10 @@ import Uploads
     // MARK: - System endpoints
 
     @Test func configurationTellsClientsTheLimits() async throws {
-        try await withApp(settings: ["max-queue-size": "7", "max-image-bytes": "1234"]) { _, client in
+        let settings = [
+            "max-queue-size": "7", "max-image-bytes": "1234", "max-steps": "20", "max-prompt-length": "100",
+        ]
+        try await withApp(settings: settings) { _, client in
             let response = try await client.execute(uri: "/api/config", method: .get)
             #expect(response.status == .ok)
             expectConforms(response, "GET", "/api/config")
@@ -601,6 +659,18 @@ import Uploads
             #expect(response.json["limits"]?["max_image_bytes"] == .integer(1234))
             #expect(response.json["fps"] == .integer(25))
             #expect(response.json["engine"]?["ready"] == .bool(false))
+            // The engine's parameter schema, in its order, with the service's limits
+            let parameters = try #require(response.json["parameters"]?.arrayValue)
+            #expect(parameters.prefix(4).map { $0["name"]?.stringValue } == ["resolution", "steps", "seed", "prompt"])
+            let steps = try #require(parameters.first { $0["name"] == .string("steps") })
+            #expect(steps["maximum"]?.doubleValue == 20)
+            #expect(steps["default"] == .integer(4))
+            let prompt = try #require(parameters.first { $0["name"] == .string("prompt") })
+            #expect(prompt["max_length"] == .integer(100))
+            // and the older fields, derived from it
+            #expect(response.json["steps"]?["max"] == .integer(20))
+            #expect(response.json["resolutions"] == .array([.string("480p"), .string("720p")]))
+            #expect(response.json["defaults"]?["resolution"] == .string("480p"))
         }
     }
 

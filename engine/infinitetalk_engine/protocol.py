@@ -17,7 +17,6 @@ from .contract import JobParams, JobRequest
 
 PROTOCOL_VERSION = 1
 STAGES = ("decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video")
-RESOLUTIONS = ("480p", "720p")
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,8 @@ def _parse_job(data: dict[str, Any], job_id: str | None) -> JobRequest:
 
 
 def _parse_params(raw: dict[str, Any], job_id: str) -> JobParams:
-    """Check each known key's type and range (as the schema does); null or absent keeps the default."""
+    """Check each known key's type (as the schema does); null or absent keeps the default. The worker then checks
+    the values against the engine's declared `parameters` (choices, ranges)."""
     params = JobParams()
 
     def bad(key: str, expected: str) -> BadMessage:
@@ -108,14 +108,11 @@ def _parse_params(raw: dict[str, Any], job_id: str) -> JobParams:
     for key, value in raw.items():
         if value is None or key not in {f.name for f in fields(JobParams)}:
             continue
-        if key == "resolution":
-            if value not in RESOLUTIONS:
-                raise bad(key, f"one of {', '.join(RESOLUTIONS)}")
-        elif key in ("steps", "seed"):
+        if key in ("steps", "seed"):
             minimum = 1 if key == "steps" else 0
             if not _is_int(value) or value < minimum:
                 raise bad(key, f"an integer >= {minimum}")
-        elif key in ("prompt", "negative_prompt", "audio2_path"):
+        elif key in ("resolution", "prompt", "negative_prompt", "audio2_path"):
             if not isinstance(value, str):
                 raise bad(key, "a string")
         elif key == "speaker_boxes":

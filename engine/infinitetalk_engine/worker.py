@@ -12,12 +12,13 @@ import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import BinaryIO
 
 from .contract import Engine, EngineError, JobCancelled, JobRequest
 from .job_context import MIN_PROGRESS_INTERVAL, ProtocolJobContext
 from .media.video import remove_partial_output
+from .parameters import ParameterSpec, check_params
 from .protocol import (
     BadMessage,
     Bye,
@@ -61,6 +62,7 @@ class Worker:
         self.progress_interval = progress_interval  # seconds between a job's progress events (0: send every one)
         self.capabilities = engine.capabilities()
         self.max_jobs = int(self.capabilities["max_concurrent_jobs"])
+        self.parameters = [ParameterSpec.from_json(spec) for spec in self.capabilities["parameters"]]
         self.state = WorkerState.LOADING
         self._jobs: dict[str, RunningJob] = {}
         self._lock = threading.Lock()  # guards state and _jobs
@@ -175,19 +177,9 @@ class Worker:
         return None
 
     def _check_params(self, request: JobRequest) -> Error | None:
-        """Params this engine cannot honour (its capabilities), as a bad_params error."""
-        params, caps = request.params, self.capabilities
-
-        def bad(message: str) -> Error:
-            return Error(request.job_id, "bad_params", message, False)
-
-        if params.resolution not in caps.get("resolutions", []):
-            return bad(f"resolution {params.resolution} is not supported; use one of {caps.get('resolutions')}")
-        if params.steps is not None and "max_steps" in caps and params.steps > caps["max_steps"]:
-            return bad(f"steps {params.steps} is more than this engine's maximum of {caps['max_steps']}")
-        if (params.audio2_path or params.speaker_boxes) and not caps.get("two_speakers", False):
-            return bad(f"the {self.engine.name} engine does not support two speakers (audio2_path, speaker_boxes)")
-        return None
+        """Params this engine cannot honour (its declared `parameters`), as a bad_params error naming the field."""
+        problem = check_params(asdict(request.params), self.parameters, self.engine.name)
+        return None if problem is None else Error(request.job_id, "bad_params", problem, False)
 
     # MARK: - jobs
 

@@ -102,7 +102,7 @@ def test_malformed_messages_are_bad_message_with_the_job_id_if_readable(line, jo
 @pytest.mark.parametrize(
     "params",
     [
-        {"resolution": "1080p"},
+        {"resolution": 720},
         {"steps": 0},
         {"steps": 2.5},
         {"seed": -1},

@@ -12,6 +12,7 @@ import pytest
 from engine_process import validate
 
 from infinitetalk_engine.contract import Engine, EngineError, JobResult
+from infinitetalk_engine.parameters import parameter_capabilities, standard_parameters
 from infinitetalk_engine.protocol import MessageWriter
 from infinitetalk_engine.worker import Worker
 
@@ -30,16 +31,9 @@ class FakeEngine(Engine):
         self.running = threading.Semaphore(0)
 
     def capabilities(self):
-        return {
-            "resolutions": ["480p"],
-            "fps": 25,
-            "max_concurrent_jobs": self.max_jobs,
-            "device": "cpu",
-            "is_preview": True,
-            "two_speakers": False,
-            "default_steps": 1,
-            "max_steps": 10,
-        }
+        parameters = standard_parameters(resolutions=("480p",), default_steps=1, max_steps=10, two_speakers=False)
+        capabilities = {"fps": 25, "max_concurrent_jobs": self.max_jobs, "device": "cpu", "is_preview": True}
+        return {**parameter_capabilities(parameters), **capabilities}
 
     def load(self):
         if self.load_gate is not None:
@@ -202,13 +196,15 @@ def test_a_job_id_that_is_already_running_is_refused(harness):
 @pytest.mark.parametrize(
     "params, words",
     [
-        ({"resolution": "720p"}, "resolution"),
-        ({"steps": 11}, "steps"),
-        ({"audio2_path": "/b.wav"}, "two speakers"),
-        ({"speaker_boxes": [[0, 0, 10, 10]]}, "two speakers"),
+        ({"resolution": "720p"}, "params.resolution must be one of 480p"),
+        ({"steps": 11}, "params.steps must be at most 10"),
+        ({"shift": 0.1}, "params.shift must be at least 0.5"),
+        ({"prompt": "x" * 2001}, "params.prompt must be at most 2000 characters"),
+        ({"audio2_path": "/b.wav"}, "params.audio2_path: the fake engine does not take audio2_path"),
+        ({"speaker_boxes": [[0, 0, 10, 10], [10, 0, 20, 10]]}, "params.speaker_boxes needs params.audio2_path"),
     ],
 )
-def test_params_beyond_the_engines_capabilities_are_bad_params(harness, params, words):
+def test_params_beyond_the_engines_declared_parameters_are_bad_params_naming_the_field(harness, params, words):
     harness.job("j", **params)
     error = harness.outcome("j")
     assert error["code"] == "bad_params" and words in error["message"]

@@ -15,13 +15,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import websocket  # websocket-client, a dependency of selenium
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.support.ui import WebDriverWait
@@ -69,25 +70,20 @@ class ServiceProcess:
             "--shutdown-grace",
             "1s",  # stop at once in the restart test and at the end
         ]
-        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen(
-                command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.log = ServiceLog(self.process.stdout, self.log_path)
         self.wait_until_ready()
 
     def wait_until_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"the service was not ready within {READY_TIMEOUT_S} s:\n{self.log_tail()}")
+        """Waits for the service's own words: listening, and the engine ready (no polling, no fixed pause)."""
+        ready = self.log.wait_for(lambda lines: all(any(m in line for line in lines) for m in READY_LOG_LINES))
+        if not ready:
+            state = "exited" if self.process.poll() is not None else f"was not ready within {READY_TIMEOUT_S} s"
+            raise RuntimeError(f"the service {state}:\n{self.log_tail()}")
+        with urllib.request.urlopen(self.url + "readyz", timeout=10) as answer:
+            assert answer.status == 200, answer.status
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -122,13 +118,57 @@ class ServiceProcess:
         return answer.status, json.loads(answer.data or b"null")
 
     def wait_for_status(self, request_id: str, statuses: set[str], timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Follows the job's `status_update`s on the WebSocket (subscribed before reading its current status, so no
+        change can slip between the two) until it reaches one of `statuses`."""
+        socket_url = self.url.replace("http://", "ws://") + "ws"
+        connection = websocket.create_connection(socket_url, timeout=timeout)
+        try:
+            deadline = time.monotonic() + timeout
             status = self.get_json(f"api/status/{request_id}")
-            if status["status"] in statuses:
-                return status
-            time.sleep(0.3)
-        raise AssertionError(f"{request_id} never reached {statuses}; last: {status}")
+            while status["status"] not in statuses:
+                connection.settimeout(max(0.001, deadline - time.monotonic()))
+                try:
+                    message = json.loads(connection.recv())
+                except websocket.WebSocketTimeoutException:
+                    raise AssertionError(f"{request_id} never reached {statuses}; last: {status}") from None
+                if message.get("type") == "status_update" and message.get("request_id") == request_id:
+                    status = message
+            return status
+        finally:
+            connection.close()
+
+
+READY_LOG_LINES = ("listening on", "engine ready")
+
+
+class ServiceLog:
+    """Copies the service's output to its log file line by line, and lets tests wait for lines to appear."""
+
+    def __init__(self, stream, path: Path):
+        self.lines: list[str] = []
+        self.ended = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._copy, args=(stream, path), daemon=True)
+        self._thread.start()
+
+    def _copy(self, stream, path: Path) -> None:
+        with open(path, "ab") as log:
+            for raw in stream:
+                log.write(raw)
+                log.flush()
+                with self._changed:
+                    self.lines.append(raw.decode(errors="replace"))
+                    self._changed.notify_all()
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, condition, timeout: float = READY_TIMEOUT_S) -> bool:
+        """True once `condition(lines)` holds; False if the output ended (the process exited) or time ran out."""
+        with self._changed:
+            return self._changed.wait_for(lambda: condition(self.lines) or self.ended, timeout) and condition(
+                self.lines
+            )
 
 
 @pytest.fixture(scope="session")

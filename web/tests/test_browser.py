@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
-import time
 import wave
 from pathlib import Path
 
@@ -22,6 +21,27 @@ REFUSED_UPLOAD_LOG = r"api/generate - Failed to load resource: the server respon
 
 
 # MARK: - Helpers
+
+# Counts the uploads the page starts (`window.__generateRequests`): it sends forms with XMLHttpRequest only.
+COUNT_UPLOADS = """
+window.__generateRequests = 0;
+const realOpen = XMLHttpRequest.prototype.open;
+XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+  if (String(url).includes("api/generate")) window.__generateRequests += 1;
+  return realOpen.call(this, method, url, ...rest);
+};
+"""
+
+# Sends the page's WebSocket connections to a closed port while `window.__holdWebSockets` is true.
+HOLD_WEBSOCKETS = """
+window.__holdWebSockets = true;
+const RealWebSocket = window.WebSocket;
+window.WebSocket = class extends RealWebSocket {
+  constructor(url, protocols) {
+    super(window.__holdWebSockets ? "ws://127.0.0.1:9/held" : url, protocols);
+  }
+};
+"""
 
 
 def choose_files(page, image: Path, audio: Path) -> None:
@@ -181,12 +201,18 @@ def test_wrong_files_and_bad_options_are_refused_before_uploading(page, server, 
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
     total_before = server.get_json("api/requests?limit=1")["total"]
+    page.js(COUNT_UPLOADS)
 
     choose_files(page, notes, media / "speech-en.wav")
     page.driver.find_element(By.CSS_SELECTOR, "details.advanced summary").click()
     page.driver.find_element(By.ID, "seed-input").send_keys("12x")
     page.driver.find_element(By.ID, "steps-input").send_keys("999")
     page.driver.find_element(By.ID, "submit-button").click()
+    # The page has finished checking, and decided not to send: it says so (a sent form would say "Uploading…").
+    page.wait_until(
+        lambda d: d.find_element(By.ID, "submit-status").text == "Please fix the marked fields.",
+        message="the page never finished checking the form",
+    )
 
     image_message = page.driver.find_element(By.ID, "image-message")
     assert "notes.txt" in image_message.text and "not a supported image" in image_message.text
@@ -198,7 +224,8 @@ def test_wrong_files_and_bad_options_are_refused_before_uploading(page, server, 
     assert page.js("return document.activeElement.id") == "image-input"
     page.use_phone_width()
     page.screenshot("phone-client-checks")
-    time.sleep(0.5)  # a request, had one been sent, would have arrived by now
+    # No upload was started: the page's only upload path (XMLHttpRequest to api/generate) counts none.
+    assert page.js("return window.__generateRequests") == 0
     assert server.get_json("api/requests?limit=1")["total"] == total_before
 
 
@@ -483,7 +510,9 @@ def test_live_updates_reconnect_and_resync_after_a_server_restart(page, server, 
         message="the page never noticed the connection was lost",
     )
     page.screenshot("desktop-offline", full_page=False)
-    time.sleep(4)  # let the backoff grow, so the page is likely still waiting after the restart below
+    # Keep the page away while the job below comes and goes, whatever its backoff timer says: its connection
+    # attempts go to a closed port until released (as if the network were still down).
+    page.js(HOLD_WEBSOCKETS)
     server.start()
 
     # A job that comes and goes while the page is away appears only through the resync from the API.
@@ -494,6 +523,9 @@ def test_live_updates_reconnect_and_resync_after_a_server_restart(page, server, 
     request_id = answer["request_id"]
     server.post(f"api/cancel/{request_id}")
     assert server.wait_for_status(request_id, {"cancelled"}, timeout=10)["status"] == "cancelled"
+    assert connection(page.driver) != "live", "the page must not have seen the job live"
 
+    # The network comes back: the page retries at once (its `online` handler) and resyncs.
+    page.js("window.__holdWebSockets = false; window.dispatchEvent(new Event('online'));")
     page.wait_until(lambda d: connection(d) == "live", timeout=30, message="the page never reconnected")
     wait_for_card_status(page, request_id, {"cancelled"}, timeout=10)

@@ -194,3 +194,56 @@ def test_an_engine_for_two_people_gets_an_optional_second_speaker(page, config, 
     assert shown["one"] == ["image=astronaut.png", "audio=speech-en.wav"]
     assert shown["two"] == ["image=astronaut.png", "audio=speech-en.wav", "audio2=second-speaker.wav"]
     page.screenshot("desktop-two-speakers")
+
+
+OPTIONS_FORM = """
+const [config, fields, done] = arguments;
+import('./ui/options.js').then(({ OptionsForm }) => {
+  const form = document.getElementById('generate-form');
+  for (const [id, value] of Object.entries(fields)) form.querySelector('#' + id).value = value;
+  const options = new OptionsForm(form, config);
+  const { values, problems } = options.validate();
+  const hidden = (id) => form.querySelector('#' + id).closest('.field').hidden;
+  done({
+    resolutions: [...form.querySelectorAll('input[name=resolution]')].map(r => [r.value, r.checked]),
+    stepsHint: form.querySelector('#steps-hint').textContent,
+    stepsPlaceholder: form.querySelector('#steps-input').placeholder,
+    promptCount: form.querySelector('#prompt-count').textContent,
+    negativePromptHidden: hidden('negative-prompt-input'), seedHidden: hidden('seed-input'),
+    values, problems: problems.map(p => [p.input.id || p.input.name, p.message]),
+  });
+}).catch(error => done({ error: String(error) }));
+"""
+
+
+def engine_schema(server_config, **changes) -> dict:
+    """The page's configuration with the engine's parameter schema changed (`name=spec`, or `name=None` to drop)."""
+    parameters = [changes.get(spec["name"], spec) for spec in server_config["parameters"]]
+    return {**server_config, "parameters": [spec for spec in parameters if spec is not None]}
+
+
+def test_the_options_form_follows_the_engines_parameter_schema(page, config):
+    # Given an engine that declares other resolutions, fewer steps, shorter prompts and no negative prompt
+    specs = {spec["name"]: spec for spec in config["parameters"]}
+    changed = engine_schema(
+        config,
+        resolution={**specs["resolution"], "choices": ["360p", "1080p"], "default": "1080p"},
+        steps={**specs["steps"], "default": 6, "maximum": 8},
+        prompt={**specs["prompt"], "max_length": 12},
+        negative_prompt=None,
+    )
+    # When the form is built from it and filled in
+    shown = page.driver.execute_async_script(
+        OPTIONS_FORM, changed, {"steps-input": "9", "seed-input": "5", "prompt-input": "thirteen char"}
+    )
+    # Then it offers, defaults and checks what the engine declared
+    assert shown.get("error") is None, shown
+    assert shown["resolutions"] == [["360p", False], ["1080p", True]]
+    assert shown["stepsHint"] == "1 to 8; empty uses the engine's default (6)." and shown["stepsPlaceholder"] == "6"
+    assert shown["promptCount"] == "13 / 12"
+    assert shown["negativePromptHidden"] and not shown["seedHidden"]
+    assert shown["values"] == {"resolution": "1080p", "seed": "5"}
+    assert shown["problems"] == [
+        ["prompt-input", "The prompt has 13 characters; the limit is 12."],
+        ["steps-input", "Steps must be a whole number from 1 to 8."],
+    ]

@@ -1,13 +1,58 @@
 // The generation options: resolution, prompt, and (under "Advanced") seed, steps and negative prompt.
-// Each is checked against the same rules as the server (docs/api.md), so mistakes show before uploading.
+// Each is checked against the engine's parameter schema (`GET /api/config` → `parameters`: type, choices, range,
+// length, default), the same one the server checks uploads against, so mistakes show before uploading.
 
-const MAX_SEED = 2147483647;
+/** The form's inputs, by parameter name. A parameter the engine does not declare has its field hidden. */
+const FIELDS = {
+  resolution: { label: "The resolution" },
+  prompt: { id: "prompt-input", label: "The prompt" },
+  seed: { id: "seed-input", label: "The seed", emptyMeans: "or empty for a random one" },
+  steps: { id: "steps-input", label: "Steps" },
+  negative_prompt: { id: "negative-prompt-input", label: "The negative prompt" },
+};
+
+/**
+ * The parameters by name. Empty before the engine's first hello (the server then refuses jobs, and the form shows
+ * no options).
+ */
+export function parameterSpecs(config) {
+  return new Map((config.parameters ?? []).map((spec) => [spec.name, spec]));
+}
+
+/**
+ * Why `text` (trimmed, not empty) does not fit `spec`, in words, or null. Integers are whole numbers; numbers may
+ * have decimals; strings have a length limit or a list of choices.
+ */
+export function problemWith(text, spec, label, emptyMeans = null) {
+  const or = emptyMeans ? `, ${emptyMeans}` : "";
+  if (spec.type === "integer" || spec.type === "number") {
+    const pattern = spec.type === "integer" ? /^-?\d+$/ : /^-?(\d+\.?\d*|\.\d+)$/;
+    const value = Number(text);
+    const tooLow = spec.minimum !== undefined && value < spec.minimum;
+    const tooHigh = spec.maximum !== undefined && value > spec.maximum;
+    if (!pattern.test(text) || tooLow || tooHigh) {
+      const kind = spec.type === "integer" ? "a whole number" : "a number";
+      const range = spec.minimum !== undefined && spec.maximum !== undefined
+        ? ` from ${spec.minimum} to ${spec.maximum}`
+        : spec.minimum !== undefined ? ` of at least ${spec.minimum}` : spec.maximum !== undefined
+          ? ` of at most ${spec.maximum}` : "";
+      return `${label} must be ${kind}${range}${or}.`;
+    }
+    return null;
+  }
+  if (spec.choices && !spec.choices.includes(text)) return `${label} must be one of ${spec.choices.join(", ")}.`;
+  if (spec.max_length !== undefined && text.length > spec.max_length) {
+    return `${label} has ${text.length} characters; the limit is ${spec.max_length}.`;
+  }
+  return null;
+}
 
 export class OptionsForm {
   /** @param {HTMLFormElement} form  @param {object} config  `GET /api/config` */
   constructor(form, config) {
     this.form = form;
     this.config = config;
+    this.specs = parameterSpecs(config);
     this.advanced = form.querySelector("details.advanced");
     this.prompt = form.querySelector("#prompt-input");
     this.negativePrompt = form.querySelector("#negative-prompt-input");
@@ -16,13 +61,20 @@ export class OptionsForm {
     this.promptCount = form.querySelector("#prompt-count");
     this.buildResolutionChoices();
 
-    const maxLength = config.limits.max_prompt_length;
-    this.prompt.placeholder = config.defaults.prompt;
-    this.steps.placeholder = String(config.steps.default);
-    form.querySelector("#steps-hint").textContent =
-      `${config.steps.min} to ${config.steps.max}; empty uses the engine's default (${config.steps.default}).`;
-    this.prompt.addEventListener("input", () => this.updatePromptCount(maxLength));
-    this.updatePromptCount(maxLength);
+    // A field for a parameter this engine does not take is not shown (and never sent).
+    for (const [name, { id }] of Object.entries(FIELDS)) {
+      if (id) form.querySelector(`#${id}`).closest(".field").hidden = !this.specs.has(name);
+    }
+    const prompt = this.specs.get("prompt");
+    if (prompt?.default) this.prompt.placeholder = prompt.default;
+    const steps = this.specs.get("steps");
+    if (steps) {
+      const engineDecides = steps.default === null ? "the engine's default" : `the engine's default (${steps.default})`;
+      this.steps.placeholder = steps.default === null ? "" : String(steps.default);
+      form.querySelector("#steps-hint").textContent = `${steps.minimum} to ${steps.maximum}; empty uses ${engineDecides}.`;
+    }
+    this.prompt.addEventListener("input", () => this.updatePromptCount());
+    this.updatePromptCount();
     // Clear a field's error as soon as it is edited; it is checked again on submit.
     for (const input of [this.prompt, this.negativePrompt, this.seed, this.steps]) {
       input.addEventListener("input", () => this.showProblem(input, null));
@@ -30,72 +82,54 @@ export class OptionsForm {
   }
 
   buildResolutionChoices() {
+    const spec = this.specs.get("resolution");
     const container = this.form.querySelector("#resolution-choices");
-    container.replaceChildren(...this.config.resolutions.map((resolution) => {
+    container.closest(".field").hidden = !spec;
+    container.replaceChildren(...(spec?.choices ?? []).map((resolution) => {
       const label = document.createElement("label");
       label.className = "segment";
       const radio = document.createElement("input");
       radio.type = "radio";
       radio.name = "resolution";
       radio.value = resolution;
-      radio.checked = resolution === this.config.defaults.resolution;
+      radio.checked = resolution === spec.default;
       label.append(radio, document.createTextNode(resolution));
       return label;
     }));
   }
 
-  updatePromptCount(maxLength) {
+  updatePromptCount() {
+    const maxLength = this.specs.get("prompt")?.max_length;
     const length = this.prompt.value.length;
-    this.promptCount.textContent = `${length} / ${maxLength}`;
-    this.promptCount.classList.toggle("is-over", length > maxLength);
+    this.promptCount.textContent = maxLength === undefined ? `${length}` : `${length} / ${maxLength}`;
+    this.promptCount.classList.toggle("is-over", maxLength !== undefined && length > maxLength);
   }
 
   /**
-   * Reads and checks every option.
+   * Reads and checks every option against its parameter's spec.
    * @returns {{values: Record<string, string>, problems: {input: HTMLElement, message: string}[]}}
    *   `values` holds only the fields to send (empty ones are left to the server's defaults).
    */
   validate() {
     const values = {};
     const problems = [];
-    const refuse = (input, message) => {
-      problems.push({ input, message });
-      this.showProblem(input, message);
-    };
-    const maxLength = this.config.limits.max_prompt_length;
-
-    const resolution = this.form.querySelector("input[name=resolution]:checked")?.value;
-    if (resolution) values.resolution = resolution;
-
-    for (const [input, field, name] of [[this.prompt, "prompt", "The prompt"],
-                                        [this.negativePrompt, "negative_prompt", "The negative prompt"]]) {
-      const text = input.value.trim();
+    for (const [name, { label, emptyMeans }] of Object.entries(FIELDS)) {
+      const spec = this.specs.get(name);
+      const input = this.inputForField(name);
+      if (!spec || !input) continue;
+      const text = name === "resolution"
+        ? this.form.querySelector("input[name=resolution]:checked")?.value ?? ""
+        : input.value.trim();
       this.showProblem(input, null);
-      if (text.length > maxLength) refuse(input, `${name} has ${text.length} characters; the limit is ${maxLength}.`);
-      else if (text) values[field] = text;
-    }
-
-    const seed = this.seed.value.trim();
-    this.showProblem(this.seed, null);
-    if (seed) {
-      if (!/^\d+$/.test(seed) || Number(seed) > MAX_SEED) {
-        refuse(this.seed, `The seed must be a whole number from 0 to ${MAX_SEED}, or empty for a random one.`);
+      if (!text) continue;
+      const problem = problemWith(text, spec, label, emptyMeans);
+      if (problem) {
+        problems.push({ input, message: problem });
+        this.showProblem(input, problem);
       } else {
-        values.seed = String(Number(seed));
+        values[name] = spec.type === "integer" || spec.type === "number" ? String(Number(text)) : text;
       }
     }
-
-    const steps = this.steps.value.trim();
-    const { min, max } = this.config.steps;
-    this.showProblem(this.steps, null);
-    if (steps) {
-      if (!/^\d+$/.test(steps) || Number(steps) < min || Number(steps) > max) {
-        refuse(this.steps, `Steps must be a whole number from ${min} to ${max}.`);
-      } else {
-        values.steps = String(Number(steps));
-      }
-    }
-
     // A problem hidden in the closed "Advanced" section must be visible to be fixed.
     if (problems.some(({ input }) => this.advanced.contains(input))) this.advanced.open = true;
     return { values, problems };
@@ -103,10 +137,9 @@ export class OptionsForm {
 
   /** The input for a server error's `field`, if the form has one. */
   inputForField(field) {
-    return {
-      prompt: this.prompt, negative_prompt: this.negativePrompt, seed: this.seed, steps: this.steps,
-      resolution: this.form.querySelector("input[name=resolution]"),
-    }[field] ?? null;
+    if (field === "resolution") return this.form.querySelector("input[name=resolution]");
+    const id = FIELDS[field]?.id;
+    return id ? this.form.querySelector(`#${id}`) : null;
   }
 
   /** Shows (or with `null`, clears) a problem under an input. */

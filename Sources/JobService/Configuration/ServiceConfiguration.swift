@@ -89,6 +89,9 @@ public struct EngineConfiguration: Sendable {
     public var heartbeatInterval: Duration = .seconds(5)
     /// No heartbeat answer for this long: the engine is hung; its jobs fail with `engine_timeout`.
     public var heartbeatTimeout: Duration = .seconds(30)
+    /// Longest wait of a submission (and of `GET /api/config`) for the engine's first `hello`; without one the
+    /// service cannot validate options and answers 503 `engine_unavailable`.
+    public var helloTimeout: Duration = .seconds(30)
     /// Longest wait for `hello` + `ready` after start (model loading).
     public var startupTimeout: Duration = .seconds(900)
     /// A cancelled job the engine has not ended after this long counts as a hang.

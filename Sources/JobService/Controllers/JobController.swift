@@ -47,6 +47,7 @@ struct JobController<Context: RequestContext>: Sendable {
 
     /// Streams the upload to disk, checks the media and options, and builds the job (not stored yet).
     private func receiveJob(id: String, folder: String, request: Request) async throws -> Job {
+        let schema = try await queue.engine.parameterSchema(configuration: configuration)
         let limits = configuration.uploadLimits
         let receiver = try MultipartReceiver(
             contentType: request.headers[.contentType], directory: folder, limits: limits)
@@ -60,18 +61,15 @@ struct JobController<Context: RequestContext>: Sendable {
         let validator = UploadValidator(limits: limits, ffprobePath: configuration.ffprobePath)
         _ = try validator.validateImage(at: imageFile.path)
         var audioSeconds = try await validator.validateAudio(at: audioFile.path).durationSeconds
-        let parameters = try JobParameters.parse(fields: upload.fields, limits: await parameterLimits())
+        let parameters = try schema.parse(fields: upload.fields, uploads: Set(upload.files.keys))
         let secondAudio = upload.files["audio2"]
         if let secondAudio {
-            try await checkEngineTakesTwoSpeakers()
+            try checkEngineTakesTwoSpeakers(schema)
             // The two tracks play side by side: the video lasts as long as the longer one.
             audioSeconds = max(
                 audioSeconds, try await validator.validateAudio(at: secondAudio.path, field: "audio2").durationSeconds)
         }
         // Boxes are not checked against the header's size: the engine applies the EXIF orientation first, and clips.
-        if parameters.speakerBoxes != nil, secondAudio == nil {
-            throw APIError.invalidParameter("speaker_boxes", "speaker_boxes needs a second speaker: send audio2 too.")
-        }
         queue.metrics.countUpload(kind: "image", bytes: imageFile.byteCount)
         for file in [audioFile, secondAudio].compactMap({ $0 }) {
             queue.metrics.countUpload(kind: "audio", bytes: file.byteCount)
@@ -81,25 +79,15 @@ struct JobController<Context: RequestContext>: Sendable {
             audio2Path: secondAudio?.path, audioSeconds: audioSeconds, resultPath: files.resultPath(for: id))
     }
 
-    /// A second speaker needs an engine loaded with the two-speaker adapter (`two_speakers` in its hello). While the
-    /// engine has not said hello yet the job is taken: the engine refuses it later (`bad_params`) if it cannot.
-    private func checkEngineTakesTwoSpeakers() async throws {
-        guard let capabilities = await queue.engine.lastHello?.capabilities, capabilities.twoSpeakers != true else {
-            return
-        }
+    /// A second speaker needs an engine that takes `audio2_path` (the two-speaker adapter, `two_speakers` in its
+    /// hello).
+    private func checkEngineTakesTwoSpeakers(_ schema: ParameterSchema) throws {
+        guard !schema.takesSecondSpeaker else { return }
         throw APIError(
             .unprocessableContent, code: "two_speakers_unsupported",
             message:
                 "This engine cannot animate two speakers (audio2): that needs the InfiniteTalk engine with the multi-speaker weights (InfiniteTalk/multi/).",
             field: "audio2")
-    }
-
-    private func parameterLimits() async -> ParameterLimits {
-        let capabilities = await queue.engine.lastHello?.capabilities
-        return ParameterLimits(
-            maxPromptLength: configuration.maxPromptLength,
-            maxSteps: min(configuration.maxSteps, capabilities?.maxSteps ?? configuration.maxSteps),
-            resolutions: capabilities?.resolutions ?? ["480p", "720p"])
     }
 
     static func apiError(from error: any Error) -> any Error {

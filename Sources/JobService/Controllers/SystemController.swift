@@ -113,6 +113,9 @@ struct SystemController<Context: RequestContext>: Sendable {
         }
 
         let limits: Limits
+        /// The job parameters (the engine's schema with the service's limits), in form order; empty before the
+        /// engine's first hello.
+        let parameters: [ParameterSpec]
         let maxConcurrent: Int
         let imageFormats: [String]
         let audioFormats: [String]
@@ -129,8 +132,11 @@ struct SystemController<Context: RequestContext>: Sendable {
         ClientConfiguration
     > {
         let limits = configuration.uploadLimits
-        let capabilities = await queue.engine.lastHello?.capabilities
-        let maxSteps = min(configuration.maxSteps, capabilities?.maxSteps ?? configuration.maxSteps)
+        let hello = await queue.engine.waitForHello(timeout: configuration.engine.helloTimeout)
+        let schema = hello.map { ParameterSchema(hello: $0, configuration: configuration) }
+        let resolution = schema?.spec(named: "resolution")
+        let steps = schema?.spec(named: "steps")
+        let defaultSteps = steps?.default.intValue ?? PreHelloDefaults.steps
         return JSONResponse(
             ClientConfiguration(
                 limits: .init(
@@ -139,6 +145,7 @@ struct SystemController<Context: RequestContext>: Sendable {
                     minImageSide: limits.minImageSide, minAudioSeconds: limits.minAudioSeconds,
                     maxAudioSeconds: limits.maxAudioSeconds, maxQueueSize: configuration.maxQueueSize,
                     maxPromptLength: configuration.maxPromptLength),
+                parameters: schema?.parameters ?? [],
                 maxConcurrent: await queue.capacity(),
                 imageFormats: ["jpeg", "png", "webp"],
                 audioFormats: ["wav", "mp3", "m4a", "ogg", "flac"],
@@ -147,15 +154,26 @@ struct SystemController<Context: RequestContext>: Sendable {
                     "audio/wav", "audio/x-wav", "audio/mpeg", "audio/mp4", "audio/aac", "audio/x-m4a",
                     "audio/ogg", "audio/flac", "audio/x-flac",
                 ],
-                resolutions: capabilities?.resolutions ?? ["480p", "720p"],
-                fps: capabilities?.fps ?? 25,
-                steps: .init(default: capabilities?.defaultSteps ?? JobParameters.defaultSteps, min: 1, max: maxSteps),
+                resolutions: resolution?.choices?.compactMap(\.stringValue) ?? PreHelloDefaults.resolutions,
+                fps: hello?.capabilities.fps ?? PreHelloDefaults.fps,
+                steps: .init(
+                    default: defaultSteps, min: steps?.minimum.map { Int($0) } ?? 1,
+                    max: steps?.maximum.map { Int($0) } ?? configuration.maxSteps),
                 defaults: .init(
-                    resolution: JobParameters.defaultResolution,
-                    steps: capabilities?.defaultSteps ?? JobParameters.defaultSteps,
-                    prompt: JobParameters.defaultPrompt),
+                    resolution: resolution?.default.stringValue ?? PreHelloDefaults.resolutions[0],
+                    steps: defaultSteps,
+                    prompt: schema?.spec(named: "prompt")?.default.stringValue ?? PreHelloDefaults.prompt),
                 engine: await engineSummary()))
     }
+}
+
+/// What `GET /api/config`'s older fields say before any engine said hello (or for an engine that does not
+/// declare these parameters); `parameters` is then empty and jobs are refused (503 `engine_unavailable`).
+private enum PreHelloDefaults {
+    static let resolutions = ["480p", "720p"]
+    static let steps = 4
+    static let fps = 25
+    static let prompt = "A person is talking."
 }
 
 /// The OpenAPI 3.1 document shipped as a resource (`Resources/openapi.json`).

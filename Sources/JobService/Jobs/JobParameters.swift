@@ -1,39 +1,58 @@
-/// The generation options a client chose (or their defaults), as stored with the job and sent to the engine.
+import Foundation
+
+/// The generation options of one job, as stored with it and sent to the engine: every form parameter the engine
+/// declared when the job was submitted (`ParameterSchema.parse`), with the client's value or the default.
 ///
-/// `nil` means "the engine's default" (written as `null`, so clients see every key); `seed` is always chosen at
-/// submission so a result can be reproduced.
+/// Keys are the engine's `snake_case` names; `null` means "the engine's default" (written as `null`, so clients see
+/// every key). `seed` is always chosen at submission so a result can be reproduced.
 public struct JobParameters: Codable, Sendable, Equatable {
-    public var resolution: String
-    public var steps: Int
-    public var seed: Int
-    public var prompt: String
-    @NullEncoded public var negativePrompt: String?
-    @NullEncoded public var shift: Double?
-    @NullEncoded public var textGuidanceScale: Double?
-    @NullEncoded public var audioGuidanceScale: Double?
-    @NullEncoded public var colorCorrection: Double?
-    /// Two-speaker jobs: where each speaker is in the image, `[x_min, y_min, x_max, y_max]` in image pixels.
-    @NullEncoded public var speakerBoxes: [[Double]]?
+    public var values: [String: ParameterValue]
 
-    public static let defaultPrompt = "A person is talking."
-    public static let defaultResolution = "480p"
-    public static let defaultSteps = 4
+    public init(_ values: [String: ParameterValue]) {
+        self.values = values
+    }
 
-    public init(
-        resolution: String = JobParameters.defaultResolution, steps: Int = JobParameters.defaultSteps,
-        seed: Int, prompt: String = JobParameters.defaultPrompt, negativePrompt: String? = nil,
-        shift: Double? = nil, textGuidanceScale: Double? = nil, audioGuidanceScale: Double? = nil,
-        colorCorrection: Double? = nil, speakerBoxes: [[Double]]? = nil
-    ) {
-        self.resolution = resolution
-        self.steps = steps
-        self.seed = seed
-        self.prompt = prompt
-        self.negativePrompt = negativePrompt
-        self.shift = shift
-        self.textGuidanceScale = textGuidanceScale
-        self.audioGuidanceScale = audioGuidanceScale
-        self.colorCorrection = colorCorrection
-        self.speakerBoxes = speakerBoxes
+    public subscript(name: String) -> ParameterValue? { values[name] }
+
+    /// The seed the job runs with.
+    public var seed: Int? { values["seed"]?.intValue }
+
+    private struct Key: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        for (name, value) in values { try container.encode(value, forKey: Key(stringValue: name)) }
+    }
+
+    /// Also reads rows stored before the engine declared its parameters: their keys are camelCase
+    /// (`negativePrompt`), and the oldest lack `speakerBoxes`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        var values: [String: ParameterValue] = [:]
+        var isLegacy = false
+        for key in container.allKeys {
+            let name = Self.snakeCased(key.stringValue)
+            isLegacy = isLegacy || name != key.stringValue
+            values[name] = try container.decode(ParameterValue.self, forKey: key)
+        }
+        if isLegacy, values["speaker_boxes"] == nil { values["speaker_boxes"] = .null }
+        self.values = values
+    }
+
+    private static func snakeCased(_ name: String) -> String {
+        var result = ""
+        for character in name {
+            if character.isUppercase {
+                result += "_" + character.lowercased()
+            } else {
+                result.append(character)
+            }
+        }
+        return result
     }
 }

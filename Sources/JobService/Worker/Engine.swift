@@ -8,6 +8,12 @@ public protocol Engine: Actor {
     /// How many times a dead engine was started again.
     var restartCount: Int { get }
 
+    /// The engine's `hello`, waiting up to `timeout` for the first one: engines say hello before loading models, so
+    /// it comes within moments of the start. Returns at once when a hello was seen (it is kept while the engine
+    /// restarts).
+    /// - Returns: `nil` when none came in time, or when the engine failed or stopped before saying hello.
+    func waitForHello(timeout: Duration) async -> EngineHello?
+
     /// The current state, then every change, until the engine stopped for good.
     func states() -> AsyncStream<EngineState>
 

@@ -7,6 +7,9 @@ import Foundation
 /// What the engine says about itself in `hello`.
 public struct EngineHello: Codable, Sendable, Equatable {
     public struct Capabilities: Codable, Sendable, Equatable {
+        /// The job parameters the engine takes (`ParameterSchema`); `resolutions`, `defaultSteps`, `maxSteps` and
+        /// `twoSpeakers` are derived from them by the engine. Absent (an older engine): it takes no options.
+        public var parameters: [ParameterSpec]?
         public var resolutions: [String]
         public var fps: Int
         public var maxConcurrentJobs: Int
@@ -151,28 +154,15 @@ public enum EngineCommand: Sendable, Equatable {
     }
 }
 
-/// The `job` message: files and options of one job.
+/// The `job` message: files and options of one job. `params` are the job's stored parameters as they are (no
+/// field-by-field copy), plus the service-provided file of a `path` parameter (`audio2_path`).
 public struct EngineJobRequest: Encodable, Sendable, Equatable {
-    public struct Params: Encodable, Sendable, Equatable {
-        public var resolution: String?
-        public var steps: Int?
-        public var seed: Int?
-        public var prompt: String?
-        public var negativePrompt: String?
-        public var shift: Double?
-        public var textGuidanceScale: Double?
-        public var audioGuidanceScale: Double?
-        public var colorCorrection: Double?
-        public var audio2Path: String?
-        public var speakerBoxes: [[Double]]?
-    }
-
     public let type = "job"
     public var jobId: String
     public var imagePath: String
     public var audioPath: String
     public var outputPath: String
-    public var params: Params
+    public var params: JobParameters
 
     public init(
         jobID: String, imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
@@ -182,13 +172,8 @@ public struct EngineJobRequest: Encodable, Sendable, Equatable {
         self.imagePath = imagePath
         self.audioPath = audioPath
         self.outputPath = outputPath
-        self.params = Params(
-            resolution: parameters.resolution, steps: parameters.steps, seed: parameters.seed,
-            prompt: parameters.prompt, negativePrompt: parameters.negativePrompt,
-            shift: parameters.shift, textGuidanceScale: parameters.textGuidanceScale,
-            audioGuidanceScale: parameters.audioGuidanceScale,
-            colorCorrection: parameters.colorCorrection, audio2Path: audio2Path,
-            speakerBoxes: parameters.speakerBoxes)
+        self.params = parameters
+        if let audio2Path { self.params.values["audio2_path"] = .string(audio2Path) }
     }
 
     enum CodingKeys: String, CodingKey {

@@ -17,6 +17,8 @@ public actor EngineSupervisor: Engine {
     private let logger: Logger
     private let clock: any ServiceClock
     private let stateObservers = Observers<EngineState>()
+    /// Each `hello`, and `nil` when the engine fails or stops before saying one (what `waitForHello` waits on).
+    private let helloObservers = Observers<EngineHello?>()
 
     private var process: EngineProcess?
     // Instants of `clock`.
@@ -64,6 +66,28 @@ public actor EngineSupervisor: Engine {
         stateObservers.stream(startingWith: state)
     }
 
+    public func waitForHello(timeout: Duration) async -> EngineHello? {
+        if let lastHello { return lastHello }
+        switch state {
+        case .unavailable, .stopped: return nil
+        case .starting, .ready: break
+        }
+        let hellos = helloObservers.stream()
+        let clock = self.clock
+        return await withTaskGroup(of: EngineHello?.self) { group in
+            group.addTask {
+                for await hello in hellos { return hello }
+                return nil
+            }
+            group.addTask {
+                try? await clock.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? nil
+        }
+    }
+
     /// Asks the engine to shut down (`shutdown`: it cancels running jobs and exits); kills it if it is still
     /// running after `timeout`. `run()` returns once it is gone.
     public func stop(timeout: Duration) {
@@ -100,6 +124,7 @@ public actor EngineSupervisor: Engine {
         }
         setState(.stopped)
         stateObservers.finish()
+        helloObservers.finish()
     }
 
     /// Sleeps, waking early for `stop()` or cancellation.
@@ -230,6 +255,7 @@ public actor EngineSupervisor: Engine {
                 return
             }
             lastHello = hello
+            helloObservers.yield(hello)
             logger.info("engine hello: \(hello.engine) \(hello.engineVersion) on \(hello.capabilities.device)")
         case .ready(let loadSeconds):
             guard lastHello != nil, let hello = lastHello, case .starting = state else {
@@ -289,5 +315,11 @@ public actor EngineSupervisor: Engine {
         guard newState != state else { return }
         state = newState
         stateObservers.yield(newState)
+        if lastHello == nil {
+            switch newState {
+            case .unavailable, .stopped: helloObservers.yield(nil)
+            case .starting, .ready: break
+            }
+        }
     }
 }

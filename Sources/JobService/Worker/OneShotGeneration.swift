@@ -20,20 +20,18 @@ public struct OneShotGeneration: Sendable {
 
     /// Runs one job.
     /// - Parameters:
+    ///   - parameters: reads the job's parameters once the engine said what it takes (its `ParameterSchema`, as
+    ///     for an upload); an error it throws stops the engine and is rethrown.
     ///   - onProgress: called with each stage or progress report, and a one-line description.
     /// - Returns: the engine's `done` report; the video is at `outputPath`.
     public func run(
         imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
-        parameters: JobParameters,
+        parameters: @escaping @Sendable (EngineHello) throws -> JobParameters,
         onProgress: @escaping @Sendable (JobProgress, String) -> Void
     ) async throws -> EngineDone {
         let supervisor = EngineSupervisor(configuration: engine, logger: logger)
         let progress = LiveProgressStore()
         let jobID = UUID().uuidString.lowercased()
-        let request = EngineJobRequest(
-            jobID: jobID, imagePath: absolute(imagePath), audioPath: absolute(audioPath),
-            audio2Path: audio2Path.map(absolute), outputPath: absolute(outputPath),
-            parameters: parameters)
         return try await withThrowingTaskGroup(of: EngineDone?.self) { group in
             group.addTask {
                 await supervisor.run()
@@ -42,7 +40,25 @@ public struct OneShotGeneration: Sendable {
             defer { group.cancelAll() }
             let outcome: Result<EngineDone, Failed>
             do {
-                try await waitUntilReady(supervisor)
+                // Checked at `hello`, before the engine loads its models: a bad option fails at once.
+                let hello: EngineHello
+                if let said = await supervisor.waitForHello(timeout: engine.helloTimeout) {
+                    hello = said
+                } else {
+                    hello = try await waitUntilReady(supervisor)
+                }
+                let request: EngineJobRequest
+                do {
+                    request = EngineJobRequest(
+                        jobID: jobID, imagePath: absolute(imagePath), audioPath: absolute(audioPath),
+                        audio2Path: audio2Path.map(absolute), outputPath: absolute(outputPath),
+                        parameters: try parameters(hello))
+                } catch {
+                    await supervisor.stop()
+                    for try await _ in group {}
+                    throw error
+                }
+                _ = try await waitUntilReady(supervisor)
                 guard let events = await supervisor.submit(request) else {
                     throw Failed(
                         failure: JobFailure(
@@ -59,10 +75,10 @@ public struct OneShotGeneration: Sendable {
     }
 
     /// Waits for `ready`; a first start that fails is an error here (nobody would see the retries).
-    private func waitUntilReady(_ supervisor: EngineSupervisor) async throws {
+    private func waitUntilReady(_ supervisor: EngineSupervisor) async throws -> EngineHello {
         for await state in await supervisor.states() {
             switch state {
-            case .ready: return
+            case .ready(let hello): return hello
             case .starting: continue
             case .unavailable(let reason):
                 await supervisor.stop()

@@ -6,6 +6,7 @@ Used by the Swift worker tests: it needs only the Python standard library and an
     fake_engine.py [--max-jobs N] [--job-seconds S] [--load-seconds S]
                    [--crash-on-job] [--crash-once MARKER] [--hang-on-job] [--ignore-cancel] [--garbage]
                    [--fail-load] [--never-ready] [--job-error CODE [--retryable]]
+                   [--two-speakers] [--resolutions A,B] [--default-steps N] [--max-steps N] [--record-jobs DIR]
 """
 
 import argparse
@@ -28,7 +29,10 @@ parser.add_argument("--fail-load", action="store_true")
 parser.add_argument("--never-ready", action="store_true")
 parser.add_argument("--job-error", metavar="CODE")
 parser.add_argument("--retryable", action="store_true")
-parser.add_argument("--two-speakers", action="store_true", help="say two_speakers in hello")
+parser.add_argument("--two-speakers", action="store_true", help="declare audio2_path (two_speakers in hello)")
+parser.add_argument("--resolutions", default="480p,720p", help="the resolution parameter's choices (first: default)")
+parser.add_argument("--default-steps", type=int, default=4)
+parser.add_argument("--max-steps", type=int, default=50)
 parser.add_argument("--record-jobs", metavar="DIR", help="write each job message to DIR/<job_id>.json")
 args = parser.parse_args()
 
@@ -124,7 +128,7 @@ def run_job(message):
                     "eta_seconds": (steps - step) * args.job_seconds / steps,
                 }
             )
-            garbage('{"type": "mystery", "job_id": "%s"}' % job_id)
+            garbage(json.dumps({"type": "mystery", "job_id": job_id}))
         with open(message["output_path"], "wb") as output:
             output.write(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
         send(
@@ -145,6 +149,56 @@ def run_job(message):
         active.discard(job_id)
 
 
+def parameters():
+    """The job parameters this engine declares in hello (as the real engines do, see engine-protocol.md)."""
+    resolutions = args.resolutions.split(",")
+    specs = [
+        {"name": "resolution", "type": "string", "description": "", "default": resolutions[0], "choices": resolutions},
+        {
+            "name": "steps",
+            "type": "integer",
+            "description": "",
+            "default": args.default_steps,
+            "minimum": 1,
+            "maximum": args.max_steps,
+        },
+        {"name": "seed", "type": "integer", "description": "", "default": None, "minimum": 0, "maximum": 2147483647},
+        {"name": "prompt", "type": "string", "description": "", "default": "A person is talking.", "max_length": 2000},
+        {"name": "negative_prompt", "type": "string", "description": "", "default": None, "max_length": 2000},
+        {"name": "shift", "type": "number", "description": "", "default": None, "minimum": 0.5, "maximum": 20},
+        {
+            "name": "text_guidance_scale",
+            "type": "number",
+            "description": "",
+            "default": None,
+            "minimum": 0,
+            "maximum": 20,
+        },
+        {
+            "name": "audio_guidance_scale",
+            "type": "number",
+            "description": "",
+            "default": None,
+            "minimum": 0,
+            "maximum": 20,
+        },
+        {"name": "color_correction", "type": "number", "description": "", "default": None, "minimum": 0, "maximum": 1},
+    ]
+    if args.two_speakers:
+        specs.append({"name": "audio2_path", "type": "path", "description": "", "default": None})
+    specs.append(
+        {
+            "name": "speaker_boxes",
+            "type": "boxes",
+            "description": "",
+            "default": None,
+            "count": 2,
+            "requires": "audio2_path",
+        }
+    )
+    return specs
+
+
 def main():
     garbage("fake engine says hi on stdout (not a protocol message)")
     send(
@@ -154,14 +208,15 @@ def main():
             "engine": "fake",
             "engine_version": "0.0.1",
             "capabilities": {
-                "resolutions": ["480p", "720p"],
+                "parameters": parameters(),
+                "resolutions": args.resolutions.split(","),
                 "fps": 25,
                 "max_concurrent_jobs": args.max_jobs,
                 "device": "cpu",
                 "is_preview": True,
                 "two_speakers": args.two_speakers,
-                "default_steps": 4,
-                "max_steps": 50,
+                "default_steps": args.default_steps,
+                "max_steps": args.max_steps,
             },
         }
     )

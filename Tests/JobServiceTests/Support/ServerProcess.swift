@@ -22,7 +22,7 @@ final class ServerProcess: @unchecked Sendable {
     /// Starts `infinitetalk serve --port 0 <arguments>` and waits until it listens.
     init(arguments: [String], timeout: Duration = .seconds(60)) async throws {
         logPath = TestSupport.makeTemporaryDirectory("itk-log") + "/server.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)
         process.arguments = ["serve", "--port", "0"] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: TestSupport.repositoryRoot)

@@ -1,13 +1,20 @@
 @testable import JobService
 
-/// An engine that starts and never becomes ready, so submitted jobs stay queued: router tests need no engine
-/// process. `run()` returns once stopped.
+/// An engine that starts, says `hello` (or not) and never becomes ready, so submitted jobs stay queued: router tests
+/// need no engine process. `run()` returns once stopped.
 actor SilentEngine: Engine {
     private(set) var state: EngineState = .starting
-    let lastHello: EngineHello? = nil
+    let lastHello: EngineHello?
     let restartCount = 0
     private let observers = Observers<EngineState>()
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+
+    init(hello: EngineHello? = nil) {
+        lastHello = hello
+    }
+
+    /// Never waits: the hello it says was said at once.
+    func waitForHello(timeout: Duration) -> EngineHello? { lastHello }
 
     func states() -> AsyncStream<EngineState> {
         observers.stream(startingWith: state)

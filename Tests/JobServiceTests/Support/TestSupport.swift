@@ -23,6 +23,26 @@ enum TestSupport {
         ["python3", fakeEngine] + flags
     }
 
+    /// What the fake engine with `flags` says in `hello` (it prints it at once, and exits when its input ends).
+    static func helloOfFakeEngine(_ flags: [String] = []) throws -> EngineHello {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = fakeEngineCommand(flags + ["--never-ready"])
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        for line in lines.split(separator: "\n") {
+            if case .hello(let hello) = EngineEvent.parse(String(line)) { return hello }
+        }
+        throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "no hello in: \(lines)"])
+    }
+
+    /// The fake engine's `hello` with no flags: the parameters a preview-like engine declares.
+    static let fakeEngineHello: EngineHello? = try? helloOfFakeEngine()
+
     /// A new empty temporary folder.
     static func makeTemporaryDirectory(_ label: String = "itk") -> String {
         let path = (NSTemporaryDirectory() as NSString).appendingPathComponent(

@@ -46,6 +46,7 @@ from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams
 from ..media.audio import load_speech
 from ..media.image import BUCKETS, load_image, plan_resize_crop, resize_and_crop
 from ..media.video import FPS, Mp4Writer
+from ..parameters import DEFAULT_PROMPT, parameter_capabilities, standard_parameters
 from .loading import WeightsError
 from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
 from .sampler.schedule import DEFAULT_SHIFT
@@ -53,7 +54,6 @@ from .weights import WeightsLayout
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROMPT = "A person is talking."
 # Wan2.1's default negative prompt (used when a job gives none and text guidance is on).
 WAN_NEGATIVE_PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
@@ -150,15 +150,19 @@ class InfiniteTalkEngine(Engine):
         two = self.settings.two_speakers
         if two is None:
             two = self.layout.adapter(True).is_file()
+        parameters = standard_parameters(
+            resolutions=tuple(BUCKETS),
+            default_steps=4 if self.settings.use_lora else 40,
+            max_steps=self.settings.max_steps,
+            two_speakers=bool(two),
+            lora_scale=self.settings.use_lora,
+        )
         return {
-            "resolutions": ["480p", "720p"],
+            **parameter_capabilities(parameters),
             "fps": FPS,
             "max_concurrent_jobs": self.max_jobs,
             "device": str(self.device),
             "is_preview": False,
-            "two_speakers": bool(two),
-            "default_steps": 4 if self.settings.use_lora else 40,
-            "max_steps": self.settings.max_steps,
         }
 
     def load(self) -> None:

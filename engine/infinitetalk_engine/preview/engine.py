@@ -15,8 +15,9 @@ import numpy as np
 from .. import __version__
 from ..contract import Engine, EngineOptions, JobContext, JobRequest, JobResult
 from ..media.audio import SAMPLE_RATE, load_speech, measure_loudness
-from ..media.image import fit_to_bucket, load_image
+from ..media.image import BUCKETS, fit_to_bucket, load_image
 from ..media.video import FPS, Mp4Writer
+from ..parameters import parameter_capabilities, standard_parameters
 from .animator import FaceAnimator
 from .face_detection import centre_layout, find_face_layout
 from .motion import plan_motion
@@ -43,15 +44,13 @@ class PreviewEngine(Engine):
     def capabilities(self) -> dict[str, Any]:
         # The preview has no sampler and ignores `steps`; it reports the real model's LoRA default (4) so the
         # service and the page show the same default whichever engine runs.
+        parameters = standard_parameters(resolutions=tuple(BUCKETS), default_steps=4, max_steps=50, two_speakers=False)
         return {
-            "resolutions": ["480p", "720p"],
+            **parameter_capabilities(parameters),
             "fps": FPS,
             "max_concurrent_jobs": self.max_jobs,
             "device": "cpu",
             "is_preview": True,
-            "two_speakers": False,
-            "default_steps": 4,
-            "max_steps": 50,
         }
 
     def load(self) -> None:
