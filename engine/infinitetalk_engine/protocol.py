@@ -10,10 +10,10 @@ import json
 import logging
 import math
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, TextIO
 
-from .contract import JobParams, JobRequest
+from .contract import JobParams, JobRequest, JobResult
 
 PROTOCOL_VERSION = 1
 STAGES = ("decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video")
@@ -202,16 +202,17 @@ class Progress(Event):
 
 @dataclass
 class Done(Event):
+    """The engine's `JobResult` (its keys at the top level of the message) and how long the job took."""
+
     type: ClassVar[str] = "done"
     job_id: str
-    output_path: str
-    frames: int
-    duration_seconds: float
-    fps: int
-    width: int
-    height: int
+    result: JobResult
     seconds: float
-    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        result = {**asdict(self.result), "duration_seconds": round(self.result.duration_seconds, 3)}
+        body = {"type": self.type, "job_id": self.job_id, **result, "seconds": self.seconds}
+        return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass

@@ -191,17 +191,7 @@ class Worker:
         try:
             log.info("job %s started", request.job_id)
             result = self.engine.run(request, context)
-            outcome = Done(
-                request.job_id,
-                result.output_path,
-                result.frames,
-                round(result.duration_seconds, 3),
-                result.fps,
-                result.width,
-                result.height,
-                round(time.monotonic() - started, 3),
-                list(result.warnings),
-            )
+            outcome = Done(request.job_id, result, round(time.monotonic() - started, 3))
         except JobCancelled:
             outcome = Error(request.job_id, "cancelled", "the job was cancelled", False)
         except EngineError as exc:

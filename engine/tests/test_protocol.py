@@ -7,6 +7,7 @@ import threading
 import pytest
 from engine_process import validate
 
+from infinitetalk_engine.contract import JobResult
 from infinitetalk_engine.protocol import (
     BadMessage,
     Bye,
@@ -133,7 +134,7 @@ EVENTS = [
     Stage("4f1c", "generating", "Generating clip 2 of 3", clip=2, clips=3),
     Progress("4f1c", 0.58),
     Progress("4f1c", 0.58, step=3, steps=4, clip=2, clips=3, eta_seconds=41.2),
-    Done("4f1c", "/out/4f1c.mp4", 226, 9.04, 25, 640, 640, 3.9, ["no face found"]),
+    Done("4f1c", JobResult("/out/4f1c.mp4", 226, 9.04, 25, 640, 640, ["no face found"]), 3.9),
     Error("4f1c", "bad_audio", "audio could not be decoded", False),
     Error(None, "load_failed", "weights missing", False),
     HeartbeatReply(17, ["4f1c"]),

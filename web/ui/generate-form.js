@@ -7,6 +7,7 @@ import { shortId } from "../format.js";
 import { kindOfFile } from "./file-checks.js";
 import { FilePicker } from "./file-picker.js";
 import { OptionsForm } from "./options.js";
+import { elementsById } from "./elements.js";
 
 export class GenerateForm {
   /**
@@ -16,10 +17,12 @@ export class GenerateForm {
   constructor(config, { onQueued }) {
     this.config = config;
     this.onQueued = onQueued;
-    this.form = document.getElementById("generate-form");
-    this.button = document.getElementById("submit-button");
-    this.status = document.getElementById("submit-status");
-    this.errorBox = document.getElementById("form-error");
+    Object.assign(this, elementsById({
+      form: "generate-form",
+      button: "submit-button",
+      status: "submit-status",
+      errorBox: "form-error",
+    }));
     this.busy = false;
     const handlers = { onDrop: (files, kind) => this.routeDrop(files, kind), onChange: () => this.hideError() };
     this.pickers = {

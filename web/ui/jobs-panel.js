@@ -2,6 +2,7 @@
 
 import { shortId } from "../format.js";
 import { JobCard } from "./job-card.js";
+import { elementsById } from "./elements.js";
 
 export class JobsPanel {
   /**
@@ -11,12 +12,14 @@ export class JobsPanel {
   constructor(store, { onCancel, onLoadMore }) {
     this.store = store;
     this.onCancel = onCancel;
-    this.list = document.getElementById("jobs");
-    this.empty = document.getElementById("jobs-empty");
-    this.loadMore = document.getElementById("load-more");
-    this.waiting = document.getElementById("queue-waiting");
-    this.running = document.getElementById("queue-running");
-    this.announcer = document.getElementById("announcer");
+    Object.assign(this, elementsById({
+      list: "jobs",
+      empty: "jobs-empty",
+      loadMore: "load-more",
+      waiting: "queue-waiting",
+      running: "queue-running",
+      announcer: "announcer",
+    }));
     /** @type {Map<string, JobCard>} */
     this.cards = new Map();
 

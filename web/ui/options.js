@@ -2,6 +2,8 @@
 // Each is checked against the engine's parameter schema (`GET /api/config` → `parameters`: type, choices, range,
 // length, default), the same one the server checks uploads against, so mistakes show before uploading.
 
+import { elementsById } from "./elements.js";
+
 /** The form's inputs, by parameter name. A parameter the engine does not declare has its field hidden. */
 const FIELDS = {
   resolution: { label: "The resolution" },
@@ -54,11 +56,13 @@ export class OptionsForm {
     this.config = config;
     this.specs = parameterSpecs(config);
     this.advanced = form.querySelector("details.advanced");
-    this.prompt = form.querySelector("#prompt-input");
-    this.negativePrompt = form.querySelector("#negative-prompt-input");
-    this.seed = form.querySelector("#seed-input");
-    this.steps = form.querySelector("#steps-input");
-    this.promptCount = form.querySelector("#prompt-count");
+    Object.assign(this, elementsById({
+      prompt: "prompt-input",
+      negativePrompt: "negative-prompt-input",
+      seed: "seed-input",
+      steps: "steps-input",
+      promptCount: "prompt-count",
+    }, form));
     this.buildResolutionChoices();
 
     // A field for a parameter this engine does not take is not shown (and never sent).

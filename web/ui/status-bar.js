@@ -1,14 +1,18 @@
 // The top bar and banners: which engine the server runs (a loud banner for the preview engine), whether the live
 // connection is up, and errors that stop the page from working.
 
+import { elementsById } from "./elements.js";
+
 export class StatusBar {
   constructor() {
-    this.badge = document.getElementById("engine-badge");
-    this.previewBanner = document.getElementById("preview-banner");
-    this.engineBanner = document.getElementById("engine-banner");
-    this.connection = document.getElementById("connection");
-    this.connectionText = document.getElementById("connection-text");
-    this.fatal = document.getElementById("fatal-banner");
+    Object.assign(this, elementsById({
+      badge: "engine-badge",
+      previewBanner: "preview-banner",
+      engineBanner: "engine-banner",
+      connection: "connection",
+      connectionText: "connection-text",
+      fatal: "fatal-banner",
+    }));
     this.countdown = null;
   }
 
