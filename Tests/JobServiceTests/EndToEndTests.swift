@@ -158,17 +158,14 @@ struct EndToEndTests {
     @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
     func killingTheServerMidQueueLosesNothing() async throws {
         let dataDirectory = TestSupport.makeTemporaryDirectory("itk-restart")
-        let arguments = ["--data-dir", dataDirectory, "--max-concurrent", "1", "--log-level", "notice"]
+        let arguments = ["--data-dir", dataDirectory, "--max-concurrent", "1"]
         let image = try PreviewEngine.portrait()
         // Long enough to be caught running: the preview renders about six times faster than real time.
         let audio = try PreviewEngine.speech(seconds: 30)
 
         // Given a server with three jobs, the first running
         let first = try await ServerProcess(arguments: arguments)
-        #expect(
-            try await ServerProcess.poll(timeout: .seconds(120)) {
-                try Curl.request(first.baseURL + "/readyz").status == 200
-            })
+        #expect(await first.waitUntilEngineReady())
         var ids: [String] = []
         for _ in 0..<3 {
             let response = try Curl.request(
@@ -177,33 +174,30 @@ struct EndToEndTests {
             #expect(response.status == 200, "\(response.json)")
             ids.append(try #require(response.json["request_id"]?.stringValue))
         }
-        // (Uploads are slow in debug builds, so the first job may be done already: catch whichever one runs.)
+        // (Uploads are slow in debug builds, so the first job may be done already: the second one runs then, or
+        // is next; with one slot, the last job cannot be done before it starts, so it is caught running.)
         var interrupted: String?
-        #expect(
-            try await ServerProcess.poll(timeout: .seconds(60)) {
-                interrupted = try ids.first {
-                    try Curl.request(first.baseURL + "/api/status/\($0)").json["status"] == .string("processing")
-                }
-                return interrupted != nil
-            })
+        for id in ids where interrupted == nil {
+            if try await first.waitForStatus(id, ["processing", "completed"]),
+                try Curl.request(first.baseURL + "/api/status/\(id)").json["status"] == .string("processing")
+            {
+                interrupted = id
+            }
+        }
         let engines = first.childProcessIDs()
         #expect(!engines.isEmpty)
 
         // When it is killed with -9
         first.killHard()
         // Then its engine goes away too (its stdin closed)
-        #expect(
-            try await ServerProcess.poll(timeout: .seconds(15)) { !engines.contains(where: ServerProcess.isAlive) })
+        #expect(try await ServerProcess.waitForExit(of: engines, timeout: .seconds(15)))
 
         // And after a restart on the same data every job completes; the interrupted one was started twice
         let second = try await ServerProcess(arguments: arguments)
         defer { second.terminate() }
-        let allDone = try await ServerProcess.poll(timeout: .seconds(180)) {
-            try ids.allSatisfy {
-                try Curl.request(second.baseURL + "/api/status/\($0)").json["status"] == .string("completed")
-            }
+        for id in ids {
+            #expect(try await second.waitForStatus(id, ["completed"]), "\(second.log.suffix(3000))")
         }
-        #expect(allDone, "\(second.log.suffix(3000))")
         let restarted = try #require(interrupted)
         #expect(try Curl.request(second.baseURL + "/api/status/\(restarted)").json["attempts"] == .integer(2))
         #expect(try Curl.request(second.baseURL + "/api/requests").json["total"] == .integer(3))
@@ -218,14 +212,10 @@ struct EndToEndTests {
     func anEngineKilledMidJobFailsThatJobAndTheNextOneRuns() async throws {
         let dataDirectory = TestSupport.makeTemporaryDirectory("itk-crash")
         let server = try await ServerProcess(arguments: [
-            "--data-dir", dataDirectory, "--max-concurrent", "1",
-            "--restart-backoff", "100ms", "--log-level", "notice",
+            "--data-dir", dataDirectory, "--max-concurrent", "1", "--restart-backoff", "100ms",
         ])
         defer { server.terminate() }
-        #expect(
-            try await ServerProcess.poll(timeout: .seconds(120)) {
-                try Curl.request(server.baseURL + "/readyz").status == 200
-            })
+        #expect(await server.waitUntilEngineReady())
         let image = try PreviewEngine.portrait()
         let audio = try PreviewEngine.speech(seconds: 30)
         func submit() throws -> String {
@@ -235,24 +225,15 @@ struct EndToEndTests {
             return try #require(response.json["request_id"]?.stringValue)
         }
         var ids = [try submit()]
-        #expect(
-            try await ServerProcess.poll(timeout: .seconds(30)) {
-                try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("processing")
-            })
+        #expect(try await server.waitForStatus(ids[0], ["processing"]))
         // When the engine dies in the middle of the first job (and another job is sent meanwhile)
         for engine in server.childProcessIDs() { kill(engine, SIGKILL) }
         ids.append(try submit())
         // Then that job fails with engine_crashed, and the restarted engine runs the next one
-        #expect(
-            try await ServerProcess.poll(timeout: .seconds(30)) {
-                try Curl.request(server.baseURL + "/api/status/\(ids[0])").json["status"] == .string("failed")
-            })
+        #expect(try await server.waitForStatus(ids[0], ["failed"]))
         let failed = try Curl.request(server.baseURL + "/api/status/\(ids[0])").json
         #expect(failed["error"]?["code"] == .string("engine_crashed"))
-        #expect(
-            try await ServerProcess.poll(timeout: .seconds(120)) {
-                try Curl.request(server.baseURL + "/api/status/\(ids[1])").json["status"] == .string("completed")
-            })
+        #expect(try await server.waitForStatus(ids[1], ["completed"]))
         let metrics = String(decoding: try Curl.request(server.baseURL + "/metrics").body, as: UTF8.self)
         #expect(metrics.contains("infinitetalk_engine_restarts_total 1"))
     }

@@ -1,4 +1,6 @@
 import Foundation
+import Synchronization
+import WSClient
 
 #if canImport(Glibc)
     import Glibc
@@ -16,22 +18,24 @@ final class ServerProcess: @unchecked Sendable {
     static var binaryExists: Bool { FileManager.default.isExecutableFile(atPath: binaryPath) }
 
     let process = Process()
-    let logPath: String
+    private let output = ServerOutput()
     private(set) var port: Int = 0
 
-    /// Starts `infinitetalk serve --port 0 <arguments>` and waits until it listens.
+    /// Starts `infinitetalk serve --port 0 --log-level info <arguments>` and waits until it says where it listens.
     init(arguments: [String], timeout: Duration = .seconds(60)) async throws {
-        logPath = TestSupport.makeTemporaryDirectory("itk-log") + "/server.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)
-        process.arguments = ["serve", "--port", "0"] + arguments
+        process.arguments = ["serve", "--port", "0", "--log-level", "info"] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: TestSupport.repositoryRoot)
-        let log = FileHandle(forWritingAtPath: logPath)
-        process.standardOutput = log
-        process.standardError = log
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        output.follow(pipe.fileHandleForReading)
         try process.run()
-        let listening = try await ServerProcess.poll(timeout: timeout) { self.readPort() }
-        guard listening else { throw ServerError(message: "the server did not start:\n\(self.log)") }
+        let serving = await output.waitForLine(containing: "serving http://127.0.0.1:", timeout: timeout)
+        guard let serving, let range = serving.range(of: "serving http://127.0.0.1:") else {
+            throw ServerError(message: "the server did not start:\n\(log)")
+        }
+        port = Int(serving[range.upperBound...].prefix { $0.isNumber }) ?? 0
     }
 
     struct ServerError: Error, CustomStringConvertible {
@@ -39,25 +43,39 @@ final class ServerProcess: @unchecked Sendable {
         var description: String { message }
     }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    /// Everything the server printed so far.
+    var log: String { output.text }
     var pid: Int32 { process.processIdentifier }
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    private func readPort() -> Bool {
-        guard let range = log.range(of: "serving http://127.0.0.1:") else { return false }
-        port = Int(log[range.upperBound...].prefix { $0.isNumber }) ?? 0
-        return port > 0
+    /// Waits for the server's own word that its engine is ready (its log line), not for a poll to see it.
+    func waitUntilEngineReady(timeout: Duration = .seconds(120)) async -> Bool {
+        await output.waitForLine(containing: "engine ready", timeout: timeout) != nil
     }
 
-    /// Asks until `condition` holds or `timeout` passes. Only for another process (the built binary, its engine),
-    /// which can only be asked; in-process tests wait on notifications instead.
-    static func poll(timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(100))
+    /// Follows the server's `/ws` until job `id` has one of `statuses`: after the connection's first message (the
+    /// snapshot, so the server has this client) its current status is read, then its `status_update`s, so no change
+    /// slips between the two.
+    /// - Returns: whether it got there within `timeout` (which only guards against a hang).
+    func waitForStatus(_ id: String, _ statuses: Set<String>, timeout: Duration = .seconds(180)) async throws -> Bool {
+        let reached = Mutex(false)
+        let baseURL = baseURL
+        _ = try? await TestSupport.withTimeout(timeout) {
+            try await WebSocketClient.connect(url: "ws://127.0.0.1:\(self.port)/ws", logger: TestSupport.quietLogger) {
+                inbound, _, _ in
+                var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                _ = try await messages.next() // the snapshot
+                var status = try Curl.request(baseURL + "/api/status/\(id)").json["status"]?.stringValue
+                while status.map(statuses.contains) != true, let message = try await messages.next() {
+                    guard case .text(let text) = message, let json = try? JSONValue.parse(text),
+                        json["type"] == .string("status_update"), json["request_id"] == .string(id)
+                    else { continue }
+                    status = json["status"]?.stringValue
+                }
+                reached.withLock { $0 = status.map(statuses.contains) == true }
+            }
         }
-        return try await condition()
+        return reached.withLock { $0 }
     }
 
     /// `kill -9`: no chance to clean up.
@@ -87,6 +105,18 @@ final class ServerProcess: @unchecked Sendable {
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 2 && Int32(fields[1]) == parent
         }
+    }
+
+    /// Waits until none of `pids` runs any more. They are not this process's children (they were the killed
+    /// server's), so there is no exit to wait on: this is the one wait that asks (every 100 ms) rather than being
+    /// told, and `timeout` only guards against a hang.
+    static func waitForExit(of pids: [Int32], timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while pids.contains(where: isAlive) {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return true
     }
 
     static func isAlive(_ pid: Int32) -> Bool {
@@ -120,5 +150,80 @@ enum Curl {
         process.waitUntilExit()
         let body = (try? Data(contentsOf: URL(fileURLWithPath: bodyPath))) ?? Data()
         return Response(status: Int(status) ?? 0, body: body)
+    }
+}
+
+/// The server's output as it comes (stdout and stderr together), and waits for a line in it.
+private final class ServerOutput: Sendable {
+    private struct State {
+        var text = ""
+        var waiters: [UUID: (needle: String, continuation: CheckedContinuation<String?, Never>)] = [:]
+        var isFinished = false
+    }
+
+    private let state = Mutex(State())
+
+    var text: String { state.withLock { $0.text } }
+
+    func follow(_ handle: FileHandle) {
+        handle.readabilityHandler = { [self] handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                finish()
+            } else {
+                append(String(decoding: data, as: UTF8.self))
+            }
+        }
+    }
+
+    /// The first complete line containing `needle` (already printed or still to come); `nil` when the output ends
+    /// or `timeout` passes first.
+    func waitForLine(containing needle: String, timeout: Duration) async -> String? {
+        let line = try? await TestSupport.withTimeout(timeout) {
+            let id = UUID()
+            return await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let answer: String?? = self.state.withLock { state in
+                        if let line = Self.line(containing: needle, in: state.text) { return .some(line) }
+                        if state.isFinished || Task.isCancelled { return .some(nil) }
+                        state.waiters[id] = (needle, continuation)
+                        return .none
+                    }
+                    if let answer { continuation.resume(returning: answer) }
+                }
+            } onCancel: {
+                self.state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume(returning: nil)
+            }
+        }
+        return line ?? nil
+    }
+
+    private func append(_ chunk: String) {
+        let ready = state.withLock { state in
+            state.text += chunk
+            var ready: [(CheckedContinuation<String?, Never>, String)] = []
+            for (id, waiter) in state.waiters {
+                guard let line = Self.line(containing: waiter.needle, in: state.text) else { continue }
+                ready.append((waiter.continuation, line))
+                state.waiters[id] = nil
+            }
+            return ready
+        }
+        for (continuation, line) in ready { continuation.resume(returning: line) }
+    }
+
+    private func finish() {
+        let waiters = state.withLock { state in
+            state.isFinished = true
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.continuation.resume(returning: nil) }
+    }
+
+    private static func line(containing needle: String, in text: String) -> String? {
+        text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().first { $0.contains(needle) }
+            .map(String.init)
     }
 }
