@@ -1,7 +1,9 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// Everything `buildApplication` assembled: the HTTP application (with the job worker and retention as its
@@ -65,10 +67,14 @@ public func buildApplication(
         repository: repository, files: files, retention: configuration.retention,
         interval: configuration.retentionSweepInterval, clock: clock, logger: logger)
 
+    let access = BrowserAccessPolicy(configuration: configuration)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
+    router.add(middleware: BrowserAccessMiddleware(policy: access))
+    router.add(middleware: PathCharactersMiddleware())
     if let webDirectory = configuration.webDirectory, FileManager.default.fileExists(atPath: webDirectory) {
-        router.add(middleware: FileMiddleware(webDirectory, searchForIndexHtml: true, logger: logger))
+        let page = WebPageFiles(folder: webDirectory, logger: logger)
+        router.add(middleware: FileMiddleware(fileProvider: page, searchForIndexHtml: true))
     }
     JobController(queue: queue, files: files, configuration: configuration, logger: logger).addRoutes(to: router)
     ResultController(queue: queue, files: files).addRoutes(to: router)
@@ -77,12 +83,11 @@ public func buildApplication(
 
     let application = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: router,
-            configuration: .init(
-                http1: .init(additionalChannelHandlers: [ExpectContinueHandler()]))),
+        server: httpServer(webSocketRouter: router, limits: configuration.connections, access: access),
         configuration: .init(
-            address: .hostname(configuration.host, port: configuration.port), serverName: "infinitetalk"),
+            address: .hostname(configuration.host, port: configuration.port), serverName: "infinitetalk",
+            availableConnectionsDelegate: ConnectionCap(
+                maxConnections: configuration.connections.maxConnections, logger: logger)),
         services: [queue.worker, retention],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
@@ -93,6 +98,25 @@ public func buildApplication(
         logger: logger)
     return InfiniteTalkService(
         application: application, queue: queue, configuration: configuration, retention: retention, logger: logger)
+}
+
+/// HTTP/1 with WebSocket upgrades (`/ws` is routed by `webSocketRouter`), within `limits`: Hummingbird's idle
+/// timeout and header limits, and this service's guards on every connection (`GuardedHTTPChannel`).
+private func httpServer(
+    webSocketRouter: Router<AppRequestContext>, limits: ConnectionLimits, access: BrowserAccessPolicy
+) -> HTTPServerBuilder {
+    let webSocketResponder = webSocketRouter.buildResponder()
+    let http1 = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: TimeAmount(limits.idleTimeout),
+        httpDecoderConfiguration: .init(
+            maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes,
+            maxHeaderFieldCount: limits.maxHeaderCount))
+    return HTTPServerBuilder { responder in
+        GuardedHTTPChannel(
+            base: HTTP1WebSocketUpgradeChannel(
+                responder: responder, webSocketResponder: webSocketResponder, configuration: .init(http1: http1)),
+            limits: limits, access: access)
+    }
 }
 
 /// After a crash (`kill -9`), jobs still marked `processing` were interrupted: re-queue them once, fail them after

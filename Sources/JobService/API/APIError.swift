@@ -36,10 +36,17 @@ struct ErrorBody: Codable, Sendable {
 
 extension APIError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = try JSONEncoder().encode(ErrorBody(error: .init(code: code, message: message, field: field)))
         var headers = self.headers
-        headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        headers[.contentType] = Self.contentType
+        return Response(status: status, headers: headers, body: .init(byteBuffer: jsonBody))
+    }
+
+    static let contentType = "application/json; charset=utf-8"
+
+    /// The error's JSON body.
+    var jsonBody: ByteBuffer {
+        let body = try? JSONEncoder().encode(ErrorBody(error: .init(code: code, message: message, field: field)))
+        return ByteBuffer(bytes: body ?? Data())
     }
 }
 

@@ -74,6 +74,11 @@ extension ServiceConfiguration {
         if uploadLimits.minAudioSeconds > uploadLimits.maxAudioSeconds {
             throw fail("min-audio-seconds is above max-audio-seconds")
         }
+        if connections.requestHeadTimeout <= .zero { throw fail("request-head-timeout must be above 0") }
+        if connections.idleTimeout <= .zero { throw fail("idle-timeout must be above 0") }
+        if connections.maxConnections < 1 { throw fail("max-connections must be at least 1") }
+        if connections.maxHeaderBytes < 1024 { throw fail("max-header-bytes must be at least 1K") }
+        if connections.maxHeaderCount < 1 { throw fail("max-header-count must be at least 1") }
         if engine.heartbeatTimeout <= engine.heartbeatInterval {
             throw fail("heartbeat-timeout must be longer than heartbeat-interval")
         }
@@ -97,6 +102,27 @@ extension ConfigurationSetting {
             $0.dataDirectory = $1
         },
         .init("web-dir", "Folder served at / (default <repo>/web when found).") { $0.webDirectory = $1 },
+        .init(
+            "request-head-timeout", "Time a new connection has to send its request head; then 408 (default 10s).",
+            \.connections.requestHeadTimeout, parseDuration),
+        .init(
+            "idle-timeout", "An idle keep-alive connection, or a stalled request, is closed after this (default 60s).",
+            \.connections.idleTimeout, parseDuration),
+        .init(
+            "max-connections", "Connections open at once; more wait until one closes (default 512).",
+            \.connections.maxConnections, parseInt),
+        .init(
+            "max-header-bytes", "Largest request head; larger is 431 headers_too_large (default 32K).",
+            \.connections.maxHeaderBytes, parseBytes),
+        .init(
+            "max-header-count", "Most header fields in a request; more is 431 headers_too_large (default 100).",
+            \.connections.maxHeaderCount, parseInt),
+        .init(
+            "allowed-hosts", "Extra names accepted in Host, comma-separated (default: loopback names and IPs).",
+            \.allowedHosts, parseList),
+        .init(
+            "allowed-origins", "Extra origins allowed to use /ws and change state, comma-separated (default none).",
+            \.allowedOrigins, parseList),
         .init("engine", "Engine name passed as --engine: preview or infinitetalk (default preview).") {
             $0.engine.name = $1
         },
@@ -176,6 +202,11 @@ func parseInt(_ text: String) throws -> Int {
 func parseDouble(_ text: String) throws -> Double {
     guard let value = Double(text), value.isFinite else { throw ConfigurationError(description: "not a number") }
     return value
+}
+
+/// `a, b,c` → `["a", "b", "c"]`; empty items are dropped.
+func parseList(_ text: String) throws -> [String] {
+    text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }
 
 /// `10485760`, `512K`, `10M`, `10MB`, `10MiB`, `1G`: suffixes are powers of 1024.

@@ -13,6 +13,14 @@ public struct ServiceConfiguration: Sendable {
     public var port: Int = 8000
     /// Folder served at `/` (the web page); `nil` or missing serves nothing there.
     public var webDirectory: String?
+    /// Timeouts, connection cap and request-head size limits.
+    public var connections: ConnectionLimits = ConnectionLimits()
+    /// Extra names accepted in `Host` (see `BrowserAccessPolicy`); when bound to a loopback address only loopback
+    /// names and IP literals are accepted otherwise.
+    public var allowedHosts: [String] = []
+    /// Extra origins (`https://app.example`) allowed to open `/ws` and send state-changing requests, besides the
+    /// server's own.
+    public var allowedOrigins: [String] = []
 
     /// Log level: trace, debug, info, notice, warning, error, critical.
     public var logLevel: String = "info"
