@@ -79,6 +79,7 @@ struct EndToEndTests {
         configuration.engine.heartbeatTimeout = .seconds(30)
         configuration.engine.startupTimeout = .seconds(120)
         configuration.locateRepository(root: TestSupport.repositoryRoot)
+        configuration.allowedOrigins = [TestSupport.webSocketClientOrigin]
         let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
         let audio = try PreviewEngine.speech(seconds: 2)
         var form = MultipartForm()

@@ -21,7 +21,9 @@ import WSClient
     }
 
     @Test func clientsGetASnapshotThenEveryChangeInOrder() async throws {
-        let configuration = TestSupport.configuration(engine: TestSupport.fakeEngineCommand(["--job-seconds", "1"]))
+        let configuration = TestSupport.configuration(
+            engine: TestSupport.fakeEngineCommand(["--job-seconds", "1"]),
+            settings: ["allowed-origins": TestSupport.webSocketClientOrigin])
         let service = try await buildApplication(configuration, logger: TestSupport.quietLogger)
         let inbox = Inbox()
         try await service.application.test(.live) { client in

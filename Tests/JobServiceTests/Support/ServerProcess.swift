@@ -24,7 +24,9 @@ final class ServerProcess: @unchecked Sendable {
     /// Starts `infinitetalk serve --port 0 --log-level info <arguments>` and waits until it says where it listens.
     init(arguments: [String], timeout: Duration = .seconds(60)) async throws {
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)
-        process.arguments = ["serve", "--port", "0", "--log-level", "info"] + arguments
+        // WSClient sends `Origin: ws://127.0.0.1` (no port), which is not the server's own page: allow it.
+        process.arguments =
+            ["serve", "--port", "0", "--log-level", "info", "--allowed-origins", "ws://127.0.0.1"] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: TestSupport.repositoryRoot)
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -47,6 +49,12 @@ final class ServerProcess: @unchecked Sendable {
     var log: String { output.text }
     var pid: Int32 { process.processIdentifier }
     var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// The first line of the server's output containing `text` (already printed or still to come); `nil` if the
+    /// server ends or `timeout` (a guard against a hang) passes first.
+    func waitForLog(containing text: String, timeout: Duration = .seconds(60)) async -> String? {
+        await output.waitForLine(containing: text, timeout: timeout)
+    }
 
     /// Waits for the server's own word that its engine is ready (its log line), not for a poll to see it.
     func waitUntilEngineReady(timeout: Duration = .seconds(120)) async -> Bool {

@@ -68,6 +68,9 @@ enum TestSupport {
         configuration.engine.maxRestartBackoff = .milliseconds(200)
         configuration.shutdownGracePeriod = .seconds(1)
         configuration.retention = nil
+        // The live test client opens its connection at start and may first use it much later (after an engine
+        // start): no head timeout for it. Tests of the timeout set a short one.
+        configuration.connections.requestHeadTimeout = .seconds(3600)
         for setting in ConfigurationSetting.all {
             guard let value = settings[setting.flag] else { continue }
             do {
@@ -78,6 +81,10 @@ enum TestSupport {
         }
         return configuration
     }
+
+    /// The `Origin` the test framework's WebSocket client (WSClient) sends to `ws://localhost:<port>`: no port, so
+    /// not the server's own page; tests using it allow it (`--allowed-origins`).
+    static let webSocketClientOrigin = "ws://localhost"
 
     static let quietLogger: Logger = {
         var logger = Logger(label: "test")
