@@ -22,6 +22,37 @@ import Testing
         }
     }
 
+    @Test func theLimitsAreSettingsWithSafeDefaults() throws {
+        let defaults = try ServiceConfiguration.resolve(environment: [:])
+        #expect(defaults.connections.requestHeadTimeout == .seconds(10))
+        #expect(defaults.connections.idleTimeout == .seconds(60))
+        #expect(defaults.connections.maxConnections == 512)
+        #expect(defaults.connections.maxHeaderBytes == 32 * 1024)
+        #expect(defaults.connections.maxHeaderCount == 100)
+        #expect(defaults.allowedHosts.isEmpty && defaults.allowedOrigins.isEmpty)
+        let set = try ServiceConfiguration.resolve(
+            environment: ["INFINITETALK_ALLOWED_ORIGINS": "https://a.example, https://b.example"],
+            flags: ["max-header-bytes": "8K", "request-head-timeout": "500ms", "allowed-hosts": "studio.lan"])
+        #expect(set.connections.maxHeaderBytes == 8192)
+        #expect(set.connections.requestHeadTimeout == .milliseconds(500))
+        #expect(set.allowedHosts == ["studio.lan"])
+        #expect(set.allowedOrigins == ["https://a.example", "https://b.example"])
+        for (flag, value) in [("max-connections", "0"), ("request-head-timeout", "0"), ("max-header-bytes", "100")] {
+            #expect(throws: ConfigurationError.self, "\(flag)=\(value)") {
+                try ServiceConfiguration.resolve(environment: [:], flags: [flag: value])
+            }
+        }
+    }
+
+    @Test func anIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout() async throws {
+        try await withServer(settings: ["idle-timeout": "0.5s"]) { port in
+            let connection = try await RawConnection(port: port)
+            try await connection.send(Self.healthz)
+            #expect(await connection.answer()?.status == 200)
+            #expect(await connection.waitUntilClosed().isEmpty, "closed without another answer")
+        }
+    }
+
     private static let healthz = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
     private func healthzAnswers(port: Int) async throws -> Bool {
