@@ -61,7 +61,8 @@ public func buildApplication(
         }
     try await recoverAfterRestart(repository: repository, files: files, configuration: configuration, logger: logger)
     let queue = try await JobQueue(
-        repository: repository, engine: engine ?? EngineSupervisor(configuration: configuration.engine, logger: logger),
+        repository: repository,
+        engine: engine ?? EngineSupervisor(configuration: configuration.engineWithLimits, logger: logger),
         files: files, configuration: configuration, clock: clock, logger: logger)
     let retention = RetentionService(
         repository: repository, files: files, retention: configuration.retention,
@@ -92,7 +93,7 @@ public func buildApplication(
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             logger.notice(
-                "serving http://\(configuration.host):\(port) (engine: \(configuration.engine.commandLine.joined(separator: " ")))"
+                "serving http://\(configuration.host):\(port) (engine: \(configuration.engineWithLimits.commandLine.joined(separator: " ")))"
             )
         },
         logger: logger)

@@ -120,7 +120,7 @@ struct Generate: AsyncParsableCommand {
         let logger = makeLogger(level: configuration.logLevel == "info" ? "warning" : configuration.logLevel)
 
         // The same checks as an upload.
-        let validator = UploadValidator(limits: configuration.uploadLimits, ffprobePath: configuration.ffprobePath)
+        let validator = UploadValidator(limits: configuration.uploadLimits, ffmpegPath: configuration.ffmpegPath)
         let audioInfo: AudioInfo
         do {
             _ = try validator.validateImage(at: image, field: "image")
@@ -148,7 +148,7 @@ struct Generate: AsyncParsableCommand {
                     .utf8))
         let started = ContinuousClock.now
         do {
-            let done = try await OneShotGeneration(engine: configuration.engine, logger: logger).run(
+            let done = try await OneShotGeneration(engine: configuration.engineWithLimits, logger: logger).run(
                 imagePath: image, audioPath: audio, audio2Path: audio2, outputPath: output,
                 parameters: { [fields, uploads, configuration] hello in
                     // The same checks as an upload, against the schema the engine declared.

@@ -115,15 +115,16 @@ extension UploadError {
             field: field)
     }
 
-    /// 422: the audio is longer than allowed.
+    /// 422: the audio is longer than allowed; `seconds` is where decoding stopped, a little past `maximum`.
     public static func audioTooLong(seconds: Double, maximum: Double, field: String? = "audio") -> UploadError {
         UploadError(
             status: 422, code: "audio_too_long",
-            message: "The audio lasts \(formatted(seconds)) s; at most \(formatted(maximum)) s is allowed.",
+            message: "The audio lasts over \(formatted(maximum)) s (decoding stopped at \(formatted(seconds)) s); "
+                + "at most \(formatted(maximum)) s is allowed.",
             field: field)
     }
 
-    /// 500 `audio_probe_unavailable`: the server could not run its audio probe (e.g. ffprobe missing).
+    /// 500 `audio_probe_unavailable`: the server could not run its audio probe (e.g. ffmpeg missing).
     /// A server fault, not the client's.
     public static func probeUnavailable(_ message: String) -> UploadError {
         UploadError(status: 500, code: "audio_probe_unavailable", message: message)

@@ -20,6 +20,10 @@ public struct UploadLimits: Sendable, Equatable {
     public var maxFieldBytes: Int
     /// Most text fields accepted in one request; unknown fields count too.
     public var maxFieldCount: Int
+    /// Largest header section of one multipart part, in bytes.
+    public var maxPartHeaderBytes: Int
+    /// Most header lines in one multipart part.
+    public var maxPartHeaderLines: Int
     /// Room for part headers and text fields on top of the file caps when bounding a whole request body.
     public var requestOverheadBytes: Int
 
@@ -34,6 +38,8 @@ public struct UploadLimits: Sendable, Equatable {
         maxAudioSeconds: Double = 600,
         maxFieldBytes: Int = 64 * 1024,
         maxFieldCount: Int = 64,
+        maxPartHeaderBytes: Int = 8 * 1024,
+        maxPartHeaderLines: Int = 16,
         requestOverheadBytes: Int = 1024 * 1024
     ) {
         self.maxImageBytes = maxImageBytes
@@ -45,6 +51,8 @@ public struct UploadLimits: Sendable, Equatable {
         self.maxAudioSeconds = maxAudioSeconds
         self.maxFieldBytes = maxFieldBytes
         self.maxFieldCount = maxFieldCount
+        self.maxPartHeaderBytes = maxPartHeaderBytes
+        self.maxPartHeaderLines = maxPartHeaderLines
         self.requestOverheadBytes = requestOverheadBytes
     }
 

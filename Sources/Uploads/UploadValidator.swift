@@ -21,7 +21,7 @@ public struct ImageInfo: Sendable, Equatable {
 public struct AudioInfo: Sendable, Equatable {
     /// The sniffed container.
     public var format: AudioFormat
-    /// Duration in seconds, as ffprobe reports it.
+    /// Duration in seconds, as decoded (never the header's claim).
     public var durationSeconds: Double
 
     /// Creates an audio description.
@@ -31,11 +31,11 @@ public struct AudioInfo: Sendable, Equatable {
     }
 }
 
-/// Checks received files against `UploadLimits`: format from the bytes, image pixels from the header (never
-/// decoded), audio duration from ffprobe. Every rejection is an `UploadError` with the code of `docs/api.md`.
+/// Checks received files against `UploadLimits`: format from the bytes, image pixels from the header and the
+/// image's structure walked to its end (never decoded), audio duration by decoding it with ffmpeg. Every rejection is an `UploadError` with the code of `docs/api.md`.
 ///
 /// ```swift
-/// let validator = UploadValidator(limits: limits, ffprobePath: "ffprobe")
+/// let validator = UploadValidator(limits: limits, ffmpegPath: "ffmpeg")
 /// let image = try validator.validateImage(at: upload.files["image"]!.path)
 /// let audio = try await validator.validateAudio(at: upload.files["audio"]!.path)
 /// ```
@@ -47,14 +47,15 @@ public struct UploadValidator: Sendable {
     /// Creates a validator.
     /// - Parameters:
     ///   - limits: byte, pixel and duration limits.
-    ///   - ffprobePath: `ffprobe` as an absolute path, or a name looked up in `PATH`.
-    ///   - probeTimeout: longest an ffprobe run may take before the audio is rejected as `invalid_audio`.
+    ///   - ffmpegPath: `ffmpeg` as an absolute path, or a name looked up in `PATH`.
+    ///   - probeTimeout: longest decoding the audio may take before it is rejected as `invalid_audio` (a guard
+    ///     against a hung decoder: decoding stops a second past `maxAudioSeconds`).
     public init(
-        limits: UploadLimits = UploadLimits(), ffprobePath: String = "ffprobe",
-        probeTimeout: Duration = .seconds(15)
+        limits: UploadLimits = UploadLimits(), ffmpegPath: String = "ffmpeg",
+        probeTimeout: Duration = .seconds(60)
     ) {
         self.limits = limits
-        self.audioProbe = AudioProbe(executable: ffprobePath, timeout: probeTimeout)
+        self.audioProbe = AudioProbe(executable: ffmpegPath, timeout: probeTimeout)
     }
 
     /// Validates the image file at `path`.
@@ -84,13 +85,19 @@ public struct UploadValidator: Sendable {
                 width: header.width, height: header.height,
                 minSide: limits.minImageSide, field: field)
         }
+        do {
+            try ImageCompleteness.check(format, source)
+        } catch var error as UploadError {
+            error.field = field
+            throw error
+        }
         return ImageInfo(format: format, width: header.width, height: header.height)
     }
 
-    /// Validates the audio file at `path`, probing its duration with ffprobe.
+    /// Validates the audio file at `path`, measuring its duration by decoding it with ffmpeg.
     /// - Parameter field: the form field named in errors (`audio`, `audio2`).
     /// - Throws: `UploadError`: `missing_audio`, `audio_too_large`, `unsupported_audio_format`, `invalid_audio`,
-    ///   `audio_too_short`, `audio_too_long`; 500 `audio_probe_unavailable` when ffprobe cannot be run.
+    ///   `audio_too_short`, `audio_too_long`; 500 `audio_probe_unavailable` when ffmpeg cannot be run.
     public func validateAudio(at path: String, field: String = "audio") async throws -> AudioInfo {
         let source = try openFile(path, kind: .audio, field: field)
         guard let format = AudioFormat.sniff(try source.bytes(at: 0, length: AudioFormat.sniffLength)) else {
@@ -98,7 +105,7 @@ public struct UploadValidator: Sendable {
         }
         let seconds: Double
         do {
-            seconds = try await audioProbe.durationSeconds(of: path)
+            seconds = try await audioProbe.decodedSeconds(of: path, maxSeconds: limits.maxAudioSeconds)
         } catch var error as UploadError where error.code == "invalid_audio" {
             error.field = field
             throw error

@@ -91,6 +91,14 @@ import Testing
         #expect(configuration.engine.extraEnvironment["PYTHONPATH"]?.hasPrefix("/repo/engine") == true)
     }
 
+    @Test func theEngineIsToldTheAudioLimitWithASecondOfSlack() throws {
+        // Given a service that accepts at most 120 s of audio
+        var configuration = try ServiceConfiguration.resolve(environment: [:], flags: ["max-audio-seconds": "120"])
+        configuration.locateRepository(root: "/repo")
+        // Then the engine it starts refuses what decodes longer, before any model work
+        #expect(configuration.engineWithLimits.commandLine.suffix(2) == ["--max-audio-seconds", "121.0"])
+    }
+
     @Test func anEngineCommandReplacesThePythonOne() throws {
         var configuration = try ServiceConfiguration.resolve(
             environment: [:], flags: ["engine-command": "python3 fake.py --max-jobs 2"])

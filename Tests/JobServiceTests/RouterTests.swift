@@ -420,6 +420,16 @@ import Uploads
         }
     }
 
+    @Test func aPlainGetOfTheWebSocketIs426() async throws {
+        try await withApp { _, client in
+            let response = try await client.execute(uri: "/ws", method: .get)
+            #expect(response.status == .upgradeRequired)
+            #expect(response.errorCode == "upgrade_required")
+            #expect(response.headers[.upgrade] == "websocket")
+            expectConforms(response, "GET", "/ws")
+        }
+    }
+
     @Test func aWrongMethodIs405WithTheMethodsAllowed() async throws {
         try await withApp { _, client in
             let put = try await client.execute(uri: "/api/generate", method: .put)
@@ -483,7 +493,15 @@ import Uploads
                 page.json["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } == [ids[2], ids[1]])
             let cancelled = try await client.execute(uri: "/api/requests?status=cancelled", method: .get)
             #expect(cancelled.json["requests"]?.arrayValue?.compactMap { $0["request_id"]?.stringValue } == [ids[0]])
-            for query in ["limit=0", "limit=201", "offset=-1", "status=bogus", "limit=ten"] {
+            // An empty value is the same as leaving it out (documented), even a huge offset is only past the end
+            for query in ["status=", "limit=&offset=", "offset=9223372036854775807"] {
+                let page = try await client.execute(uri: "/api/requests?\(query)", method: .get)
+                #expect(page.status == .ok, "\(query)")
+                expectConforms(page, "GET", "/api/requests")
+            }
+            for query in [
+                "limit=0", "limit=201", "offset=-1", "status=bogus", "limit=ten", "offset=9223372036854775808",
+            ] {
                 let bad = try await client.execute(uri: "/api/requests?\(query)", method: .get)
                 #expect(bad.status == .unprocessableContent, "\(query)")
                 #expect(bad.errorCode == "invalid_parameter")

@@ -1,6 +1,7 @@
 """media/audio.py: any speech file -> 16 kHz mono float32, loudness-normalised like upstream."""
 
 import math
+import subprocess
 
 import numpy as np
 import pytest
@@ -93,3 +94,18 @@ def test_an_image_has_no_audio_stream(face_png):
 
 def test_audio_over_the_length_limit_is_refused(speech_wav):
     assert error_code(load_audio, str(speech_wav), max_seconds=0.5, match="limit") == "bad_audio"
+
+
+def test_a_chained_ogg_decodes_to_both_streams_and_the_limit_holds(tmp_path):
+    # A 6 s stream followed by a 2 s one: the header of the last says 2 s, the service and the engine decode 8 s.
+    parts = []
+    for seconds in (6, 2):
+        path = tmp_path / f"{seconds}s.ogg"
+        tone = ["-f", "lavfi", "-i", f"sine=d={seconds}", "-c:a", "libvorbis", str(path)]
+        subprocess.run(["ffmpeg", "-y", "-v", "error", *tone], check=True)
+        parts.append(path.read_bytes())
+    chained = tmp_path / "chained.ogg"
+    chained.write_bytes(b"".join(parts))
+
+    assert abs(load_audio(str(chained)).size / SAMPLE_RATE - 8) < 0.1
+    assert error_code(load_audio, str(chained), max_seconds=5, match="limit") == "bad_audio"

@@ -182,6 +182,18 @@ def server(tmp_path_factory):
     service.stop()
 
 
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory):
+    """A service of the module's own, for tests whose requests must not disturb the shared one's queue."""
+    if not BINARY.exists():
+        pytest.skip(f"the service binary {BINARY} is not built yet (run `swift build` or `make test-web`)")
+    folder = tmp_path_factory.mktemp("own-service")
+    service = ServiceProcess(folder / "data", folder / "service.log")
+    service.start()
+    yield service
+    service.stop()
+
+
 @pytest.fixture(scope="session")
 def config(server) -> dict:
     return server.get_json("api/config")

@@ -164,7 +164,15 @@ extension ConfigurationSetting {
             "max-prompt-length", "Longest prompt / negative_prompt in characters (default 2000).", \.maxPromptLength,
             parseInt),
         .init("max-steps", "Largest `steps` a client may ask for (default 50).", \.maxSteps, parseInt),
-        .init("ffprobe", "ffprobe used to measure audio (default ffprobe from PATH).") { $0.ffprobePath = $1 },
+        .init(
+            "max-part-header-bytes", "Largest header section of one multipart part (default 8K = 8192 bytes).",
+            \.uploadLimits.maxPartHeaderBytes, parseBytes),
+        .init(
+            "max-part-header-lines", "Most header lines in one multipart part (default 16).",
+            \.uploadLimits.maxPartHeaderLines, parseInt),
+        .init("ffmpeg", "ffmpeg used to measure audio by decoding it (default ffmpeg from PATH).") {
+            $0.ffmpegPath = $1
+        },
         .init("retention", "Delete results older than this; `off` keeps them (default 7d).") {
             $0.retention = try parseOptionalDuration($1)
         },

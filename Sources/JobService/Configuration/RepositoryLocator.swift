@@ -50,12 +50,13 @@ extension ServiceConfiguration {
 
 extension EngineConfiguration {
     /// The command line that starts the engine: `command` when given, else
-    /// `<python> -m infinitetalk_engine --engine <name> [--weights W] [--device D]`.
+    /// `<python> -m infinitetalk_engine --engine <name> [--weights W] [--device D] [--max-audio-seconds S]`.
     public var commandLine: [String] {
         if let command { return command }
         var arguments = [python ?? "python3", "-m", "infinitetalk_engine", "--engine", name]
         if let weights { arguments += ["--weights", weights] }
         if let device { arguments += ["--device", device] }
+        if let maxAudioSeconds { arguments += ["--max-audio-seconds", String(maxAudioSeconds)] }
         return arguments
     }
 

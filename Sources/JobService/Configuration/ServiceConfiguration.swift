@@ -57,8 +57,8 @@ public struct ServiceConfiguration: Sendable {
     public var maxPromptLength: Int = 2000
     /// Largest accepted `steps`.
     public var maxSteps: Int = 50
-    /// `ffprobe` used to measure audio durations.
-    public var ffprobePath: String = "ffprobe"
+    /// `ffmpeg` used to measure audio durations by decoding.
+    public var ffmpegPath: String = "ffmpeg"
 
     // MARK: - Retention
 
@@ -70,6 +70,14 @@ public struct ServiceConfiguration: Sendable {
 
     /// Creates the default configuration.
     public init() {}
+
+    /// `engine`, told the audio limit too: the engine enforces it again on what it decodes, with a second of slack
+    /// because its decoder (PyAV's FFmpeg) may count a few samples differently from the service's `ffmpeg`.
+    public var engineWithLimits: EngineConfiguration {
+        var engine = engine
+        engine.maxAudioSeconds = uploadLimits.maxAudioSeconds + 1
+        return engine
+    }
 
     /// The folder for uploaded files, one sub-folder per job.
     public var uploadsDirectory: String { (dataDirectory as NSString).appendingPathComponent("uploads") }
@@ -91,6 +99,8 @@ public struct EngineConfiguration: Sendable {
     public var python: String?
     /// The whole command line, replacing the python one (tests, custom engines).
     public var command: [String]?
+    /// Passed as `--max-audio-seconds`: the engine refuses longer audio with `bad_audio` before any model work.
+    public var maxAudioSeconds: Double?
     /// Folder `python -m infinitetalk_engine` runs in (the repository root when found).
     public var workingDirectory: String?
     /// How often the service sends `heartbeat`.

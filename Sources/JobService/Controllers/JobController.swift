@@ -58,7 +58,7 @@ struct JobController<Context: RequestContext>: Sendable {
                 upload.files["image"] == nil ? .image : .audio,
                 field: upload.files["image"] == nil ? "image" : "audio")
         }
-        let validator = UploadValidator(limits: limits, ffprobePath: configuration.ffprobePath)
+        let validator = UploadValidator(limits: limits, ffmpegPath: configuration.ffmpegPath)
         _ = try validator.validateImage(at: imageFile.path)
         var audioSeconds = try await validator.validateAudio(at: audioFile.path).durationSeconds
         let parameters = try schema.parse(fields: upload.fields, uploads: Set(upload.files.keys))

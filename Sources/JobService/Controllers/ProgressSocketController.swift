@@ -5,14 +5,29 @@ import NIOCore
 import NIOWebSocket
 
 /// `WebSocket /ws`: a `queue_update` snapshot on connect, then every `queue_update`, `status_update` and
-/// `progress_update` as it happens. A client's `{"type": "ping"}` is answered `{"type": "pong"}`.
+/// `progress_update` as it happens. A client's `{"type": "ping"}` is answered `{"type": "pong"}`. A request that
+/// does not ask for the upgrade gets 426 `upgrade_required`.
 struct ProgressSocketController: Sendable {
     let queue: JobQueue
 
     func addRoutes(to router: Router<AppRequestContext>) {
-        router.ws("/ws") { inbound, outbound, context in
-            try await serve(inbound: inbound, outbound: outbound, channel: context.requestContext.channel)
+        router.ws(
+            "/ws", shouldUpgrade: { request, _ in try Self.requireUpgrade(request) },
+            onUpgrade: { inbound, outbound, context in
+                try await serve(inbound: inbound, outbound: outbound, channel: context.requestContext.channel)
+            })
+    }
+
+    /// A plain `GET /ws` (no `Upgrade: websocket`) would otherwise get an empty 200; it gets a 426 JSON error
+    /// saying what to do instead.
+    static func requireUpgrade(_ request: Request) throws -> RouterShouldUpgrade {
+        let upgrade = request.headers[values: .upgrade].flatMap { $0.split(separator: ",") }
+        guard upgrade.contains(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() == "websocket" }) else {
+            throw APIError(
+                .upgradeRequired, code: "upgrade_required",
+                message: "/ws is a WebSocket: connect with `Upgrade: websocket`.", headers: [.upgrade: "websocket"])
         }
+        return .upgrade([:])
     }
 
     private func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel)

@@ -3,8 +3,9 @@ import Synchronization
 
 /// Measures how fast the engine works, in seconds of compute per second of audio, to estimate waiting times.
 ///
-/// The rate is the mean over the last `window` completed jobs (seeded from the database at start, so it survives
-/// restarts); before any, an engine-specific prior.
+/// The rate is the median over the last `window` completed jobs (seeded from the database at start, so it survives
+/// restarts); before any, an engine-specific prior. A median, not a mean: one odd job (audio whose length was
+/// misjudged, a machine that was busy) must not multiply every estimate.
 public final class ThroughputEstimator: Sendable {
     private let samples = Mutex<[Double]>([])
     private let window: Int
@@ -24,7 +25,14 @@ public final class ThroughputEstimator: Sendable {
 
     /// Seconds of compute per second of audio.
     public var secondsPerAudioSecond: Double {
-        samples.withLock { $0.isEmpty ? prior : $0.reduce(0, +) / Double($0.count) }
+        samples.withLock { $0.isEmpty ? prior : Self.median($0) }
+    }
+
+    /// The middle value; the mean of the two middle ones for an even count.
+    private static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count.isMultiple(of: 2) ? (sorted[middle - 1] + sorted[middle]) / 2 : sorted[middle]
     }
 
     /// Records a finished job.

@@ -7,41 +7,43 @@ import Subprocess
     import SystemPackage
 #endif
 
-/// Reads an audio file's duration with `ffprobe` (FFmpeg), run as a child process with a time limit.
+/// Measures how long an audio file really is by decoding it with `ffmpeg`, run as a child process with a time
+/// limit.
 ///
-/// ffprobe only demuxes (reads headers and packet timing), so it is cheap even for a 50 MB file. A file it
-/// cannot open, or one with no audio stream, is `invalid_audio`.
+/// Headers lie: a chained Ogg (a long stream followed by a short one), a FLAC whose STREAMINFO or an MP3 whose
+/// Xing tag claims 2 s are reported as 2 s by ffprobe, yet decode (in the engine too) to their full length. So
+/// the first audio stream is decoded to 1 kHz mono 8-bit samples, one byte per millisecond, and the bytes are
+/// counted. Decoding stops a second past `maxSeconds` (`-t`), so a file far over the limit costs no more than one
+/// at it. A file ffmpeg cannot decode, or one with no audio stream, is `invalid_audio`.
 struct AudioProbe: Sendable {
-    /// `ffprobe` as a path (contains `/`) or a name looked up in `PATH`.
+    /// `ffmpeg` as a path (contains `/`) or a name looked up in `PATH`.
     let executable: String
     /// Longest a probe may run before it is killed and the audio is rejected.
     let timeout: Duration
 
-    /// The duration in seconds of the first audio stream's container.
-    func durationSeconds(of path: String) async throws -> Double {
-        let output = try await runWithTimeout(arguments: [
-            "-v", "error",
-            "-select_streams", "a",
-            "-show_entries", "format=duration:stream=codec_type,duration",
-            "-of", "json",
-            // `file:` so that a path is never read as another protocol or an option.
-            "file:" + path,
-        ])
-        guard let report = try? JSONDecoder().decode(Report.self, from: Data(output.utf8)) else {
-            throw UploadError.invalidAudio("The audio file could not be read.")
-        }
-        guard let stream = report.streams?.first(where: { $0.codecType == "audio" }) else {
-            throw UploadError.invalidAudio("The file has no audio stream.")
-        }
-        let duration = report.format?.duration.flatMap(Double.init) ?? stream.duration.flatMap(Double.init)
-        guard let duration, duration.isFinite, duration >= 0 else {
-            throw UploadError.invalidAudio("The audio file has no readable duration.")
-        }
-        return duration
+    /// Decoded samples per second: one byte per millisecond.
+    private static let samplesPerSecond = 1000
+
+    /// The decoded duration in seconds of the first audio stream, measured up to a second past `maxSeconds`
+    /// (a longer file reads as `maxSeconds + 1`).
+    func decodedSeconds(of path: String, maxSeconds: Double) async throws -> Double {
+        let stopAfter = maxSeconds + 1
+        let samples = try await runWithTimeout(
+            arguments: [
+                "-nostdin", "-v", "error",
+                // `file:` so that a path is never read as another protocol or an option.
+                "-i", "file:" + path,
+                "-map", "0:a:0", "-t", String(stopAfter),
+                "-ac", "1", "-ar", String(Self.samplesPerSecond), "-f", "u8", "pipe:1",
+            ],
+            outputLimit: Int(stopAfter * Double(Self.samplesPerSecond)) * 2 + 65536)
+        guard samples > 0 else { throw UploadError.invalidAudio("The audio stream has no samples.") }
+        return Double(samples) / Double(Self.samplesPerSecond)
     }
 
-    /// Runs ffprobe; throws `invalid_audio` when it fails or outlives `timeout` (it is then terminated).
-    private func runWithTimeout(arguments: [String]) async throws -> String {
+    /// Runs ffmpeg and counts its output bytes; throws `invalid_audio` when it fails or outlives `timeout` (it is
+    /// then terminated).
+    private func runWithTimeout(arguments: [String], outputLimit: Int) async throws -> Int {
         let executable: Executable =
             self.executable.contains("/")
             ? .path(FilePath(self.executable)) : .name(self.executable)
@@ -50,46 +52,31 @@ struct AudioProbe: Sendable {
         let platformOptions = options
         let timeout = self.timeout
 
-        return try await withThrowingTaskGroup(of: String?.self) { group in
+        return try await withThrowingTaskGroup(of: Int?.self) { group in
             group.addTask {
-                let result: ExecutionResult<Void, StringOutput<UTF8>, DiscardedOutput>
+                let result: ExecutionResult<Void, BytesOutput, DiscardedOutput>
                 do {
                     result = try await Subprocess.run(
                         executable, arguments: Arguments(arguments),
                         platformOptions: platformOptions,
-                        output: .string(limit: 1024 * 1024), error: .discarded)
+                        output: .bytes(limit: outputLimit), error: .discarded)
                 } catch let error as SubprocessError {
-                    throw UploadError.probeUnavailable("The audio probe could not run: \(error)")
+                    throw UploadError.probeUnavailable("The audio decoder could not run: \(error)")
                 }
                 guard result.terminationStatus.isSuccess else {
                     throw UploadError.invalidAudio("The audio file could not be decoded.")
                 }
-                return result.standardOutput
+                return result.standardOutput.count
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
                 return nil
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let output = first else {
-                throw UploadError.invalidAudio("Probing the audio took longer than \(timeout).")
+            guard let first = try await group.next(), let byteCount = first else {
+                throw UploadError.invalidAudio("Decoding the audio took longer than \(timeout).")
             }
-            return output
+            return byteCount
         }
-    }
-
-    /// The parts of `ffprobe -of json` output that we read.
-    private struct Report: Decodable {
-        struct Stream: Decodable {
-            let codecType: String?
-            let duration: String?
-            enum CodingKeys: String, CodingKey {
-                case codecType = "codec_type"
-                case duration
-            }
-        }
-        struct Format: Decodable { let duration: String? }
-        let streams: [Stream]?
-        let format: Format?
     }
 }

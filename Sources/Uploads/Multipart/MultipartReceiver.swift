@@ -63,7 +63,8 @@ public struct MultipartReceiver: Sendable {
     /// Reads the whole body, writing file parts to disk and collecting text fields.
     /// - Parameter body: the request body, e.g. Hummingbird's `request.body`.
     /// - Returns: the files and fields; every required `FileField` is present and non-empty.
-    /// - Throws: `UploadError`: 400 `invalid_multipart`, 413 `image_too_large` / `audio_too_large` /
+    /// - Throws: `UploadError`: 400 `invalid_multipart` (also for a part's header section over
+    ///   `maxPartHeaderBytes` / `maxPartHeaderLines`), 413 `image_too_large` / `audio_too_large` /
     ///   `request_too_large`, 422 `missing_image` / `missing_audio` / `invalid_parameter`; errors of the body
     ///   sequence and of the file system as they are.
     public func receive<Body: AsyncSequence>(_ body: Body) async throws -> ReceivedUpload
@@ -84,16 +85,13 @@ public struct MultipartReceiver: Sendable {
         let parser = MultipartParser(boundary: boundary)
         let events = PartEvents()
         events.attach(to: parser)
+        var headerMeter = PartHeaderMeter(limits: limits)
 
         var bodyBytes = 0
         for try await chunk in body {
             bodyBytes += chunk.readableBytes
             if bodyBytes > maxBodyBytes { throw UploadError.requestTooLarge(limit: maxBodyBytes) }
-            do {
-                try parser.execute(chunk)
-            } catch {
-                throw UploadError.invalidMultipart("The body is not valid multipart/form-data.")
-            }
+            try headerMeter.parse(chunk, with: parser, events: events)
             for event in events.drain() {
                 try await writer.handle(event)
             }

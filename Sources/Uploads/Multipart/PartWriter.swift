@@ -55,6 +55,9 @@ struct PartWriter {
         guard partNames.count < receiver.fileFields.count + limits.maxFieldCount else {
             throw UploadError.invalidMultipart("The body has more than \(limits.maxFieldCount) form fields.")
         }
+        guard headers.count <= limits.maxPartHeaderLines else {
+            throw UploadError.invalidMultipart("A part has more than \(limits.maxPartHeaderLines) header lines.")
+        }
         guard let disposition = headers.last(where: { $0.name.lowercased() == "content-disposition" }) else {
             throw UploadError.invalidMultipart("A part has no Content-Disposition header.")
         }

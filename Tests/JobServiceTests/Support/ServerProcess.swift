@@ -173,15 +173,16 @@ private final class ServerOutput: Sendable {
 
     var text: String { state.withLock { $0.text } }
 
+    /// Reads `handle` to its end on a thread of its own, with blocking reads. Not a `readabilityHandler`: its
+    /// dispatch source crashed libdispatch (`_dispatch_event_loop_drain`) when the killed server's pipe was closed
+    /// while other tests' child processes were reusing descriptor numbers.
     func follow(_ handle: FileHandle) {
-        handle.readabilityHandler = { [self] handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                finish()
-            } else {
+        Thread.detachNewThread { [self] in
+            // `availableData` returns what one read gets (blocking until the server writes), empty at the end.
+            while case let data = handle.availableData, !data.isEmpty {
                 append(String(decoding: data, as: UTF8.self))
             }
+            finish()
         }
     }
 

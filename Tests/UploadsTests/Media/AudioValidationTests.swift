@@ -3,12 +3,12 @@ import Testing
 
 @testable import Uploads
 
-@Suite("UploadValidator accepts audio only within its limits (probed with ffprobe)")
+@Suite("UploadValidator accepts audio only within its limits (its decoded length, measured with ffmpeg)")
 struct AudioValidationTests {
     let validator = UploadValidator()
 
     @Test(
-        "every accepted container is probed to the duration it was made with",
+        "every accepted container is decoded to the duration it was made with",
         arguments: AudioFormatTests.encodings)
     func encodedTones(name: String, codecArguments: [String], expected: AudioFormat) async throws {
         let directory = try TemporaryDirectory()
@@ -22,13 +22,36 @@ struct AudioValidationTests {
         #expect(abs(info.durationSeconds - 2) < 0.1)
     }
 
-    @Test("the shared speech is accepted with ffprobe's duration")
+    @Test("the shared speech is accepted with the duration ffprobe reads from its honest header")
     func sharedSpeech() async throws {
         let expected = try await TestMedia.ffprobeDuration(of: TestMedia.sharedSpeechPath)
 
         let info = try await validator.validateAudio(at: TestMedia.sharedSpeechPath)
 
-        #expect(info == AudioInfo(format: .wav, durationSeconds: expected))
+        #expect(info.format == .wav)
+        #expect(abs(info.durationSeconds - expected) < 0.01)
+    }
+
+    @Test(
+        "a header that claims 2 s does not hide the decoded length",
+        arguments: ["chained Ogg", "FLAC STREAMINFO", "MP3 Xing tag"])
+    func lyingHeaders(kind: String) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path =
+            switch kind {
+            case "chained Ogg": try await LyingAudio.chainedOgg(seconds: 12, in: directory)
+            case "FLAC STREAMINFO": try await LyingAudio.flac(seconds: 14, in: directory)
+            default: try await LyingAudio.mp3(seconds: 14, in: directory)
+            }
+        let strict = UploadValidator(limits: UploadLimits(maxAudioSeconds: 10))
+        #expect(abs(try await TestMedia.ffprobeDuration(of: path) - 2) < 0.1, "the header lies")
+
+        let measured = try await validator.validateAudio(at: path).durationSeconds
+        let error = await #expect(throws: UploadError.self) { try await strict.validateAudio(at: path) }
+
+        #expect(abs(measured - 14) < 0.2)
+        #expect(error?.code == "audio_too_long")
     }
 
     @Test("too short and too long clips are refused with the field named")
@@ -91,18 +114,18 @@ struct AudioValidationTests {
         #expect(error?.code == "unsupported_audio_format")
     }
 
-    @Test("an oversized file is audio_too_large before ffprobe runs")
+    @Test("an oversized file is audio_too_large before ffmpeg runs")
     func oversized() async throws {
-        let small = UploadValidator(limits: UploadLimits(maxAudioBytes: 1000), ffprobePath: "/nonexistent/ffprobe")
+        let small = UploadValidator(limits: UploadLimits(maxAudioBytes: 1000), ffmpegPath: "/nonexistent/ffmpeg")
 
         await #expect(throws: UploadError.fileTooLarge(.audio, field: "audio", limit: 1000)) {
             try await small.validateAudio(at: TestMedia.sharedSpeechPath)
         }
     }
 
-    @Test("a missing ffprobe is a 500 server fault, not the client's")
+    @Test("a missing ffmpeg is a 500 server fault, not the client's")
     func missingProbe() async throws {
-        let broken = UploadValidator(ffprobePath: "/nonexistent/ffprobe")
+        let broken = UploadValidator(ffmpegPath: "/nonexistent/ffmpeg")
 
         let error = await #expect(throws: UploadError.self) {
             try await broken.validateAudio(at: TestMedia.sharedSpeechPath)
@@ -112,17 +135,17 @@ struct AudioValidationTests {
         #expect(error?.code == "audio_probe_unavailable")
     }
 
-    // The time limit only guards against a probe left running (it would take 300 s); nothing here is timed.
-    @Test("a probe that hangs is killed at the timeout and the audio refused", .timeLimit(.minutes(1)))
+    // The time limit only guards against a decoder left running (it would take 300 s); nothing here is timed.
+    @Test("a decoder that hangs is killed at the timeout and the audio refused", .timeLimit(.minutes(1)))
     func hangingProbe() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let pidFile = directory.path + "/probe.pid"
         let script = try directory.write(
             Array("#!/bin/sh\necho $$ > \(pidFile)\nexec sleep 300\n".utf8),
-            to: "slow-ffprobe")
+            to: "slow-ffmpeg")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
-        let impatient = UploadValidator(ffprobePath: script, probeTimeout: .seconds(1))
+        let impatient = UploadValidator(ffmpegPath: script, probeTimeout: .seconds(1))
 
         let error = await #expect(throws: UploadError.self) {
             try await impatient.validateAudio(at: TestMedia.sharedSpeechPath)

@@ -1,12 +1,22 @@
+@testable import Uploads
+
 /// Tiny image headers built byte by byte: bombs, corrupt and truncated files that no encoder would write.
 enum HandBuiltImages {
-    /// A PNG signature, an IHDR for `width` x `height`, and (optionally) the IEND trailer; no pixel data.
+    /// A PNG signature, an IHDR for `width` x `height`, one IDAT and (optionally) the IEND trailer, with correct
+    /// CRCs. The IDAT holds an empty zlib stream: pixels are never decoded, so the file need not hold them.
     static func png(width: Int, height: Int, withEnd: Bool = true) -> [UInt8] {
         var bytes: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        bytes += bigEndian32(13) + Array("IHDR".utf8) + bigEndian32(width) + bigEndian32(height)
-        bytes += [8, 2, 0, 0, 0] + [0, 0, 0, 0] // depth 8, RGB, defaults; CRC not checked by a header reader
-        if withEnd { bytes += bigEndian32(0) + Array("IEND".utf8) + [0xAE, 0x42, 0x60, 0x82] }
+        bytes += pngChunk("IHDR", bigEndian32(width) + bigEndian32(height) + [8, 2, 0, 0, 0]) // depth 8, RGB
+        bytes += pngChunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])
+        if withEnd { bytes += pngChunk("IEND", []) }
         return bytes
+    }
+
+    /// A PNG chunk: `length type data crc`.
+    static func pngChunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        var crc = CRC32()
+        crc.update(Array(type.utf8) + data)
+        return bigEndian32(data.count) + Array(type.utf8) + data + bigEndian32(Int(crc.checksum))
     }
 
     /// SOI, the given segments, then the rest (e.g. a scan).
@@ -26,6 +36,9 @@ enum HandBuiltImages {
 
     /// A JFIF APP0 segment.
     static let jfif = segment(0xE0, Array("JFIF".utf8) + [0, 1, 2, 0, 0, 1, 0, 1, 0, 0])
+
+    /// A Huffman table segment (its contents are never read).
+    static let huffmanTable = segment(0xC4, [0x00] + Array(repeating: 0, count: 16))
 
     /// A start-of-scan marker segment.
     static let startOfScan = segment(0xDA, [1, 1, 0, 0, 0x3F, 0])

@@ -382,6 +382,63 @@ struct MultipartReceiverTests {
         #expect(error?.code == "invalid_multipart")
     }
 
+    // MARK: - Part headers
+
+    /// Header caps of a few kilobytes, with room for bodies far larger than them.
+    static let headerLimits = UploadLimits(
+        maxImageBytes: 200_000, maxPartHeaderBytes: 2000, maxPartHeaderLines: 8, requestOverheadBytes: 10_000_000)
+
+    @Test("one huge header line is 400 invalid_multipart after about the cap, not after the whole line")
+    func hugeHeaderLine() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var body = MultipartBody()
+        body.addFile("audio2", extraHeaders: ["X-Filler: " + String(repeating: "a", count: 5_000_000)], bytes: [1])
+        let chunked = ChunkedBody(MultipartBody.typical().bytes + body.finished(), chunkSize: 1000)
+        let receiver = MultipartReceiver(
+            boundary: MultipartBody.boundary, directory: directory.path, limits: Self.headerLimits)
+
+        let error = await #expect(throws: UploadError.self) { try await receiver.receive(chunked) }
+
+        #expect(error?.status == 400)
+        #expect(error?.code == "invalid_multipart")
+        #expect(error?.message.contains("headers are longer than 2000 bytes") == true)
+        #expect(chunked.delivered.value <= 10, "stopped a slice past the cap, not at the end of the 5 MB line")
+        #expect(try directory.contents() == [])
+    }
+
+    @Test("a part with more header lines than the cap is 400 invalid_multipart")
+    func tooManyHeaderLines() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var body = MultipartBody.typical()
+        body.addFile("audio2", extraHeaders: (1...20).map { "X-Line-\($0): 1" }, bytes: [1])
+
+        let error = await #expect(throws: UploadError.self) {
+            _ = try await receive(body.finished(), limits: Self.headerLimits, into: directory)
+        }
+
+        #expect(error?.code == "invalid_multipart")
+        #expect(error?.message.contains("more than 8 header lines") == true)
+    }
+
+    @Test("headers just under the caps and bodies far over them are fine", arguments: [1, 1000, 65536])
+    func headersUnderTheCaps(chunkSize: Int) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // Two lines of Content-Disposition and Content-Type, plus five: seven lines, about 1900 bytes.
+        let filler = (1...5).map { "X-Filler-\($0): " + String(repeating: "b", count: 340) }
+        var body = MultipartBody()
+        body.addFile("image", extraHeaders: filler, bytes: Array(repeating: 7, count: 150_000))
+        body.addFile("audio", extraHeaders: filler, bytes: Array(repeating: 8, count: 20_000))
+
+        let upload = try await receive(
+            body.finished(), chunkSize: chunkSize, limits: Self.headerLimits, into: directory)
+
+        #expect(upload.files["image"]?.byteCount == 150_000)
+        #expect(upload.files["audio"]?.byteCount == 20_000)
+    }
+
     @Test("a field given twice is 422 invalid_parameter")
     func duplicateField() async throws {
         let directory = try TemporaryDirectory()

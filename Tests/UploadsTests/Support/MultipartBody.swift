@@ -9,10 +9,11 @@ struct MultipartBody {
     /// A file part.
     mutating func addFile(
         _ name: String, filename: String = "upload.bin",
-        contentType: String = "application/octet-stream", bytes fileBytes: [UInt8]
+        contentType: String = "application/octet-stream", extraHeaders: [String] = [], bytes fileBytes: [UInt8]
     ) {
         append("--\(Self.boundary)\r\n")
         append("Content-Disposition: form-data; name=\"\(name)\"; filename=\"\(filename)\"\r\n")
+        for header in extraHeaders { append(header + "\r\n") }
         append("Content-Type: \(contentType)\r\n\r\n")
         bytes += fileBytes
         append("\r\n")
