@@ -77,7 +77,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UploadsTests",
-            dependencies: ["Uploads"]
+            dependencies: ["Uploads", .product(name: "_NIOFileSystem", package: "swift-nio")]
         ),
     ]
 )
