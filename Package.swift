@@ -80,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UploadsTests",
-            dependencies: ["Uploads"]
+            dependencies: ["Uploads", .product(name: "_NIOFileSystem", package: "swift-nio")]
         ),
     ]
 )

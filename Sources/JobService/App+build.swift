@@ -44,9 +44,10 @@ public struct InfiniteTalkService: Sendable {
 ///     `inMemoryDatabase`).
 ///   - engine: by default the engine process `configuration.engine` describes, supervised.
 ///   - clock: times the worker's ticks and grace period, the progress rate limit and retention sweeps.
+///   - diskSpace: tells the data folder's free space (the low-disk watermark, `--min-free-disk`).
 public func buildApplication(
     _ configuration: ServiceConfiguration, repository: (any JobRepository)? = nil, engine: (any Engine)? = nil,
-    clock: any ServiceClock = SystemClock(), logger: Logger? = nil
+    clock: any ServiceClock = SystemClock(), diskSpace: DiskSpace = .system, logger: Logger? = nil
 ) async throws -> InfiniteTalkService {
     let logger = logger ?? Logger(label: "infinitetalk")
     let files = JobFiles(
@@ -63,14 +64,14 @@ public func buildApplication(
     let queue = try await JobQueue(
         repository: repository,
         engine: engine ?? EngineSupervisor(configuration: configuration.engineWithLimits, logger: logger),
-        files: files, configuration: configuration, clock: clock, logger: logger)
+        files: files, configuration: configuration, clock: clock, diskSpace: diskSpace, logger: logger)
     let retention = RetentionService(
         repository: repository, files: files, retention: configuration.retention,
         interval: configuration.retentionSweepInterval, clock: clock, logger: logger)
 
     let access = BrowserAccessPolicy(configuration: configuration)
     let router = Router(context: AppRequestContext.self)
-    router.add(middleware: JSONErrorMiddleware())
+    router.add(middleware: JSONErrorMiddleware(logger: logger))
     router.add(middleware: BrowserAccessMiddleware(policy: access))
     router.add(middleware: PathCharactersMiddleware())
     if let webDirectory = configuration.webDirectory, FileManager.default.fileExists(atPath: webDirectory) {
@@ -121,7 +122,7 @@ private func httpServer(
 }
 
 /// After a crash (`kill -9`), jobs still marked `processing` were interrupted: re-queue them once, fail them after
-/// that; and delete partial results.
+/// that; delete partial results, and uploads nothing will use.
 private func recoverAfterRestart(
     repository: any JobRepository, files: JobFiles, configuration: ServiceConfiguration,
     logger: Logger
@@ -135,6 +136,19 @@ private func recoverAfterRestart(
         files.removeUploads(of: job.id)
     }
     for job in recovered.requeued + recovered.failed { files.removeResult(of: job.id) }
+    try await removeOrphanUploads(repository: repository, files: files, logger: logger)
+}
+
+/// Upload folders of no job, or of a job that is no longer queued or running, are left by a crash mid-upload or a
+/// lost race; nothing will read them again, and retention (which may be off) is not their keeper.
+private func removeOrphanUploads(repository: any JobRepository, files: JobFiles, logger: Logger) async throws {
+    var removed = 0
+    for id in files.uploadFolderIDs() {
+        if let job = try await repository.job(id: id), !job.status.isTerminal { continue }
+        files.removeUploads(of: id)
+        removed += 1
+    }
+    if removed > 0 { logger.notice("removed \(removed) upload folder(s) of no running or queued job") }
 }
 
 /// On graceful shutdown, drains the queue before the HTTP server stops (it is listed after the application, so

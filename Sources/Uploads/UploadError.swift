@@ -2,7 +2,7 @@
 ///
 /// The service renders it as `{"error": {"code", "message", "field"}}`; clients switch on `code`.
 public struct UploadError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// HTTP status to answer with (400, 413, 415, 422 or 500).
+    /// HTTP status to answer with (400, 413, 415, 422, 500 or 507).
     public var status: Int
     /// Stable machine-readable code, e.g. `image_too_large`.
     public var code: String
@@ -129,6 +129,12 @@ extension UploadError {
     public static func probeUnavailable(_ message: String) -> UploadError {
         UploadError(status: 500, code: "audio_probe_unavailable", message: message)
     }
+
+    /// 507 `insufficient_storage`: the server's disk is full (or nearly: below its low-disk watermark).
+    /// A server condition, not the client's fault; the same request may succeed later.
+    public static let insufficientStorage = UploadError(
+        status: 507, code: "insufficient_storage",
+        message: "The server is out of disk space and cannot store the upload; try again later.")
 
     private static func formatted(_ seconds: Double) -> String {
         String((seconds * 100).rounded() / 100)

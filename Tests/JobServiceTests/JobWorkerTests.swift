@@ -267,6 +267,75 @@ import Testing
         }
     }
 
+    /// The race a probe hit 2 times in ~1,555: a client cancels a queued job just as the worker claims it. The claim
+    /// lands first; the runner sees the cancel and lets the job go while the cancel's write has not landed yet, so it
+    /// finds the job still running. The job's uploads must go all the same.
+    @Test func aCancelRacingTheStartOfItsJobStillRemovesItsUploads() async throws {
+        let repository = HeldJobRepository()
+        let configuration = TestSupport.configuration(engine: [], settings: ["max-concurrent": "1"])
+        let service = try await buildApplication(
+            configuration, repository: repository,
+            engine: SilentEngine(hello: TestSupport.fakeEngineHello, ready: true),
+            clock: ManualClock(), logger: TestSupport.quietLogger)
+        let harness = Harness(service)
+        try await service.application.test(.router) { _ in
+            try await TestSupport.withTimeout {
+                // Given the worker about to claim (held there), and a queued job with uploads
+                await repository.claims.waitForArrivals(1)
+                let job = try await harness.submit()
+                #expect(FileManager.default.fileExists(atPath: harness.files.uploadFolder(for: job.id)))
+                // When a client cancels it, its write held back,
+                let cancel = Task { try await service.queue.cancel(job.id) }
+                await repository.cancels.waitForArrivals(1)
+                // while the worker claims the job, sees the cancel and lets it go (its next claim: the slot is free)
+                repository.claims.open()
+                await repository.claims.waitForArrivals(2)
+                repository.cancels.open()
+                // Then the cancel succeeds and the job's uploads are gone
+                guard case .cancelled(let cancelled) = try await cancel.value else {
+                    Issue.record("not cancelled")
+                    return
+                }
+                #expect(cancelled.startedAt != nil, "the claim landed first")
+                #expect(!FileManager.default.fileExists(atPath: harness.files.uploadFolder(for: job.id)))
+            }
+        }
+    }
+
+    // MARK: - A full disk
+
+    @Test func aJobWhoseEndCannotBeWrittenFailsWithDiskFullOnceAWriteLands() async throws {
+        // Given a disk so full that the next three state writes fail (SQLite: "database or disk is full")
+        let repository = FullDiskRepository(failingWrites: 3)
+        let clock = ManualClock()
+        let configuration = TestSupport.configuration(engine: TestSupport.fakeEngineCommand())
+        let service = try await buildApplication(
+            configuration, repository: repository, clock: clock, logger: TestSupport.quietLogger)
+        let harness = Harness(service)
+        try await service.application.test(.router) { _ in
+            let job = try await harness.submit()
+            // When the engine finishes it, the worker cannot record that, and tries again after 2, 4 and 8 s of its
+            // clock (it owns these waits: the engine and the tick of the dispatch loop sleep for other durations)
+            for seconds in [2, 4, 8] {
+                try await TestSupport.withTimeout { await clock.waitForSleeper(lasting: .seconds(seconds)) }
+                clock.advance(by: .seconds(seconds))
+            }
+            // Then the fourth write lands: the job failed with disk_full, not stuck in processing
+            let failed = try await harness.waitFor(job, [.failed])
+            #expect(failed.failure == .diskFull)
+            #expect(repository.writesStillFailing == 0)
+            #expect(try await service.repository.job(id: job.id)?.status == .failed)
+            let metrics = try await service.queue.renderMetrics()
+            #expect(metrics.contains("infinitetalk_jobs_processing 0"), "nothing counts it as running")
+            // Its files are gone: the uploads, and the result that could not be recorded
+            #expect(!FileManager.default.fileExists(atPath: harness.files.uploadFolder(for: job.id)))
+            #expect(harness.files.resultSize(of: job.id) == nil)
+            // And the worker goes on: the next job completes
+            let next = try await harness.submit()
+            _ = try await harness.waitFor(next, [.completed])
+        }
+    }
+
     // MARK: - Shutdown
 
     /// Starts the worker on `engineFlags` (its grace period timed by `clock`), submits a job, triggers a graceful

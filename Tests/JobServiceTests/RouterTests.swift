@@ -15,16 +15,17 @@ import Uploads
     ///   - hello: what the silent stand-in says it takes (`nil`: it never says hello).
     ///   - settings: configuration settings by flag (`["max-queue-size": "1"]`).
     ///   - limits: upload limits replacing the configured ones.
+    ///   - diskSpace: what the data folder's free space is said to be.
     private func withApp(
         engine: [String]? = nil, hello: EngineHello? = TestSupport.fakeEngineHello, settings: [String: String] = [:],
-        limits: UploadLimits? = nil,
+        limits: UploadLimits? = nil, diskSpace: DiskSpace = .system,
         _ body: @escaping @Sendable (InfiniteTalkService, any TestClientProtocol) async throws -> Void
     ) async throws {
         var configuration = TestSupport.configuration(engine: engine ?? [], settings: settings)
         if let limits { configuration.uploadLimits = limits }
         let service = try await buildApplication(
             configuration, repository: MemoryJobRepository(), engine: engine == nil ? SilentEngine(hello: hello) : nil,
-            logger: TestSupport.quietLogger)
+            diskSpace: diskSpace, logger: TestSupport.quietLogger)
         try await service.application.test(.router) { client in
             try await body(service, client)
         }
@@ -80,6 +81,50 @@ import Uploads
             #expect(params["negative_prompt"] == .string("blurry"))
             #expect(params["text_guidance_scale"]?.doubleValue == 4.5)
             #expect(params["color_correction"]?.doubleValue == 0.2)
+        }
+    }
+
+    // MARK: - A full disk
+
+    /// The job folders under `uploads/`.
+    private func uploadFolders(_ service: InfiniteTalkService) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: service.configuration.uploadsDirectory)
+    }
+
+    @Test func anUploadBelowTheLowDiskWatermarkIs507AndReadyzSaysWhy() async throws {
+        let nearlyFull = DiskSpace { _ in 100 << 20 } // 100 MiB free, 1 GiB wanted
+        try await withApp(settings: ["min-free-disk": "1G"], diskSpace: nearlyFull) { service, client in
+            let response = try await submit(client, try .valid())
+            #expect(response.status.code == 507)
+            expectConforms(response, "POST", "/api/generate")
+            #expect(response.json["error"]?["code"] == .string("insufficient_storage"))
+            #expect(try uploadFolders(service).isEmpty)
+            #expect(try await service.repository.countsByStatus().isEmpty)
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+            expectConforms(ready, "GET", "/readyz")
+            #expect(ready.json["status"] == .string("unavailable"))
+            #expect(ready.json["reason"]?.stringValue?.hasPrefix("low disk space: 104857600 bytes free") == true)
+        }
+    }
+
+    @Test func theDiskFillingUpDuringAnUploadIs507AndLeavesNoFiles() async throws {
+        // Room when the request comes and for its first chunk, none from the next one: the disk fills meanwhile
+        let asked = CallCount()
+        let filling = DiskSpace { _ in asked.next() <= 2 ? 1 << 40 : 0 }
+        try await withApp(settings: ["min-free-disk": "1M"], diskSpace: filling) { service, client in
+            let response = try await submit(client, try .valid())
+            #expect(response.status.code == 507)
+            expectConforms(response, "POST", "/api/generate")
+            #expect(response.json["error"]?["code"] == .string("insufficient_storage"))
+            #expect(asked.value >= 3, "refused while writing, not before")
+            #expect(try uploadFolders(service).isEmpty, "what was written is removed")
+        }
+    }
+
+    @Test func withTheWatermarkOffUploadsAreAcceptedWhateverTheFreeSpace() async throws {
+        try await withApp(settings: ["min-free-disk": "0"], diskSpace: DiskSpace { _ in 0 }) { _, client in
+            _ = try await submitValid(client)
         }
     }
 

@@ -8,7 +8,9 @@ Threads: the main thread loads the engine and then waits for shutdown; an input 
 from __future__ import annotations
 
 import enum
+import errno
 import logging
+import os
 import threading
 import time
 import traceback
@@ -139,9 +141,9 @@ class Worker:
                 self._start(message.request)
             elif isinstance(message, ShutdownMessage):
                 self.stop()
-        except Exception as exc:  # a bug in handling must not kill the input thread
+        except Exception:  # a bug in handling must not kill the input thread
             log.error("handling %s failed:\n%s", type(message).__name__, traceback.format_exc())
-            self.writer.send(Error(getattr(message, "job_id", None), "internal", str(exc), False))
+            self.writer.send(Error(getattr(message, "job_id", None), "internal", INTERNAL_MESSAGE, False))
 
     def _cancel(self, job_id: str) -> None:
         with self._lock:
@@ -195,7 +197,7 @@ class Worker:
         except JobCancelled:
             outcome = Error(request.job_id, "cancelled", "the job was cancelled", False)
         except EngineError as exc:
-            outcome = Error(request.job_id, exc.code, exc.message, exc.retryable)
+            outcome = Error(request.job_id, exc.code, _without_paths(exc.message, request), exc.retryable)
         except Exception as exc:
             outcome = _unexpected_failure(request.job_id, exc)
         finally:
@@ -213,9 +215,50 @@ class Worker:
             )
 
 
+# Public messages never carry an internal path or raw exception text: those go to stderr, which the service logs.
+INTERNAL_MESSAGE = "the engine failed unexpectedly; the details are in the service log"
+DISK_FULL_MESSAGE = "the disk is full: the result could not be written"
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
 def _unexpected_failure(job_id: str, exc: Exception) -> Error:
-    """Map an exception the engine did not classify: out of memory is retryable, the rest is internal."""
+    """Map an exception the engine did not classify: a full disk is disk_full, out of memory is retryable, the rest
+    is internal with a generic message (the traceback goes to stderr)."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
         return Error(job_id, "out_of_memory", f"out of memory: {exc}", True)
     log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-    return Error(job_id, "internal", f"{type(exc).__name__}: {exc}", False)
+    if is_disk_full(exc):
+        return Error(job_id, "disk_full", DISK_FULL_MESSAGE, False)
+    return Error(job_id, "internal", INTERNAL_MESSAGE, False)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an exception it was raised from or during, is ENOSPC / EDQUOT (PyAV's errors carry errno
+    too)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "errno", None) in _DISK_FULL_ERRNOS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _without_paths(message: str, request: JobRequest) -> str:
+    """`message` with the job's own file paths (the service sends absolute ones) replaced by what they are, and the
+    folders holding them left out."""
+    names = {
+        request.output_path + ".part": "the result",
+        request.output_path: "the result",
+        request.image_path: "the image",
+        request.audio_path: "the audio",
+    }
+    if request.params.audio2_path:
+        names[request.params.audio2_path] = "the second audio"
+    absolute = {path: name for path, name in names.items() if os.path.isabs(path)}
+    for path, name in sorted(absolute.items(), key=lambda item: -len(item[0])):  # `x.mp4.part` before `x.mp4`
+        message = message.replace(path, name)
+    for folder in {os.path.dirname(path) for path in absolute} - {"/"}:
+        message = message.replace(folder + os.sep, "")
+    return message

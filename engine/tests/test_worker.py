@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -58,6 +59,17 @@ class FakeEngine(Engine):
             raise MemoryError()
         if behaviour == "cuda_oom":
             raise OutOfMemoryError("CUDA out of memory")
+        if behaviour in ("disk_full", "quota_exceeded"):  # what writing the result raises once the disk is full
+            code = errno.ENOSPC if behaviour == "disk_full" else errno.EDQUOT
+            raise OSError(code, os.strerror(code), job.output_path + ".part")
+        if behaviour == "disk_full_in_writer":  # PyAV's error, raised while a writer wrapped it
+            try:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), job.output_path + ".part")
+            except OSError as exc:
+                raise RuntimeError(f"could not write {job.output_path}.part") from exc
+        if behaviour == "path_in_message":
+            folder = os.path.dirname(job.output_path)
+            raise EngineError("bad_audio", f"cannot write {job.output_path}.part next to {folder}/other")
         os.replace(job.output_path + ".part", job.output_path)
         return JobResult(
             job.output_path, frames=25, duration_seconds=1.0, fps=25, width=64, height=64, warnings=["fake"]
@@ -165,6 +177,33 @@ def test_failures_become_one_error_with_a_stable_code_and_no_partial_file(
     error = harness.outcome("j")
     assert (error["type"], error["code"], error["retryable"]) == ("error", code, retryable)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("behaviour", ["disk_full", "quota_exceeded", "disk_full_in_writer"])
+def test_a_full_disk_while_writing_the_result_is_disk_full_without_the_path(harness, tmp_path, behaviour, capsys):
+    harness.job("j", behaviour)
+    error = harness.outcome("j")
+    assert (error["code"], error["retryable"]) == ("disk_full", False)
+    assert error["message"] == "the disk is full: the result could not be written"
+    assert str(tmp_path) not in json.dumps(error) and "Errno" not in error["message"]
+    assert list(tmp_path.iterdir()) == [], "the partial result is removed"
+
+
+def test_an_unexpected_exception_is_internal_with_a_generic_message_and_details_only_on_stderr(harness, caplog):
+    harness.job("j", "crash")
+    error = harness.outcome("j")
+    assert error["code"] == "internal"
+    assert "ZeroDivisionError" not in error["message"] and "bug" not in error["message"]
+    assert "service log" in error["message"]
+    assert "ZeroDivisionError: bug" in caplog.text, "the traceback is logged (stderr, which the service logs)"
+
+
+def test_an_engine_error_never_shows_the_jobs_paths(harness, tmp_path):
+    harness.job("j", "path_in_message")
+    error = harness.outcome("j")
+    assert error["code"] == "bad_audio"
+    assert error["message"] == "cannot write the result next to other"
+    assert str(tmp_path) not in error["message"]
 
 
 def test_more_jobs_than_max_concurrent_jobs_are_busy(harness):

@@ -61,6 +61,10 @@ extension APIError {
         APIError(.unprocessableContent, code: "invalid_parameter", message: message, field: field)
     }
 
+    /// A failure the client cannot act on; what went wrong is in the server's log, never in the answer.
+    static let `internal` = APIError(
+        .internalServerError, code: "internal", message: "The server failed to handle the request; see its log.")
+
     static let shuttingDown = APIError(
         .serviceUnavailable, code: "shutting_down",
         message: "The server is shutting down; try again shortly.")

@@ -1,11 +1,15 @@
 import Foundation
 import Hummingbird
+import Logging
 
 /// Turns Hummingbird's own errors into the API's JSON errors: an unknown path is 404 `not_found`, a known path with a
 /// method it does not take is 405 `method_not_allowed` (with `Allow`), anything else keeps its status with a code
 /// derived from it. The known paths and methods come from the OpenAPI document, the routes' single description.
+/// Any other error no handler turned into an answer is a 500 `internal` with a generic message; its details go to
+/// the log only (they may name internal paths).
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let routes = APIRoutes.fromOpenAPI
+    let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -14,6 +18,11 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as HTTPError {
             throw translate(error, request: request)
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch {
+            logger.error("\(request.method) \(request.uri.path) failed: \(String(reflecting: error))")
+            throw APIError.internal
         }
     }
 

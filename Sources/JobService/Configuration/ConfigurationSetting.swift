@@ -101,6 +101,10 @@ extension ConfigurationSetting {
         .init("data-dir", "Folder for the SQLite database, uploads and results (default data).") {
             $0.dataDirectory = $1
         },
+        .init(
+            "min-free-disk",
+            "Free disk the data folder keeps; below it uploads get 507 insufficient_storage (default 1G; 0: off).",
+            \.minFreeDiskBytes, parseBytes),
         .init("web-dir", "Folder served at / (default <repo>/web when found).") { $0.webDirectory = $1 },
         .init(
             "request-head-timeout", "Time a new connection has to send its request head; then 408 (default 10s).",

@@ -31,6 +31,9 @@ public struct ServiceConfiguration: Sendable {
     public var dataDirectory: String = "data"
     /// Keep the database in memory (tests only: nothing survives the process).
     public var inMemoryDatabase: Bool = false
+    /// Free bytes the data folder's disk must keep: below it new uploads get 507 `insufficient_storage` and
+    /// `/readyz` says not ready (running jobs still need room for their results). 0 turns the check off.
+    public var minFreeDiskBytes: Int = 1 << 30
 
     // MARK: - Engine
 

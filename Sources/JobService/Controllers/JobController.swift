@@ -24,13 +24,12 @@ struct JobController<Context: RequestContext>: Sendable {
     // MARK: - POST /api/generate
 
     @Sendable func generate(request: Request, context: Context) async throws -> JSONResponse<SubmitResponse> {
-        // Refuse before reading a large body when draining or when the queue is already full.
-        try await queue.checkAcceptingJobs()
-
         let id = UUID().uuidString.lowercased()
         let folder = files.uploadFolder(for: id)
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         do {
+            // Refuse before reading a large body when draining, when the queue is already full, or the disk nearly.
+            try await queue.checkAcceptingJobs()
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let (stored, position) = try await queue.submit(
                 try await receiveJob(id: id, folder: folder, request: request))
             logger.info("job \(id) queued (\(String(format: "%.1f", stored.audioSeconds)) s of audio)")
@@ -41,7 +40,12 @@ struct JobController<Context: RequestContext>: Sendable {
                     params: stored.parameters))
         } catch {
             files.removeUploads(of: id)
-            throw Self.apiError(from: error)
+            let answer = Self.apiError(from: error)
+            if (answer as? APIError)?.status.code == 507 {
+                let reason = queue.diskWatermark.shortage() ?? "the disk is full"
+                logger.warning("upload refused with 507 insufficient_storage: \(reason) (\(error))")
+            }
+            throw answer
         }
     }
 
@@ -49,8 +53,9 @@ struct JobController<Context: RequestContext>: Sendable {
     private func receiveJob(id: String, folder: String, request: Request) async throws -> Job {
         let schema = try await queue.engine.parameterSchema(configuration: configuration)
         let limits = configuration.uploadLimits
-        let receiver = try MultipartReceiver(
+        var receiver = try MultipartReceiver(
             contentType: request.headers[.contentType], directory: folder, limits: limits)
+        receiver.beforeWriting = { [watermark = queue.diskWatermark] bytes in try watermark.checkRoom(writing: bytes) }
         try receiver.checkContentLength(request.headers[.contentLength].flatMap { Int($0) })
         let upload = try await receiver.receive(request.body)
         guard let imageFile = upload.files["image"], let audioFile = upload.files["audio"] else {
@@ -90,12 +95,16 @@ struct JobController<Context: RequestContext>: Sendable {
             field: "audio2")
     }
 
+    /// The answer for a failed submission: upload errors keep their status and code; a full disk anywhere (the
+    /// upload folder, the files, the database) is 507 `insufficient_storage`; the rest as it is.
     static func apiError(from error: any Error) -> any Error {
         switch error {
         case let error as UploadError:
             return APIError(
                 HTTPResponse.Status(code: error.status), code: error.code, message: error.message,
                 field: error.field)
+        case let error where isDiskFull(error):
+            return apiError(from: UploadError.insufficientStorage)
         default:
             return error
         }

@@ -53,6 +53,10 @@ struct SystemController<Context: RequestContext>: Sendable {
                 Readiness(status: "unavailable", reason: "shutting down", engine: engine),
                 status: .serviceUnavailable)
         }
+        if let shortage = queue.diskWatermark.shortage() {
+            return JSONResponse(
+                Readiness(status: "unavailable", reason: shortage, engine: engine), status: .serviceUnavailable)
+        }
         switch await queue.engine.state {
         case .ready:
             return JSONResponse(Readiness(status: "ready", reason: nil, engine: engine))

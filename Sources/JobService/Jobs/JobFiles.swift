@@ -24,6 +24,11 @@ public struct JobFiles: Sendable {
         }
     }
 
+    /// The job ids that have an upload folder.
+    public func uploadFolderIDs() -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: uploadsDirectory)) ?? []
+    }
+
     /// Deletes a job's uploads (once it finished, they are not needed any more).
     public func removeUploads(of id: String) {
         try? FileManager.default.removeItem(atPath: uploadFolder(for: id))

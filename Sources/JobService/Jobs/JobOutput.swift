@@ -32,4 +32,8 @@ public struct JobFailure: Codable, Sendable, Equatable, Error {
     }
 
     public static func cancelled() -> JobFailure { JobFailure(code: "cancelled", message: "Cancelled by the client") }
+
+    /// The disk is full: the job's result or its state could not be written.
+    public static let diskFull = JobFailure(
+        code: "disk_full", message: "The disk is full: the job's result or state could not be written")
 }

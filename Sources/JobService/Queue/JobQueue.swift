@@ -17,12 +17,15 @@ public struct JobQueue: Sendable {
     let reporter: StatusReporter
     let notifier: JobNotifier
     let maxQueueSize: Int
+    /// Refuses uploads while the data folder's disk is nearly full.
+    public let diskWatermark: LowDiskWatermark
 
     /// Assembles the queue around `repository` and `engine`; the throughput estimate learns from the last completed
     /// jobs.
+    /// - Parameter diskSpace: tells the data folder's free space (the low-disk watermark).
     public init(
         repository: any JobRepository, engine: any Engine, files: JobFiles, configuration: ServiceConfiguration,
-        clock: any ServiceClock = SystemClock(), logger: Logger
+        clock: any ServiceClock = SystemClock(), diskSpace: DiskSpace = .system, logger: Logger
     ) async throws {
         let estimator = ThroughputEstimator(prior: ThroughputEstimator.prior(forEngine: configuration.engine.name))
         for job in try await repository.recentCompletedJobs(limit: 20).reversed() { estimator.record(job) }
@@ -42,6 +45,8 @@ public struct JobQueue: Sendable {
         self.reporter = reporter
         self.notifier = notifier
         self.maxQueueSize = configuration.maxQueueSize
+        diskWatermark = LowDiskWatermark(
+            directory: configuration.dataDirectory, minimumFreeBytes: configuration.minFreeDiskBytes, space: diskSpace)
         worker = JobWorker(
             repository: repository, engine: engine, files: files, liveProgress: liveProgress, notifier: notifier,
             estimator: estimator, metrics: metrics, logger: logger,
@@ -54,11 +59,13 @@ public struct JobQueue: Sendable {
     /// Whether the service is stopping: new jobs are refused.
     public var isDraining: Bool { worker.isDraining }
 
-    /// Refuses at once, before a large body is read: 503 `shutting_down` while draining, 429 `queue_full`.
+    /// Refuses at once, before a large body is read: 503 `shutting_down` while draining, 429 `queue_full`, 507
+    /// `insufficient_storage` below the low-disk watermark.
     func checkAcceptingJobs() async throws {
         guard !isDraining else { throw APIError.shuttingDown }
         let queued = try await repository.countsByStatus()[.queued] ?? 0
         if queued >= maxQueueSize { throw try await queueFullError() }
+        try diskWatermark.checkRoom()
     }
 
     /// Stores `job` at the end of the queue and announces it, in one turn of the notification order (so `queued`

@@ -176,6 +176,8 @@ public actor JobWorker: Service {
         await Task { await self.finish(job, outcome, interrupted: interrupted) }.value
         running.remove(job.id)
         cancelRequested.remove(job.id)
+        // A cancel whose write landed while `finish` ran saw the job still running and left its files to us.
+        try? await Task { try await self.removeFilesIfEnded(job.id) }.value
         if running.isEmpty { resumeIdleWaiters() }
         wakeUp()
     }
@@ -211,48 +213,75 @@ public actor JobWorker: Service {
 
     // MARK: - Recording the end
 
+    /// The first wait before writing a job's end again after the store refused it; it doubles up to
+    /// `longestWriteRetry`.
+    static let firstWriteRetry = Duration.seconds(2)
+    static let longestWriteRetry = Duration.seconds(60)
+
+    /// Records the end of a job. A write the store refuses is tried again on the clock until it lands, so a job never
+    /// stays `processing`; when the disk is full the job then fails with `disk_full` (its result, if any, is
+    /// deleted: the space is needed). While the service stops it gives up: the next start's recovery settles the job.
     /// - Parameter interrupted: the service is stopping; a job the engine lost or cancelled goes back to the queue.
     private func finish(_ job: Job, _ outcome: Outcome, interrupted: Bool) async {
         defer {
             liveProgress.remove(job.id)
             notifier.broadcaster.forget(job.id)
         }
-        do {
-            let updated: Job?
-            switch outcome {
-            case .done(let done):
-                updated = try await complete(job, done)
-            case .failed(let error) where error.code == "cancelled":
-                // Cancelled by the client (already recorded), or by the engine shutting down.
-                updated = try await requeueOrFail(
-                    job, JobFailure(code: "cancelled", message: error.message),
-                    retry: interrupted, countsAsAttempt: false)
-            case .failed(let error):
-                let retry = (error.retryable ?? false) && job.attempts < settings.maxAttempts
-                updated = try await requeueOrFail(
-                    job, JobFailure(code: error.code, message: error.message),
-                    retry: retry, countsAsAttempt: true)
-            case .lost(let failure):
-                updated = try await requeueOrFail(job, failure, retry: interrupted, countsAsAttempt: false)
-            case .notSent:
-                updated = try await repository.requeue(
-                    job.id, message: "Waiting for the engine", countsAsAttempt: false)
-            case .cancelledBeforeStart:
-                updated = nil
+        var outcome = outcome
+        var delay = Self.firstWriteRetry
+        while true {
+            do {
+                try await record(job, outcome, interrupted: interrupted)
+                return
+            } catch {
+                if isDiskFull(error) { outcome = .lost(.diskFull) }
+                guard !isDraining else {
+                    logger.error("could not record the end of job \(job.id): \(error); the next start settles it")
+                    return
+                }
+                logger.error("could not record the end of job \(job.id): \(error); trying again in \(delay)")
+                try? await clock.sleep(for: delay)
+                delay = min(delay * 2, Self.longestWriteRetry)
             }
-            let current = try await repository.job(id: job.id)
-            if let current, current.status.isTerminal {
-                files.removeUploads(of: job.id)
-                if current.status != .completed { files.removeResult(of: job.id) }
-            }
-            // `nil`: nothing changed (e.g. the client cancelled first, and that was announced then).
-            if let updated {
-                logger.info("job \(job.id): \(updated.status.rawValue) (\(updated.message))")
-                await notifier.statusChanged(updated)
-            }
-        } catch {
-            logger.error("could not record the end of job \(job.id): \(error)")
         }
+    }
+
+    private func record(_ job: Job, _ outcome: Outcome, interrupted: Bool) async throws {
+        let updated: Job?
+        switch outcome {
+        case .done(let done):
+            updated = try await complete(job, done)
+        case .failed(let error) where error.code == "cancelled":
+            // Cancelled by the client (already recorded), or by the engine shutting down.
+            updated = try await requeueOrFail(
+                job, JobFailure(code: "cancelled", message: error.message),
+                retry: interrupted, countsAsAttempt: false)
+        case .failed(let error):
+            let retry = (error.retryable ?? false) && job.attempts < settings.maxAttempts
+            updated = try await requeueOrFail(
+                job, JobFailure(code: error.code, message: error.message),
+                retry: retry, countsAsAttempt: true)
+        case .lost(let failure):
+            updated = try await requeueOrFail(job, failure, retry: interrupted, countsAsAttempt: false)
+        case .notSent:
+            updated = try await repository.requeue(
+                job.id, message: "Waiting for the engine", countsAsAttempt: false)
+        case .cancelledBeforeStart:
+            updated = nil
+        }
+        try await removeFilesIfEnded(job.id)
+        // `nil`: nothing changed (e.g. the client cancelled first, and that was announced then).
+        if let updated {
+            logger.info("job \(job.id): \(updated.status.rawValue) (\(updated.message))")
+            await notifier.statusChanged(updated)
+        }
+    }
+
+    /// Deletes the uploads of a job that has ended, and its result unless it completed.
+    private func removeFilesIfEnded(_ id: String) async throws {
+        guard let current = try await repository.job(id: id), current.status.isTerminal else { return }
+        files.removeUploads(of: id)
+        if current.status != .completed { files.removeResult(of: id) }
     }
 
     private func complete(_ job: Job, _ done: EngineDone) async throws -> Job? {
@@ -317,13 +346,14 @@ public actor JobWorker: Service {
         }
         metrics.countJob(.cancelled)
         if running.contains(id) {
+            // Its runner removes the files once it let go of the job (`process`).
             await engine.cancel(jobID: id)
-        } else if cancelled.startedAt == nil {
-            // It never started.
-            cancelRequested.remove(id)
+        } else {
+            // Never started; or claimed with its runner not begun (the runner sees `cancelRequested` and skips the
+            // engine); or its runner already let go, having found the job still running. Nobody else removes them.
+            if cancelled.startedAt == nil { cancelRequested.remove(id) }
             files.removeUploads(of: id)
         }
-        // Else it was claimed but its runner has not begun: the runner sees `cancelRequested` and skips the engine.
         logger.info("job \(id) cancelled (was \(job.status.rawValue))")
         await notifier.statusChanged(cancelled)
         return .cancelled(cancelled)

@@ -7,7 +7,8 @@ import NIOFileSystem
 /// Each `FileField` part is written to `<directory>/<field name>` (the client's filename never becomes a path);
 /// a file that crosses its byte cap fails the request with 413 as soon as the chunk that crosses it is parsed,
 /// and no partial file is left behind (files are created invisibly and only linked in once complete). Other parts
-/// are text fields, each capped at `maxFieldBytes`. On any error every file this receiver wrote is removed.
+/// are text fields, each capped at `maxFieldBytes`. On any error every file this receiver wrote is removed; a full
+/// disk (`ENOSPC`, `EDQUOT`) is reported as 507 `insufficient_storage`.
 ///
 /// ```swift
 /// let receiver = try MultipartReceiver(contentType: request.headers[.contentType], directory: jobDirectory)
@@ -24,6 +25,9 @@ public struct MultipartReceiver: Sendable {
     public let limits: UploadLimits
     /// Which parts are files; all others are text fields.
     public let fileFields: [FileField]
+    /// Asked before each chunk of a file is written, with the chunk's size: throwing stops the upload (its files are
+    /// removed). The service refuses uploads here once the disk is nearly full.
+    public var beforeWriting: @Sendable (_ byteCount: Int) throws -> Void = { _ in }
 
     /// Creates a receiver for a known boundary.
     public init(
@@ -65,8 +69,9 @@ public struct MultipartReceiver: Sendable {
     /// - Returns: the files and fields; every required `FileField` is present and non-empty.
     /// - Throws: `UploadError`: 400 `invalid_multipart` (also for a part's header section over
     ///   `maxPartHeaderBytes` / `maxPartHeaderLines`), 413 `image_too_large` / `audio_too_large` /
-    ///   `request_too_large`, 422 `missing_image` / `missing_audio` / `invalid_parameter`; errors of the body
-    ///   sequence and of the file system as they are.
+    ///   `request_too_large`, 422 `missing_image` / `missing_audio` / `invalid_parameter`, 507
+    ///   `insufficient_storage` when the disk is full; errors of the body sequence, of `beforeWriting` and of the
+    ///   file system as they are.
     public func receive<Body: AsyncSequence>(_ body: Body) async throws -> ReceivedUpload
     where Body.Element == ByteBuffer {
         var writer = PartWriter(receiver: self)
@@ -75,7 +80,7 @@ public struct MultipartReceiver: Sendable {
             return upload
         } catch {
             await writer.discardEverything()
-            throw error
+            throw isOutOfSpace(error) ? UploadError.insufficientStorage : error
         }
     }
 

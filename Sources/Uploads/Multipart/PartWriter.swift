@@ -92,6 +92,7 @@ struct PartWriter {
             guard file.byteCount + bytes.readableBytes <= limit else {
                 throw UploadError.fileTooLarge(file.field.kind, field: file.field.name, limit: limit)
             }
+            try receiver.beforeWriting(bytes.readableBytes)
             // Mutated in place (through the optional) so the writer's buffer is never copied.
             openFile!.byteCount += bytes.readableBytes
             try await openFile!.writer.write(contentsOf: bytes)

@@ -15,7 +15,9 @@ final class ManualClock: ServiceClock {
         var sleepers: [UUID: Sleeper] = [:]
         /// Sleeps cancelled before they were registered.
         var cancelled: Set<UUID> = []
-        var sleeperWaiters: [(lasting: Duration?, continuation: CheckedContinuation<Void, Never>)] = []
+        var sleeperWaiters: [(id: UUID, lasting: Duration?, continuation: CheckedContinuation<Void, Never>)] = []
+        /// Waits for a sleeper cancelled before they were registered.
+        var cancelledSleeperWaits: Set<UUID> = []
 
         /// Takes the sleeper `id` out, or remembers that it was cancelled before it got in.
         mutating func cancel(_ id: UUID) -> Sleeper? {
@@ -74,15 +76,28 @@ final class ManualClock: ServiceClock {
     }
 
     /// Waits until something sleeps on this clock (for exactly `lasting` from now, if given), so that an
-    /// `advance` reaches it.
+    /// `advance` reaches it. Returns early when the task is cancelled (a test's time-out guard).
     func waitForSleeper(lasting: Duration? = nil) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let hasSleeper = state.withLock { state in
-                let hasSleeper = state.hasSleeper(lasting: lasting)
-                if !hasSleeper { state.sleeperWaiters.append((lasting, continuation)) }
-                return hasSleeper
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let goOn = state.withLock { state in
+                    if state.cancelledSleeperWaits.remove(id) != nil { return true }
+                    let hasSleeper = state.hasSleeper(lasting: lasting)
+                    if !hasSleeper { state.sleeperWaiters.append((id, lasting, continuation)) }
+                    return hasSleeper
+                }
+                if goOn { continuation.resume() }
             }
-            if hasSleeper { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.sleeperWaiters.firstIndex(where: { $0.id == id }) else {
+                    state.cancelledSleeperWaits.insert(id)
+                    return nil
+                }
+                return state.sleeperWaiters.remove(at: index).continuation
+            }
+            waiter?.resume()
         }
     }
 }

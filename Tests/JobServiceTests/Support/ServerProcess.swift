@@ -21,12 +21,14 @@ final class ServerProcess: @unchecked Sendable {
     private let output = ServerOutput()
     private(set) var port: Int = 0
 
-    /// Starts `infinitetalk serve --port 0 --log-level info <arguments>` and waits until it says where it listens.
+    /// Starts `infinitetalk serve --port 0 --log-level info --min-free-disk 0 <arguments>` and waits until it says
+    /// where it listens. (The low-disk watermark is off, so the verdict never depends on the machine's free disk.)
     init(arguments: [String], timeout: Duration = .seconds(60)) async throws {
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)
         // WSClient sends `Origin: ws://127.0.0.1` (no port), which is not the server's own page: allow it.
         process.arguments =
-            ["serve", "--port", "0", "--log-level", "info", "--allowed-origins", "ws://127.0.0.1"] + arguments
+            ["serve", "--port", "0", "--log-level", "info", "--allowed-origins", "ws://127.0.0.1", "--min-free-disk", "0"]
+            + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: TestSupport.repositoryRoot)
         let pipe = Pipe()
         process.standardOutput = pipe

@@ -1,16 +1,18 @@
 @testable import JobService
 
 /// An engine that starts, says `hello` (or not) and never becomes ready, so submitted jobs stay queued: router tests
-/// need no engine process. `run()` returns once stopped.
+/// need no engine process. `run()` returns once stopped. With `ready` (and a hello) it says it is ready, so the worker
+/// claims jobs, but it takes none (`submit` answers "not sent"): for tests where no job reaches the engine.
 actor SilentEngine: Engine {
-    private(set) var state: EngineState = .starting
+    private(set) var state: EngineState
     let lastHello: EngineHello?
     let restartCount = 0
     private let observers = Observers<EngineState>()
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(hello: EngineHello? = nil) {
+    init(hello: EngineHello? = nil, ready: Bool = false) {
         lastHello = hello
+        state = if ready, let hello { .ready(hello) } else { .starting }
     }
 
     /// Never waits: the hello it says was said at once.

@@ -1,5 +1,7 @@
 import Foundation
 import NIOCore
+import NIOFileSystem
+import Synchronization
 import Testing
 
 @testable import Uploads
@@ -174,6 +176,50 @@ struct MultipartReceiverTests {
         }
 
         #expect(error?.code == "audio_too_large")
+        #expect(try directory.contents() == [])
+    }
+
+    @Test(
+        "the disk filling up mid-file (ENOSPC, EDQUOT) is 507 insufficient_storage, leaving no file behind",
+        arguments: [ENOSPC, EDQUOT])
+    func diskFullMidFile(errno: Int32) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var body = MultipartBody()
+        body.addFile("image", bytes: [1, 2, 3])
+        body.addFile("audio", bytes: Array(repeating: 7, count: 10_000))
+        var receiver = MultipartReceiver(
+            boundary: MultipartBody.boundary, directory: directory.path, limits: Self.smallLimits)
+        // The file system fails the way NIO reports a failed write(2), once the image is stored and audio is coming.
+        let written = ByteTally()
+        receiver.beforeWriting = { byteCount in
+            guard written.add(byteCount) > 1_000 else { return }
+            throw FileSystemError(
+                code: .unknown, message: "write failed",
+                cause: FileSystemError.SystemCallError(systemCall: "write", errno: Errno(rawValue: errno)),
+                location: .init(function: #function, file: #fileID, line: #line))
+        }
+
+        let error = await #expect(throws: UploadError.self) {
+            try await receiver.receive(ChunkedBody(body.finished(), chunkSize: 512))
+        }
+
+        #expect(error == .insufficientStorage)
+        #expect(error?.status == 507)
+        #expect(try directory.contents() == [], "the image written before and the partial audio are both removed")
+    }
+
+    @Test("errors of beforeWriting that are not about space pass through unchanged")
+    func otherWriteErrorsPassThrough() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var receiver = MultipartReceiver(
+            boundary: MultipartBody.boundary, directory: directory.path, limits: Self.smallLimits)
+        receiver.beforeWriting = { _ in throw POSIXError(.EIO) }
+
+        await #expect(throws: POSIXError(.EIO)) {
+            try await receiver.receive(ChunkedBody(MultipartBody.typical().finished(), chunkSize: 512))
+        }
         #expect(try directory.contents() == [])
     }
 
@@ -497,4 +543,12 @@ private struct StallingBody: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(bytes: bytes, stalled: stalled)
     }
+}
+
+/// Bytes counted from a `Sendable` closure.
+private final class ByteTally: Sendable {
+    private let total = Atomic<Int>(0)
+
+    /// Adds `count`; returns the new total.
+    func add(_ count: Int) -> Int { total.add(count, ordering: .relaxed).newValue }
 }
