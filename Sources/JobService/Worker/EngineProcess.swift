@@ -79,6 +79,7 @@ final class EngineProcess: Sendable {
     /// Runs the program until it exits.
     func run() async -> EngineExit {
         defer { eventSink.finish() }
+        _ = brokenPipesAreErrors
         guard let program = commandLine.first else { return .failedToStart(reason: "empty command line") }
         let executable: Executable = program.contains("/") ? .path(.init(program)) : .name(program)
         var options = PlatformOptions()
@@ -156,3 +157,7 @@ final class EngineProcess: Sendable {
         }
     }
 }
+
+/// A write to the stdin of an engine that has just died must fail with EPIPE (the supervisor then sees the exit),
+/// not raise SIGPIPE, which would kill the whole service (or test process).
+private let brokenPipesAreErrors: Void = { _ = signal(SIGPIPE, SIG_IGN) }()

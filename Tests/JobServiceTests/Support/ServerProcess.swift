@@ -27,7 +27,10 @@ final class ServerProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)
         // WSClient sends `Origin: ws://127.0.0.1` (no port), which is not the server's own page: allow it.
         process.arguments =
-            ["serve", "--port", "0", "--log-level", "info", "--allowed-origins", "ws://127.0.0.1", "--min-free-disk", "0"]
+            [
+                "serve", "--port", "0", "--log-level", "info", "--allowed-origins", "ws://127.0.0.1", "--min-free-disk",
+                "0",
+            ]
             + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: TestSupport.repositoryRoot)
         let pipe = Pipe()

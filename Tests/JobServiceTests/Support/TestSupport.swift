@@ -71,7 +71,7 @@ enum TestSupport {
         // The live test client opens its connection at start and may first use it much later (after an engine
         // start): no head timeout for it. Tests of the timeout set a short one.
         configuration.connections.requestHeadTimeout = .seconds(3600)
-        configuration.minFreeDiskBytes = 0  // the verdict must not depend on the machine's free disk
+        configuration.minFreeDiskBytes = 0 // the verdict must not depend on the machine's free disk
         for setting in ConfigurationSetting.all {
             guard let value = settings[setting.flag] else { continue }
             do {
