@@ -154,6 +154,41 @@ import Testing
     }
 
     @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
+    func afterAFloodOfPartialHeadsTheServersMemoryReturnsNearItsBaseline() async throws {
+        let server = try await ServerProcess(arguments: [
+            "--data-dir", TestSupport.makeTemporaryDirectory("itk-flood"), "--request-head-timeout", "0.5s",
+            "--engine-command", TestSupport.fakeEngineCommand(["--never-ready"]).joined(separator: " "),
+        ])
+        defer { server.terminate() }
+        try await TestSupport.withTimeout(.seconds(120)) {
+            #expect(try await healthzAnswers(port: server.port))
+            let baseline = try Self.residentBytes(of: server.pid)
+            let flood = try await withThrowingTaskGroup(of: RawConnection.self) { group in
+                for _ in 0..<400 {
+                    group.addTask {
+                        let connection = try await RawConnection(port: server.port)
+                        try? await connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                        return connection
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for connection in flood { _ = await connection.waitUntilClosed() }
+            #expect(try await healthzAnswers(port: server.port))
+            let after = try Self.residentBytes(of: server.pid)
+            // Nothing is kept per closed connection: a flood that is over costs no more than allocator slack.
+            #expect(after - baseline < 32 << 20, "resident memory grew from \(baseline) to \(after) bytes")
+        }
+    }
+
+    /// The process's resident memory (VmRSS of /proc/<pid>/status) in bytes.
+    private static func residentBytes(of pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+
+    @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
     func atTheConnectionCapNewClientsWaitForAFreeSlotAndOneWarningIsLogged() async throws {
         let server = try await ServerProcess(arguments: [
             "--data-dir", TestSupport.makeTemporaryDirectory("itk-cap"), "--max-connections", "2",
