@@ -567,7 +567,7 @@ def main() -> int:
             )
             rows.append(
                 (
-                    "(a) time for all uploads (incl. ffprobe)",
+                    "(a) time for all uploads (incl. decoding the audio)",
                     f"{result['seconds']:.1f} s ({result['megabytes'] / result['seconds']:.1f} MB/s)",
                     "-",
                     "",
