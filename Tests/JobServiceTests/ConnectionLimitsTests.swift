@@ -55,12 +55,18 @@ import Testing
 
     private static let healthz = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
+    /// Whether `/healthz` answers 200 on a new connection. Under the short head timeouts of these tests a loaded
+    /// machine may deliver the probe's own head too late (the server answers 408, or has closed the connection
+    /// before the probe could write): then it asks again, on a new connection.
     private func healthzAnswers(port: Int) async throws -> Bool {
-        let connection = try await RawConnection(port: port)
-        try await connection.send(Self.healthz)
-        let answer = await connection.answer()
-        await connection.close()
-        return answer?.status == 200
+        for _ in 0..<10 {
+            let connection = try await RawConnection(port: port)
+            let sent = (try? await connection.send(Self.healthz)) != nil
+            let status = sent ? await connection.answer()?.status : nil
+            await connection.close()
+            if status == 200 { return true }
+        }
+        return false
     }
 
     @Test func aConnectionThatSendsNoRequestHeadIsAnswered408AndClosed() async throws {
@@ -156,7 +162,7 @@ import Testing
     @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
     func afterAFloodOfPartialHeadsTheServersMemoryReturnsNearItsBaseline() async throws {
         let server = try await ServerProcess(arguments: [
-            "--data-dir", TestSupport.makeTemporaryDirectory("itk-flood"), "--request-head-timeout", "0.5s",
+            "--data-dir", TestSupport.makeTemporaryDirectory("itk-flood"), "--request-head-timeout", "1s",
             "--engine-command", TestSupport.fakeEngineCommand(["--never-ready"]).joined(separator: " "),
         ])
         defer { server.terminate() }
