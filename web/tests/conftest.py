@@ -173,27 +173,26 @@ class ServiceLog:
             )
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def running_service(tmp_path_factory, name: str):
+    """Starts the built service in a fresh folder, yields it, stops it."""
     if not BINARY.exists():
         pytest.skip(f"the service binary {BINARY} is not built yet (run `swift build` or `make test-web`)")
-    folder = tmp_path_factory.mktemp("service")
+    folder = tmp_path_factory.mktemp(name)
     service = ServiceProcess(folder / "data", folder / "service.log")
     service.start()
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    yield from running_service(tmp_path_factory, "service")
 
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory):
     """A service of the module's own, for tests whose requests must not disturb the shared one's queue."""
-    if not BINARY.exists():
-        pytest.skip(f"the service binary {BINARY} is not built yet (run `swift build` or `make test-web`)")
-    folder = tmp_path_factory.mktemp("own-service")
-    service = ServiceProcess(folder / "data", folder / "service.log")
-    service.start()
-    yield service
-    service.stop()
+    yield from running_service(tmp_path_factory, "own-service")
 
 
 @pytest.fixture(scope="session")
