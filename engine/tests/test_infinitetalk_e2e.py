@@ -106,7 +106,8 @@ def test_two_clips_with_per_step_progress_make_a_standard_mp4(engine, tmp_path):
     audio = write_wav(tmp_path / "speech.wav", 4.0)
     output = tmp_path / "out.mp4"
     # When
-    engine.send(job_message("two-clips", IMAGE, audio, output, steps=STEPS, seed=7))
+    live = tmp_path / "live"
+    engine.send({**job_message("two-clips", IMAGE, audio, output, steps=STEPS, seed=7), "segments_dir": str(live)})
     events = engine.job_events("two-clips", timeout=240)
     # Then: one MP4 as long as the audio, H.264 + AAC at 25 fps, in the (test) bucket size
     done = events[-1]
@@ -131,6 +132,12 @@ def test_two_clips_with_per_step_progress_make_a_standard_mp4(engine, tmp_path):
     assert all(e["steps"] == STEPS and e["clips"] == 2 for e in progress if e.get("step") is not None)
     fractions = [e["fraction"] for e in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # Each clip became a live segment as it finished: clip 1 (81 frames), clip 2 (the 19 new ones)
+    segments = [e for e in events if e["type"] == "segment"]
+    assert [(s["clip"], s["clips"], s["duration_seconds"]) for s in segments] == [(1, 2, 3.24), (2, 2, 0.76)]
+    second_clip = [i for i, e in enumerate(events) if e.get("stage") == "generating"][1]
+    assert events.index(segments[0]) < second_clip  # clip 1 is playable before clip 2 is made
+    assert (live / "live.m3u8").read_text().endswith("#EXT-X-ENDLIST\n")
 
 
 def test_short_audio_gives_a_video_as_short_as_the_audio(engine, tmp_path):
