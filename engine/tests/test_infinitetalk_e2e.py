@@ -29,7 +29,7 @@ from tiny_weights import (
     write_tiny_weights,
 )
 
-from infinitetalk_engine.infinitetalk.engine import speaker_masks
+from infinitetalk_engine.infinitetalk.engine import bucket_size, speaker_masks
 from infinitetalk_engine.infinitetalk.loading import TensorFile
 from infinitetalk_engine.infinitetalk.models.image_encoder import ClipVisionArgs
 from infinitetalk_engine.infinitetalk.models.text_encoder import T5EncoderArgs
@@ -206,6 +206,16 @@ def test_a_missing_weights_file_fails_the_load_naming_it(weights, tmp_path):
 
 
 # Speaker masks (no process) ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("resolution, table", [("480p", "table_480"), ("720p", "table_720")])
+def test_the_engine_picks_upstreams_bucket_for_every_aspect_ratio_from_0_1_to_4(resolution, table):
+    # Upstream's rule, from its own table (sampler fixture): the entry whose key is nearest h / w, first on ties
+    upstream = json.loads((FIXTURES / "sampler" / "meta.json").read_text())["buckets"][table]
+    for ratio in np.arange(0.1, 4.0, 0.005):
+        width, height = 10_000, round(10_000 * ratio)
+        key = min(upstream, key=lambda k: abs(float(k) - height / width))
+        assert bucket_size(width, height, resolution) == tuple(upstream[key][0]), (resolution, ratio)
 
 
 def test_one_speaker_masks_are_all_ones():
