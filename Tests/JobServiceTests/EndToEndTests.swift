@@ -314,6 +314,22 @@ struct GenerateCommandTests {
         #expect(sent["params"]?["speaker_boxes"]?.arrayValue?.count == 2)
     }
 
+    @Test func aLiveFolderIsPassedToTheEngine() throws {
+        let records = TestSupport.makeTemporaryDirectory("itk-gen-jobs")
+        let engine = TestSupport.fakeEngineCommand(["--record-jobs", records, "--segments", "2"]).joined(separator: " ")
+        let live = TestSupport.makeTemporaryDirectory("itk-gen-live") + "/stream"
+        let result = try generate([
+            "--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--live-dir", live,
+            "--output", TestSupport.makeTemporaryDirectory() + "/out.mp4", "--engine-command", engine,
+        ])
+        #expect(result.status == 0, "\(result.output)")
+        // The folder was made and named to the engine, which wrote the stream into it
+        let record = try #require(try FileManager.default.contentsOfDirectory(atPath: records).first)
+        let sent = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: records + "/" + record)))
+        #expect(sent["segments_dir"] == .string(live))
+        #expect(FileManager.default.fileExists(atPath: live + "/clip-00002.m4s"))
+    }
+
     @Test func speakerBoxesWithoutASecondSpeakerAreRefused() throws {
         let result = try generate([
             "--image", try TestSupport.png(), "--audio", try TestSupport.wav(),
