@@ -231,10 +231,11 @@ public actor JobWorker: Service {
     /// Records a finished clip's segment, then announces it (`status_update`, `clip_ready`): a client told about a
     /// segment can always fetch it. A name the protocol does not allow, or a file that is not there, is ignored.
     private func recordSegment(_ segment: EngineSegment, of job: Job) async {
-        let present = [segment.initFile, segment.file].allSatisfy {
-            files.fileSize(at: files.livePath(for: job.id, file: $0)) != nil
-        }
-        guard segment.hasProtocolNames, present else {
+        guard segment.hasProtocolNames,
+            [segment.initFile, segment.file].allSatisfy({
+                files.fileSize(at: files.livePath(for: job.id, file: $0)) != nil
+            })
+        else {
             logger.warning("job \(job.id): ignoring segment \(segment.file) (not a protocol name, or not written)")
             return
         }
