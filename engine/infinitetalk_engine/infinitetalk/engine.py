@@ -45,6 +45,7 @@ from .. import __version__
 from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
 from ..media.audio import load_speech
 from ..media.image import BUCKETS, load_image, plan_resize_crop, resize_and_crop
+from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
 from ..parameters import DEFAULT_PROMPT, parameter_capabilities, standard_parameters
 from .loading import WeightsError
@@ -301,9 +302,11 @@ class InfiniteTalkEngine(Engine):
             max_frames=n_frames,
             crf=self.options.video_crf or 20,
             preset=self.options.video_preset or "veryfast",
+            live=live_stream_folder(job, ctx),
         ) as writer:
             for clip in generate_clips(models.dit, models.vae, cond, settings, hooks, self.device):
                 writer.write(to_uint8_frames(clip.frames))
+                writer.end_clip()  # its live segment
                 clips_done = clip.index + 1
                 ctx.progress(
                     generation_fraction(clips_done * (steps + 1), clip.clips * (steps + 1)),
