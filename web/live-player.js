@@ -63,8 +63,10 @@ export class LivePlayer {
     this.stop = new AbortController(); // cancels downloads and listeners on close
     this.sourceBuffer = null;
     this.mediaSource = new MediaSource();
-    this.opened = new Promise((resolve) =>
-      this.mediaSource.addEventListener("sourceopen", resolve, { once: true, signal: this.stop.signal }));
+    this.opened = new Promise((resolve) => { // or closed first: nothing waits for ever
+      this.mediaSource.addEventListener("sourceopen", resolve, { once: true });
+      this.stop.signal.addEventListener("abort", resolve, { once: true });
+    });
     this.objectURL = URL.createObjectURL(this.mediaSource);
     video.addEventListener("error", () => this.fail(new Error("the browser could not play the stream")),
                            { signal: this.stop.signal });
