@@ -450,6 +450,7 @@ def live_job(**fields) -> dict:
 
 
 def test_a_running_job_card_plays_the_video_so_far_then_the_final_mp4(page, live_stream):
+    page.expected_console_errors.append(rf"{LIVE_BASE} - Failed to load resource: .* 404")  # no such job here
     page.js(SERVE_LIVE_ROUTES, live_routes(live_stream, live_playlist(1)))
     done = status(status="completed", position_in_queue=None, result_url=LIVE_BASE, result={"duration_seconds": 12})
     running, finished = page.driver.execute_async_script(LIVE_CARD, [live_job(), done])
