@@ -48,7 +48,7 @@ export class JobStore extends EventTarget {
     const job = this.jobs.get(message.request_id);
     if (!job) return false;
     if (isTerminal(job.status)) return true;
-    job.segments_ready = Math.max(job.segments_ready ?? 0, message.clip ?? 0);
+    job.segments_ready = Math.max(job.segments_ready ?? 0, message.segments_ready ?? message.clip ?? 0);
     job.playlist_url = message.playlist_url ?? job.playlist_url;
     job.live_seconds = Math.max(job.live_seconds ?? 0, message.duration_seconds ?? 0);
     if (job.status === "queued") job.status = "processing";
