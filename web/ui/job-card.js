@@ -170,8 +170,10 @@ export class JobCard {
     this.showLiveNote(`Live preview: ${seconds}more as it is made.`);
   }
 
-  /** A retried or ended job: the live stream is over (a retry starts a new one). */
+  /** A re-queued or ended job: its live stream is over (a retry starts a new one). */
   stopLive() {
+    this.liveProblem = null;
+    this.part(".live-note").hidden = true;
     if (!this.livePlayer) return;
     this.livePlayer.close();
     this.livePlayer = null;
