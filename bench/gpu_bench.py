@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,14 +30,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "engine"))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402  (after the path setup)
 
 PASSES = {1: (1.0, 1.0), 2: (1.0, 2.0), 3: (5.0, 4.0)}  # passes -> (text scale, audio scale)
 
 
-def ensure_diffusers() -> None:
-    """Import diffusers, installing the carried wheels (`.whl/`) into a temporary folder if it is missing."""
+def ensure_carried_packages() -> None:
+    """Import diffusers and PyAV, installing the carried wheels (`.whl/`) into a temporary folder if one is missing."""
     try:
+        import av  # noqa: F401
         import diffusers  # noqa: F401
 
         return
@@ -44,7 +47,7 @@ def ensure_diffusers() -> None:
         pass
     wheels = sorted((REPO / ".whl").glob("*.whl"))
     if not wheels:
-        sys.exit("diffusers is not installed: run bench/fetch_gpu_wheels.sh and carry .whl (see the docstring)")
+        sys.exit("diffusers or PyAV is not installed: run bench/fetch_gpu_wheels.sh and carry .whl (see the docstring)")
     target = tempfile.mkdtemp(prefix="gpu-bench-site-")
     subprocess.run(
         [
@@ -211,9 +214,17 @@ def dit_flops(config, tokens: int, text_tokens: int = 512 + 257) -> float:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    ensure_diffusers()
+    ensure_carried_packages()
     from infinitetalk_engine.infinitetalk.loading import peak_host_rss_gb
-    from infinitetalk_engine.infinitetalk.pipeline import Conditioning, Hooks, SamplerSettings, generate_clips
+    from infinitetalk_engine.infinitetalk.pipeline import (
+        Conditioning,
+        Hooks,
+        SamplerSettings,
+        generate_clips,
+        to_uint8_frames,
+    )
+    from infinitetalk_engine.media.live_stream import LiveStreamFolder
+    from infinitetalk_engine.media.video import Mp4Writer
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -260,14 +271,23 @@ def main(argv=None) -> dict:
         seed=0,
     )
 
-    # 3. Generate, timing each clip and each phase.
+    # 3. Generate, timing each clip and each phase; each clip is encoded into the MP4 and its live segment, as in
+    #    the engine, so the time to the first playable segment is measured too.
     timer = Timer(device)
-    clip_seconds, phases = [], []
+    clip_seconds, phases, first_segment = [], [], []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    clip_started = time.perf_counter()
+    out = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
+    video_frames = audio_frames
+    live = LiveStreamFolder(str(out / "live"), on_segment=lambda s: first_segment.append(time.perf_counter()))
+    writer = Mp4Writer(str(out / "bench.mp4"), width, height, audio=np.zeros(video_frames * 640, np.float32), live=live)
+    sampling_started = clip_started = time.perf_counter()
     for clip in generate_clips(TimedDit(dit, timer), TimedVae(vae, timer), cond, settings, Hooks(), device):
         timer.sync()
+        encode_started = time.perf_counter()
+        writer.write(to_uint8_frames(clip.frames))
+        writer.end_clip()
+        timer.seconds["encode"] += time.perf_counter() - encode_started
         now = time.perf_counter()
         clip_seconds.append(now - clip_started)
         phases.append(dict(timer.seconds))
@@ -278,6 +298,9 @@ def main(argv=None) -> dict:
             f"({', '.join(f'{k} {v:.2f}' for k, v in phases[-1].items())})",
             flush=True,
         )
+
+    writer.close()
+    shutil.rmtree(out, ignore_errors=True)
 
     # 4. Report.
     steady = clip_seconds[1:] or clip_seconds
@@ -312,6 +335,7 @@ def main(argv=None) -> dict:
             k: round(sum(p.get(k, 0.0) for p in (phases[1:] or phases)) / len(steady), 3)
             for k in sorted({k for p in phases for k in p})
         },
+        "first_segment_seconds_from_sampling_start": round(first_segment[0] - sampling_started, 2),
         "peak_vram_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
         "peak_host_rss_gb": round(peak_host_rss_gb(), 2),
         "target_gpu_seconds_per_video_second": 3.5,

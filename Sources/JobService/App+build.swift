@@ -51,7 +51,8 @@ public func buildApplication(
 ) async throws -> InfiniteTalkService {
     let logger = logger ?? Logger(label: "infinitetalk")
     let files = JobFiles(
-        uploadsDirectory: configuration.uploadsDirectory, resultsDirectory: configuration.resultsDirectory)
+        uploadsDirectory: configuration.uploadsDirectory, resultsDirectory: configuration.resultsDirectory,
+        liveDirectory: configuration.liveDirectory)
     try files.createDirectories()
 
     let repository: any JobRepository =
@@ -80,6 +81,7 @@ public func buildApplication(
     }
     JobController(queue: queue, files: files, configuration: configuration, logger: logger).addRoutes(to: router)
     ResultController(queue: queue, files: files).addRoutes(to: router)
+    LiveStreamController(queue: queue, files: files).addRoutes(to: router)
     SystemController(queue: queue, configuration: configuration).addRoutes(to: router)
     ProgressSocketController(queue: queue).addRoutes(to: router)
 
@@ -122,7 +124,7 @@ private func httpServer(
 }
 
 /// After a crash (`kill -9`), jobs still marked `processing` were interrupted: re-queue them once, fail them after
-/// that; delete partial results, and uploads nothing will use.
+/// that; delete partial results, uploads nothing will use, and live streams of no job.
 private func recoverAfterRestart(
     repository: any JobRepository, files: JobFiles, configuration: ServiceConfiguration,
     logger: Logger
@@ -137,6 +139,7 @@ private func recoverAfterRestart(
     }
     for job in recovered.requeued + recovered.failed { files.removeResult(of: job.id) }
     try await removeOrphanUploads(repository: repository, files: files, logger: logger)
+    try await removeOrphanLiveStreams(repository: repository, files: files, logger: logger)
 }
 
 /// Upload folders of no job, or of a job that is no longer queued or running, are left by a crash mid-upload or a
@@ -149,6 +152,18 @@ private func removeOrphanUploads(repository: any JobRepository, files: JobFiles,
         removed += 1
     }
     if removed > 0 { logger.notice("removed \(removed) upload folder(s) of no running or queued job") }
+}
+
+/// Live folders of a job the database does not know (a deleted or replaced database), or of one whose files
+/// retention already deleted (a crash in the middle of a sweep).
+private func removeOrphanLiveStreams(repository: any JobRepository, files: JobFiles, logger: Logger) async throws {
+    var removed = 0
+    for id in files.liveFolderIDs() {
+        if let job = try await repository.job(id: id), job.expiredAt == nil { continue }
+        files.removeLive(of: id)
+        removed += 1
+    }
+    if removed > 0 { logger.notice("removed \(removed) live folder(s) of no job") }
 }
 
 /// On graceful shutdown, drains the queue before the HTTP server stops (it is listed after the application, so

@@ -108,6 +108,12 @@ struct Generate: AsyncParsableCommand {
     )
     var speakerBoxes: String?
     @Option(help: "Where to write the MP4.") var output: String = "infinitetalk.mp4"
+    @Option(
+        name: .customLong("live-dir"),
+        help:
+            "Also write the live stream there as each clip finishes (DIR/live.m3u8, HLS), so a player can follow along: ffplay DIR/live.m3u8."
+    )
+    var liveDir: String?
     @Option(help: "Text prompt.") var prompt: String?
     @Option(name: .customLong("negative-prompt"), help: "Negative prompt.") var negativePrompt: String?
     @Option(help: "Random seed (0...2147483647; default random).") var seed: String?
@@ -146,10 +152,14 @@ struct Generate: AsyncParsableCommand {
             Data(
                 "audio: \(String(format: "%.2f", audioInfo.durationSeconds)) s, starting the \(configuration.engine.name) engine...\n"
                     .utf8))
+        if let liveDir {
+            FileHandle.standardError.write(Data("live stream: \(liveDir)/live.m3u8 (from the first clip on)\n".utf8))
+        }
         let started = ContinuousClock.now
         do {
             let done = try await OneShotGeneration(engine: configuration.engineWithLimits, logger: logger).run(
                 imagePath: image, audioPath: audio, audio2Path: audio2, outputPath: output,
+                segmentsDirectory: liveDir,
                 parameters: { [fields, uploads, configuration] hello in
                     // The same checks as an upload, against the schema the engine declared.
                     let schema = ParameterSchema(hello: hello, configuration: configuration)

@@ -63,6 +63,28 @@ struct MediaProbe {
     func duration(_ type: String) -> Double? { stream(type)?["duration"]?.stringValue.flatMap(Double.init) }
 }
 
+/// What ffprobe, as an HLS player, reads from a playlist URL: the streams' codecs and, once the playlist is ended,
+/// its duration.
+struct PlaylistProbe {
+    let codecs: Set<String>
+    let duration: Double?
+
+    init(url: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json", url,
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let json = try JSONValue.parse(output.fileHandleForReading.readDataToEndOfFile())
+        process.waitUntilExit()
+        codecs = Set((json["streams"]?.arrayValue ?? []).compactMap { $0["codec_name"]?.stringValue })
+        duration = json["format"]?["duration"]?.stringValue.flatMap(Double.init)
+    }
+}
+
 @Suite(
     .serialized, .enabled(if: PreviewEngine.isAvailable, "the engine package (engine/infinitetalk_engine) is missing"))
 struct EndToEndTests {
@@ -200,13 +222,59 @@ struct EndToEndTests {
             #expect(try await second.waitForStatus(id, ["completed"]), "\(second.log.suffix(3000))")
         }
         let restarted = try #require(interrupted)
-        #expect(try Curl.request(second.baseURL + "/api/status/\(restarted)").json["attempts"] == .integer(2))
+        let status = try Curl.request(second.baseURL + "/api/status/\(restarted)").json
+        #expect(status["attempts"] == .integer(2))
+        // The interrupted job's live stream is the second attempt's, whole: every clip, once, and ended
+        let playlist = String(
+            decoding: try Curl.request(second.baseURL + "/api/result/\(restarted)/live.m3u8").body, as: UTF8.self)
+        let listed = playlist.split(separator: "\n").filter { $0.hasPrefix("live/clip-") }
+        #expect(listed.count == status["segments_ready"]?.intValue && listed.count == Set(listed).count)
+        #expect(playlist.hasSuffix("#EXT-X-ENDLIST\n"))
+        let total = playlist.split(separator: "\n").filter { $0.hasPrefix("#EXTINF:") }
+            .compactMap { Double($0.dropFirst("#EXTINF:".count).dropLast()) }.reduce(0, +)
+        let video = try #require(status["result"]?["duration_seconds"]?.doubleValue)
+        #expect(abs(total - video) < 0.2, "the clips add up to the video")
         #expect(try Curl.request(second.baseURL + "/api/requests").json["total"] == .integer(3))
         for id in ids {
             let download = try Curl.request(second.baseURL + "/api/result/\(id)")
             #expect(download.status == 200)
             #expect(download.body.count > 1000)
         }
+    }
+
+    // MARK: - The live stream
+
+    @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
+    func aPlayerReadsTheLiveStreamFromTheFirstClipAndAfterTheEnd() async throws {
+        let server = try await ServerProcess(arguments: ["--data-dir", TestSupport.makeTemporaryDirectory("itk-live")])
+        defer { server.terminate() }
+        #expect(await server.waitUntilEngineReady())
+        // Given a job of five clips (the preview makes 4 s per clip)
+        let response = try Curl.request(
+            server.baseURL + "/api/generate", method: "POST",
+            form: [
+                ("image", "@" + (try PreviewEngine.portrait())),
+                ("audio", "@" + (try PreviewEngine.speech(seconds: 18))),
+            ])
+        let id = try #require(response.json["request_id"]?.stringValue, "\(response.json)")
+        let playlist = server.baseURL + "/api/result/\(id)/live.m3u8"
+
+        // When its first clip is ready, ffprobe reads the stream (whether the job still runs by then or not: a
+        // player then waits for the next clips, as HLS EVENT playlists say)
+        #expect(try await server.waitForJob(id) { ($0["segments_ready"]?.intValue ?? 0) >= 1 })
+        #expect(try PlaylistProbe(url: playlist).codecs == ["h264", "aac"])
+
+        // Then once the job completed, the ended playlist holds the whole video
+        #expect(try await server.waitForStatus(id, ["completed"]), "\(server.log.suffix(3000))")
+        let status = try Curl.request(server.baseURL + "/api/status/\(id)").json
+        #expect(status["segments_ready"] == .integer(5))
+        let text = String(decoding: try Curl.request(playlist).body, as: UTF8.self)
+        #expect(text.hasSuffix("live/clip-00005.m4s\n#EXT-X-ENDLIST\n"), "\(text)")
+        let ended = try PlaylistProbe(url: playlist)
+        #expect(ended.codecs == ["h264", "aac"])
+        let video = try #require(status["result"]?["duration_seconds"]?.doubleValue)
+        let streamed = try #require(ended.duration)
+        #expect(abs(streamed - video) < 0.3, "stream \(streamed) s, video \(video) s")
     }
 
     @Test(.enabled(if: ServerProcess.binaryExists, "build the binary first: swift build --product infinitetalk"))
@@ -314,6 +382,22 @@ struct GenerateCommandTests {
         #expect(sent["params"]?["speaker_boxes"]?.arrayValue?.count == 2)
     }
 
+    @Test func aLiveFolderIsPassedToTheEngine() throws {
+        let records = TestSupport.makeTemporaryDirectory("itk-gen-jobs")
+        let engine = TestSupport.fakeEngineCommand(["--record-jobs", records, "--segments", "2"]).joined(separator: " ")
+        let live = TestSupport.makeTemporaryDirectory("itk-gen-live") + "/stream"
+        let result = try generate([
+            "--image", try TestSupport.png(), "--audio", try TestSupport.wav(), "--live-dir", live,
+            "--output", TestSupport.makeTemporaryDirectory() + "/out.mp4", "--engine-command", engine,
+        ])
+        #expect(result.status == 0, "\(result.output)")
+        // The folder was made and named to the engine, which wrote the stream into it
+        let record = try #require(try FileManager.default.contentsOfDirectory(atPath: records).first)
+        let sent = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: records + "/" + record)))
+        #expect(sent["segments_dir"] == .string(live))
+        #expect(FileManager.default.fileExists(atPath: live + "/clip-00002.m4s"))
+    }
+
     @Test func speakerBoxesWithoutASecondSpeakerAreRefused() throws {
         let result = try generate([
             "--image", try TestSupport.png(), "--audio", try TestSupport.wav(),
@@ -324,13 +408,20 @@ struct GenerateCommandTests {
     }
 
     @Test(.enabled(if: PreviewEngine.isAvailable, "the engine package is missing"))
-    func thePreviewEngineMakesAPlayableVideo() throws {
+    func thePreviewEngineMakesAPlayableVideoAndItsLiveStream() throws {
         let output = TestSupport.makeTemporaryDirectory("itk-gen") + "/talk.mp4"
         let audio = try PreviewEngine.speech(seconds: 2)
-        let result = try generate(["--image", try PreviewEngine.portrait(), "--audio", audio, "--output", output])
+        let live = TestSupport.makeTemporaryDirectory("itk-gen-live")
+        let result = try generate([
+            "--image", try PreviewEngine.portrait(), "--audio", audio, "--output", output, "--live-dir", live,
+        ])
         #expect(result.status == 0, "\(result.output)")
         let probe = try MediaProbe(path: output)
         #expect(probe.stream("video")?["codec_name"] == .string("h264"))
         #expect(probe.stream("audio")?["codec_name"] == .string("aac"))
+        // The live stream a local player follows, ended
+        let stream = try PlaylistProbe(url: live + "/live.m3u8")
+        #expect(stream.codecs == ["h264", "aac"])
+        #expect(abs((stream.duration ?? 0) - (probe.duration("video") ?? 0)) < 0.3)
     }
 }

@@ -75,6 +75,50 @@ import Testing
         #expect(error == .error(EngineError(jobId: nil, code: "load_failed", message: "no file", retryable: false)))
     }
 
+    @Test func aJobWithALiveStreamNamesItsFolder() throws {
+        let request = EngineJobRequest(
+            jobID: "j", imagePath: "/i", audioPath: "/a", outputPath: "/o", segmentsDirectory: "/data/live/j",
+            parameters: JobParameters(seed: 1))
+        let line = EngineCommand.job(request).encoded()
+        #expect(try problems(line, definition: "job") == [])
+        #expect(try JSONValue.parse(line)["segments_dir"] == .string("/data/live/j"))
+        let without = EngineCommand.job(
+            EngineJobRequest(
+                jobID: "j", imagePath: "/i", audioPath: "/a", outputPath: "/o", parameters: JobParameters(seed: 1)))
+        #expect(try JSONValue.parse(without.encoded())["segments_dir"] == nil, "left out, not null")
+    }
+
+    @Test func theSegmentEventIsParsed() throws {
+        let line =
+            #"{"type":"segment","job_id":"j","clip":2,"clips":3,"file":"clip-00002.m4s","init_file":"init.mp4","duration_seconds":4.0,"end_seconds":8.0}"#
+        #expect(try problems(line, definition: "segment") == [])
+        let expected = EngineSegment(
+            jobId: "j", clip: 2, clips: 3, file: "clip-00002.m4s", initFile: "init.mp4", durationSeconds: 4,
+            endSeconds: 8)
+        #expect(EngineEvent.parse(line) == .segment(expected))
+        #expect(EngineEvent.parse(line).jobID == "j")
+        #expect(expected.hasProtocolNames)
+        let unknownCount =
+            #"{"type":"segment","job_id":"j","clip":1,"clips":null,"file":"clip-00001.m4s","init_file":"init.mp4","duration_seconds":3.24,"end_seconds":3.24}"#
+        #expect(try problems(unknownCount, definition: "segment") == [])
+        guard case .segment(let parsed) = EngineEvent.parse(unknownCount) else {
+            Issue.record("segment not parsed")
+            return
+        }
+        #expect(parsed.clips == nil)
+    }
+
+    @Test(arguments: ["../clip-00001.m4s", "clip-00001.m4s.part", "clip-1.m4s", "/etc/passwd", "clip-00001.mp4", ""])
+    func aSegmentNamedOutsideTheProtocolIsRefused(file: String) {
+        let segment = EngineSegment(
+            jobId: "j", clip: 1, clips: nil, file: file, initFile: "init.mp4", durationSeconds: 4, endSeconds: 4)
+        #expect(!segment.hasProtocolNames)
+        var withBadInit = segment
+        withBadInit.file = "clip-00001.m4s"
+        withBadInit.initFile = "../init.mp4"
+        #expect(!withBadInit.hasProtocolNames)
+    }
+
     @Test func theHelloDeclaresTheJobParametersInOrder() throws {
         let hello =
             #"{"type":"hello","protocol_version":1,"engine":"x","engine_version":"1","capabilities":{"resolutions":["480p"],"fps":25,"max_concurrent_jobs":1,"device":"cpu","is_preview":true,"parameters":[{"name":"resolution","type":"string","description":"Size.","default":"480p","choices":["480p"]},{"name":"prompt","type":"string","default":null,"max_length":100},{"name":"speaker_boxes","type":"boxes","default":null,"count":2,"requires":"audio2_path"}]}}"#

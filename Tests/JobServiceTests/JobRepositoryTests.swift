@@ -150,4 +150,91 @@ import Testing
         try await repository.markExpired(jobs[0].id)
         #expect(try await repository.jobsToExpire(finishedBefore: Date()).map(\.id) == [jobs[1].id])
     }
+
+    // MARK: - The live stream
+
+    static func segment(_ clip: Int, of job: Job, clips: Int? = 3) -> EngineSegment {
+        EngineSegment(
+            jobId: job.id, clip: clip, clips: clips, file: String(format: "clip-%05d.m4s", clip),
+            initFile: "init.mp4", durationSeconds: 4, endSeconds: Double(clip) * 4)
+    }
+
+    @Test(arguments: RepositoryKind.allCases)
+    func aRunningJobRecordsItsSegmentsInClipOrder(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        // Given a running job
+        let job = try await enqueue(1, into: repository)[0]
+        _ = try await repository.claimNextJob()
+        // When clips 1 and 2 are recorded, and clip 2 once more
+        _ = try await repository.recordSegment(job.id, Self.segment(1, of: job))
+        let second = try await repository.recordSegment(job.id, Self.segment(2, of: job))
+        let repeated = try await repository.recordSegment(job.id, Self.segment(2, of: job))
+        // Then the stream lists both, once, and the repeat changes nothing
+        #expect(repeated == nil)
+        let live = try #require(try await repository.job(id: job.id)?.live)
+        #expect(live == second?.live)
+        #expect(live.initFile == "init.mp4" && live.clips == 3)
+        #expect(live.segments.map(\.file) == ["clip-00001.m4s", "clip-00002.m4s"])
+        #expect(live.segments.map(\.endSeconds) == [4, 8])
+        #expect(try await repository.activeJobs().processing.first?.live == live, "the cached snapshot too")
+    }
+
+    @Test(arguments: RepositoryKind.allCases)
+    func onlyARunningJobRecordsSegments(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        let jobs = try await enqueue(2, into: repository)
+        // A queued job
+        #expect(try await repository.recordSegment(jobs[0].id, Self.segment(1, of: jobs[0])) == nil)
+        // A cancelled one (the engine may finish a clip after the cancel)
+        _ = try await repository.claimNextJob()
+        _ = try await repository.cancel(jobs[0].id)
+        #expect(try await repository.recordSegment(jobs[0].id, Self.segment(1, of: jobs[0])) == nil)
+        #expect(try await repository.job(id: jobs[0].id)?.live == nil)
+        // An unknown one
+        #expect(try await repository.recordSegment("nope", Self.segment(1, of: jobs[1])) == nil)
+    }
+
+    @Test(arguments: RepositoryKind.allCases)
+    func aNewAttemptStartsWithoutTheLastOnesSegments(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        // Given a running job with a segment, re-queued (a retryable error)
+        let job = try await enqueue(1, into: repository)[0]
+        _ = try await repository.claimNextJob()
+        _ = try await repository.recordSegment(job.id, Self.segment(1, of: job))
+        let requeued = try await repository.requeue(job.id, message: "again", countsAsAttempt: true)
+        // Then the segments are gone while it waits, and when it starts again
+        #expect(requeued?.live == nil)
+        let restarted = try await repository.claimNextJob()
+        #expect(restarted?.id == job.id && restarted?.live == nil)
+        // And after a crash (kill -9) too
+        _ = try await repository.recordSegment(job.id, Self.segment(1, of: job))
+        let recovered = try await repository.recoverInterruptedJobs(maxAttempts: 5)
+        #expect(recovered.requeued.map(\.live) == [nil])
+        #expect(try await repository.job(id: job.id)?.live == nil)
+    }
+
+    @Test(arguments: RepositoryKind.allCases)
+    func anEndedJobKeepsItsSegmentsUntilRetentionExpiresIt(_ kind: RepositoryKind) async throws {
+        let repository = try kind.make()
+        let job = try await enqueue(1, into: repository)[0]
+        _ = try await repository.claimNextJob()
+        _ = try await repository.recordSegment(job.id, Self.segment(1, of: job))
+        let failed = try await repository.fail(job.id, failure: JobFailure(code: "bad_audio", message: "no"))
+        #expect(failed?.live?.segments.count == 1)
+        try await repository.markExpired(job.id)
+        #expect(try await repository.job(id: job.id)?.live == nil)
+    }
+
+    @Test func recordedSegmentsSurviveReopeningTheDatabase() async throws {
+        let path = TestSupport.makeTemporaryDirectory("itk-db") + "/jobs.sqlite"
+        let job = try await TestSupport.enqueue(1, into: try GRDBJobRepository.open(path: path))[0]
+        do {
+            let repository = try GRDBJobRepository.open(path: path)
+            _ = try await repository.claimNextJob()
+            _ = try await repository.recordSegment(job.id, Self.segment(1, of: job, clips: nil))
+        }
+        let reopened = try GRDBJobRepository.open(path: path)
+        let live = try #require(try await reopened.job(id: job.id)?.live)
+        #expect(live.segments.map(\.clip) == [1] && live.clips == nil)
+    }
 }

@@ -87,6 +87,24 @@ import Testing
         }
     }
 
+    @Test func theEnginesLiveSegmentsAreRecordedAsTheyCome() async throws {
+        try await withService(["--segments", "3", "--garbage"]) { harness in
+            let job = try await harness.submit()
+            // Each segment is announced once recorded, one by one, before the job completes
+            let announced = try await harness.log.waitFor(job.id, [.processing]) { $0.live?.segments.count == 1 }
+            #expect(announced.live?.segments.first?.file == "clip-00001.m4s")
+            let done = try await harness.waitFor(job, [.completed])
+            let live = try #require(done.live)
+            #expect(live.initFile == "init.mp4" && live.clips == 3)
+            #expect(live.segments.map(\.file) == ["clip-00001.m4s", "clip-00002.m4s", "clip-00003.m4s"])
+            #expect(live.segments.map(\.endSeconds) == [4, 8, 12])
+            // Written where the service said, and kept after the job ended
+            let folder = harness.files.liveFolder(for: job.id)
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder)
+            #expect(Set(names) == ["init.mp4", "clip-00001.m4s", "clip-00002.m4s", "clip-00003.m4s"])
+        }
+    }
+
     @Test func garbageOnTheEnginesStdoutIsIgnored() async throws {
         try await withService(["--garbage"]) { harness in
             let job = try await harness.submit()

@@ -79,6 +79,60 @@ import WSClient
         #expect(messages.filter { $0["type"] == .string("queue_update") }.count >= 3)
     }
 
+    @Test func clipReadyFollowsTheRecordedSegment() async throws {
+        let engine = ScriptedEngine(hello: try #require(TestSupport.fakeEngineHello))
+        let configuration = TestSupport.configuration(
+            engine: [], settings: ["allowed-origins": TestSupport.webSocketClientOrigin])
+        let service = try await buildApplication(
+            configuration, repository: MemoryJobRepository(), engine: engine, logger: TestSupport.quietLogger)
+        let files = JobFiles(
+            uploadsDirectory: configuration.uploadsDirectory, resultsDirectory: configuration.resultsDirectory,
+            liveDirectory: configuration.liveDirectory)
+        let inbox = Inbox()
+        let jobID = Mutex<String?>(nil)
+        try await service.application.test(.live) { client in
+            _ = try await client.ws("/ws") { inbound, outbound, _ in
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case .text(let text) = message else { continue }
+                    inbox.add(text)
+                    let json = try JSONValue.parse(text)
+                    if inbox.texts.count == 1 {
+                        // After the snapshot: a job whose first clip the engine finishes
+                        let job = try await TestSupport.enqueueJob(service.queue, files: files)
+                        jobID.withLock { $0 = job.id }
+                        let running = try await engine.nextJob()
+                        let folder = try #require(running.request.segmentsDir)
+                        for name in ["init.mp4", "clip-00001.m4s"] {
+                            try Data([1]).write(to: URL(fileURLWithPath: folder + "/" + name))
+                        }
+                        running.send(
+                            .segment(
+                                EngineSegment(
+                                    jobId: job.id, clip: 1, clips: 3, file: "clip-00001.m4s", initFile: "init.mp4",
+                                    durationSeconds: 3.24, endSeconds: 3.24)))
+                    }
+                    if json["type"] == .string("clip_ready") { break }
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+        let id = try #require(jobID.withLock { $0 })
+        let messages = inbox.all
+        let clipReady = try #require(messages.last)
+        #expect(clipReady["type"] == .string("clip_ready"))
+        #expect(clipReady["request_id"] == .string(id))
+        #expect(clipReady["clip"] == .integer(1) && clipReady["clips"] == .integer(3))
+        #expect(clipReady["duration_seconds"]?.doubleValue == 3.24)
+        #expect(clipReady["playlist_url"] == .string("/api/result/\(id)/live.m3u8"))
+        for text in inbox.texts {
+            #expect(OpenAPISpec.problems(ofServerMessage: text).isEmpty, "\(text)")
+        }
+        // The status object says so first
+        let statusUpdate = messages.last { $0["type"] == .string("status_update") }
+        #expect(statusUpdate?["segments_ready"] == .integer(1))
+        #expect(statusUpdate?["playlist_url"] == clipReady["playlist_url"])
+    }
+
     @Test func progressUpdatesAreLimitedPerJob() {
         let clock = ManualClock()
         let broadcaster = ProgressBroadcaster(progressInterval: .milliseconds(100), clock: clock)

@@ -35,4 +35,31 @@ import Testing
         #expect(Set(left) == [interrupted.id, queued.id])
         #expect(try await repository.job(id: interrupted.id)?.status == .queued)
     }
+
+    @Test func liveFoldersOfUnknownOrExpiredJobsAreRemoved() async throws {
+        let configuration = TestSupport.configuration(engine: [])
+        let files = JobFiles(
+            uploadsDirectory: configuration.uploadsDirectory, resultsDirectory: configuration.resultsDirectory,
+            liveDirectory: configuration.liveDirectory)
+        // Given the live folders of a finished job, of an expired one, and of a job the database does not know
+        let repository = MemoryJobRepository()
+        let finished = try await repository.enqueue(TestSupport.makeJob(), maxQueueSize: 20).job
+        let expired = try await repository.enqueue(TestSupport.makeJob(), maxQueueSize: 20).job
+        for job in [finished, expired] { _ = try await repository.cancel(job.id) }
+        try await repository.markExpired(expired.id)
+        let unknown = UUID().uuidString.lowercased()
+        for id in [finished.id, expired.id, unknown] {
+            try FileManager.default.createDirectory(
+                atPath: files.liveFolder(for: id), withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: files.liveFolder(for: id) + "/init.mp4", contents: Data([1]))
+        }
+
+        // When the service is built on them
+        _ = try await buildApplication(
+            configuration, repository: repository, engine: SilentEngine(), logger: TestSupport.quietLogger)
+
+        // Then only the finished job's stream is left (retention is its keeper)
+        let left = try FileManager.default.contentsOfDirectory(atPath: configuration.liveDirectory)
+        #expect(left == [finished.id])
+    }
 }

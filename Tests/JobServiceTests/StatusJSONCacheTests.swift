@@ -10,7 +10,7 @@ import Testing
             requestId: id, status: .processing, message: message, timestamp: Date(timeIntervalSince1970: 0),
             positionInQueue: nil, estimatedTime: nil, estimatedSeconds: 12, resultUrl: nil,
             createdAt: Date(timeIntervalSince1970: 0), startedAt: nil, finishedAt: nil, progress: nil,
-            params: JobParameters(seed: 1), error: nil, attempts: 1, result: nil)
+            params: JobParameters(seed: 1), error: nil, attempts: 1, result: nil, segmentsReady: 0, playlistUrl: nil)
     }
 
     private func decoded(_ status: JobStatusResponse, cache: StatusJSONCache) throws -> [String: Any] {

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .media.live_stream import LiveSegment
 
 
 class JobCancelled(Exception):
@@ -65,6 +68,7 @@ class JobRequest:
     audio_path: str
     output_path: str
     params: JobParams = field(default_factory=JobParams)
+    segments_dir: str | None = None  # where to write the live stream (init.mp4, clip-NNNNN.m4s), if asked
 
 
 @dataclass
@@ -106,6 +110,10 @@ class JobContext(abc.ABC):
         eta_seconds: float | None = None,
     ) -> None:
         """Report overall progress in [0, 1] (the context keeps it monotonic and rate-limits it)."""
+
+    @abc.abstractmethod
+    def segment_ready(self, segment: LiveSegment) -> None:
+        """A clip's live segment is complete in the job's `segments_dir`."""
 
     @abc.abstractmethod
     def check_cancelled(self) -> None:

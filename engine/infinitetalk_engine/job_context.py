@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from .contract import JobCancelled, JobContext
-from .protocol import STAGES, Event, Progress, Stage
+from .media.live_stream import INIT_FILE, LiveSegment
+from .protocol import STAGES, Event, Progress, Segment, Stage
 
 MIN_PROGRESS_INTERVAL = 0.1  # seconds: about 10 progress events a second at most
 ETA_MIN_FRACTION = 0.05  # too early to extrapolate below this
@@ -39,6 +40,7 @@ class ProtocolJobContext(JobContext):
         self._fraction = 0.0
         self._last_sent_at: float | None = None
         self._sent_final = False
+        self._clips: int | None = None  # the job's clip count, as the last stage or progress told it
 
     @property
     def fraction(self) -> float:
@@ -48,6 +50,7 @@ class ProtocolJobContext(JobContext):
     def stage(self, stage: str, message: str, clip: int | None = None, clips: int | None = None) -> None:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+        self._clips = clips or self._clips
         self._send(Stage(self.job_id, stage, message, clip, clips))
 
     def progress(
@@ -59,6 +62,7 @@ class ProtocolJobContext(JobContext):
         clips: int | None = None,
         eta_seconds: float | None = None,
     ) -> None:
+        self._clips = clips or self._clips
         if math.isfinite(fraction):
             self._fraction = max(self._fraction, min(1.0, max(0.0, fraction)))
         now = self._clock()
@@ -80,6 +84,19 @@ class ProtocolJobContext(JobContext):
                 clip,
                 clips,
                 None if eta_seconds is None else round(max(0.0, eta_seconds), 1),
+            )
+        )
+
+    def segment_ready(self, segment: LiveSegment) -> None:
+        self._send(
+            Segment(
+                self.job_id,
+                segment.index,
+                self._clips,
+                segment.file,
+                INIT_FILE,
+                segment.duration_seconds,
+                segment.end_seconds,
             )
         )
 

@@ -87,6 +87,7 @@ def _parse_job(data: dict[str, Any], job_id: str | None) -> JobRequest:
         image_path=_require_string(data, "image_path", job_id),
         audio_path=_require_string(data, "audio_path", job_id),
         output_path=_require_string(data, "output_path", job_id),
+        segments_dir=_optional_string(data, "segments_dir", job_id),
     )
     raw = data.get("params")
     if raw is None:
@@ -131,6 +132,10 @@ def _require_string(data: dict[str, Any], key: str, job_id: str | None) -> str:
     if not isinstance(value, str) or not value:
         raise BadMessage(f"{data.get('type')} message needs a non-empty string {key!r}", job_id)
     return value
+
+
+def _optional_string(data: dict[str, Any], key: str, job_id: str | None) -> str | None:
+    return None if data.get(key) is None else _require_string(data, key, job_id)
 
 
 def _is_int(value: Any) -> bool:
@@ -198,6 +203,20 @@ class Progress(Event):
     clip: int | None = None
     clips: int | None = None
     eta_seconds: float | None = None
+
+
+@dataclass
+class Segment(Event):
+    """A clip's live segment is complete in the job's `segments_dir`."""
+
+    type: ClassVar[str] = "segment"
+    job_id: str
+    clip: int
+    clips: int | None
+    file: str
+    init_file: str
+    duration_seconds: float
+    end_seconds: float
 
 
 @dataclass

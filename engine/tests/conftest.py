@@ -72,6 +72,14 @@ def burst_wav(media_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def nine_second_wav(media_dir) -> Path:
+    """9 s of tone bursts: three clips of the preview engine."""
+    rate = 16_000
+    t = np.arange(9 * rate) / rate
+    return write_wav(media_dir / "nine.wav", 0.2 * np.sin(2 * np.pi * 220 * t) * (np.floor(t / 0.3) % 2 == 0), rate)
+
+
+@pytest.fixture(scope="session")
 def long_wav(media_dir) -> Path:
     """60 s of tone bursts: a job long enough to cancel or to heartbeat during (tests that need it running say so
     in the same write as the job, or cancel it; nobody waits for it to end)."""

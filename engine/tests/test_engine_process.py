@@ -7,6 +7,7 @@ Every line the engine prints is checked against docs/engine-protocol.schema.json
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from engine_process import REPO, EngineProcess, job_message
 from probe import assert_standard_mp4, ffprobe
 
 from infinitetalk_engine.media.image import choose_bucket
+from infinitetalk_engine.preview.engine import CLIP_FRAMES
 
 STAGE_ORDER = ["decoding_audio", "audio_features", "encoding_image", "encoding_text", "generating", "encoding_video"]
 
@@ -137,6 +139,25 @@ def test_corrupt_inputs_get_errors_with_the_right_code_and_leave_no_file(
 def test_two_speaker_params_are_bad_params_for_the_preview(engine, tmp_path, face_png, speech_wav):
     engine.send(job_message("two", face_png, speech_wav, tmp_path / "o.mp4", audio2_path=str(speech_wav)))
     assert engine.next_event("error", where=lambda e: e["job_id"] == "two")["code"] == "bad_params"
+
+
+def test_a_job_with_segments_dir_writes_and_announces_one_live_segment_per_clip(
+    engine, tmp_path, face_png, nine_second_wav
+):
+    live = tmp_path / "live"
+    engine.send({**job_message("live", face_png, nine_second_wav, tmp_path / "out.mp4"), "segments_dir": str(live)})
+    events = engine.job_events("live")
+    done = assert_good_job(events)
+    segments = [event for event in events if event["type"] == "segment"]  # each one valid protocol
+    clips = math.ceil(done["frames"] / CLIP_FRAMES)
+    assert [segment["clip"] for segment in segments] == list(range(1, clips + 1))
+    assert {segment["clips"] for segment in segments} == {clips}
+    assert clips == 3 and sum(segment["duration_seconds"] for segment in segments) == pytest.approx(
+        done["duration_seconds"]
+    )
+    files = [segment["file"] for segment in segments]
+    assert sorted(path.name for path in live.iterdir()) == sorted([*files, "init.mp4", "live.m3u8"])  # no .part
+    assert (live / "live.m3u8").read_text().endswith("#EXT-X-ENDLIST\n")
 
 
 def test_heartbeat_is_answered_while_a_job_runs(engine, tmp_path, face_png, long_wav):

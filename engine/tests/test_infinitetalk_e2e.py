@@ -29,7 +29,7 @@ from tiny_weights import (
     write_tiny_weights,
 )
 
-from infinitetalk_engine.infinitetalk.engine import speaker_masks
+from infinitetalk_engine.infinitetalk.engine import bucket_size, speaker_masks
 from infinitetalk_engine.infinitetalk.loading import TensorFile
 from infinitetalk_engine.infinitetalk.models.image_encoder import ClipVisionArgs
 from infinitetalk_engine.infinitetalk.models.text_encoder import T5EncoderArgs
@@ -106,7 +106,8 @@ def test_two_clips_with_per_step_progress_make_a_standard_mp4(engine, tmp_path):
     audio = write_wav(tmp_path / "speech.wav", 4.0)
     output = tmp_path / "out.mp4"
     # When
-    engine.send(job_message("two-clips", IMAGE, audio, output, steps=STEPS, seed=7))
+    live = tmp_path / "live"
+    engine.send({**job_message("two-clips", IMAGE, audio, output, steps=STEPS, seed=7), "segments_dir": str(live)})
     events = engine.job_events("two-clips", timeout=240)
     # Then: one MP4 as long as the audio, H.264 + AAC at 25 fps, in the (test) bucket size
     done = events[-1]
@@ -131,6 +132,12 @@ def test_two_clips_with_per_step_progress_make_a_standard_mp4(engine, tmp_path):
     assert all(e["steps"] == STEPS and e["clips"] == 2 for e in progress if e.get("step") is not None)
     fractions = [e["fraction"] for e in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # Each clip became a live segment as it finished: clip 1 (81 frames), clip 2 (the 19 new ones)
+    segments = [e for e in events if e["type"] == "segment"]
+    assert [(s["clip"], s["clips"], s["duration_seconds"]) for s in segments] == [(1, 2, 3.24), (2, 2, 0.76)]
+    second_clip = [i for i, e in enumerate(events) if e.get("stage") == "generating"][1]
+    assert events.index(segments[0]) < second_clip  # clip 1 is playable before clip 2 is made
+    assert (live / "live.m3u8").read_text().endswith("#EXT-X-ENDLIST\n")
 
 
 def test_short_audio_gives_a_video_as_short_as_the_audio(engine, tmp_path):
@@ -199,6 +206,16 @@ def test_a_missing_weights_file_fails_the_load_naming_it(weights, tmp_path):
 
 
 # Speaker masks (no process) ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("resolution, table", [("480p", "table_480"), ("720p", "table_720")])
+def test_the_engine_picks_upstreams_bucket_for_every_aspect_ratio_from_0_1_to_4(resolution, table):
+    # Upstream's rule, from its own table (sampler fixture): the entry whose key is nearest h / w, first on ties
+    upstream = json.loads((FIXTURES / "sampler" / "meta.json").read_text())["buckets"][table]
+    for ratio in np.arange(0.1, 4.0, 0.005):
+        width, height = 10_000, round(10_000 * ratio)
+        key = min(upstream, key=lambda k: abs(float(k) - height / width))
+        assert bucket_size(width, height, resolution) == tuple(upstream[key][0]), (resolution, ratio)
 
 
 def test_one_speaker_masks_are_all_ones():

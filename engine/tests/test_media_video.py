@@ -44,6 +44,7 @@ def test_an_exception_inside_the_writer_leaves_no_file(tmp_path):
     output = tmp_path / "failed.mp4"
     with pytest.raises(RuntimeError), Mp4Writer(str(output), WIDTH, HEIGHT, audio=tone(1.0)) as writer:
         writer.write(frames(5))
+        writer.end_clip()  # the packets reach the file
         assert (tmp_path / "failed.mp4.part").exists()
         raise RuntimeError("cancelled mid-clip")
     assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import wave
 
 import numpy as np
@@ -12,7 +14,7 @@ from infinitetalk_engine.contract import EngineOptions, JobContext, JobParams, J
 from infinitetalk_engine.media.audio import load_speech
 from infinitetalk_engine.media.image import fit_to_bucket, load_image
 from infinitetalk_engine.preview.animator import FaceAnimator
-from infinitetalk_engine.preview.engine import PreviewEngine
+from infinitetalk_engine.preview.engine import CLIP_FRAMES, PreviewEngine
 from infinitetalk_engine.preview.face_detection import find_face_layout
 from infinitetalk_engine.preview.motion import plan_motion
 
@@ -23,13 +25,17 @@ ASTRONAUT_FACE_640 = (225, 95, 335, 205)  # x0, y0, x1, y1
 
 class RecordingContext(JobContext):
     def __init__(self):
-        self.stages, self.fractions = [], []
+        self.stages, self.fractions, self.segments = [], [], []
 
     def stage(self, stage, message, clip=None, clips=None):
         self.stages.append(stage)
 
     def progress(self, fraction, step=None, steps=None, clip=None, clips=None, eta_seconds=None):
         self.fractions.append(fraction)
+
+    def segment_ready(self, segment):
+        assert os.path.exists(os.path.join(self.segments_dir, segment.file)), "announced only once on disk"
+        self.segments.append(segment)
 
     def check_cancelled(self):
         pass
@@ -56,7 +62,9 @@ def burst_video(tmp_path_factory, face_png, burst_wav):
     engine = PreviewEngine(EngineOptions())
     engine.load()
     context = RecordingContext()
-    result = engine.run(JobRequest("j", str(face_png), str(burst_wav), str(output), JobParams(seed=3)), context)
+    context.segments_dir = str(output.parent / "live")
+    job = JobRequest("j", str(face_png), str(burst_wav), str(output), JobParams(seed=3), context.segments_dir)
+    result = engine.run(job, context)
     return result, context, decode_frames(output), astronaut_pixels(face_png)
 
 
@@ -107,6 +115,14 @@ def test_the_output_is_the_audio_length_at_the_bucket_size(burst_video, burst_wa
     assert_standard_mp4(result.output_path, 100, 640, 640)
     assert context.stages[0] == "decoding_audio" and context.stages[-1] == "encoding_video"
     assert context.fractions == sorted(context.fractions) and context.fractions[-1] == 1.0
+
+
+def test_each_clip_of_the_video_becomes_a_live_segment(burst_video):
+    result, context, _, _ = burst_video
+    clips = math.ceil(result.frames / CLIP_FRAMES)
+    assert [segment.index for segment in context.segments] == list(range(1, clips + 1))
+    assert sum(segment.duration_seconds for segment in context.segments) == pytest.approx(result.duration_seconds)
+    assert context.segments[-1].end_seconds == pytest.approx(result.duration_seconds)
 
 
 def test_mouth_region_change_follows_the_audio_energy(burst_video, burst_wav):

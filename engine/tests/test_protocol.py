@@ -21,6 +21,7 @@ from infinitetalk_engine.protocol import (
     MessageWriter,
     Progress,
     Ready,
+    Segment,
     ShutdownMessage,
     Stage,
     parse_message,
@@ -65,6 +66,15 @@ def test_a_job_message_becomes_a_job_request():
     )
     assert (request.params.resolution, request.params.steps, request.params.seed) == ("720p", 8, 7)
     assert request.params.shift is None and request.params.color_correction == 0.5
+
+
+def test_segments_dir_is_optional():
+    assert parse_message(json.dumps(JOB)).request.segments_dir is None
+    live = {**JOB, "segments_dir": "/data/live/4f1c"}
+    validate(live, "job")
+    assert parse_message(json.dumps(live)).request.segments_dir == "/data/live/4f1c"
+    with pytest.raises(BadMessage):
+        parse_message(json.dumps({**JOB, "segments_dir": 3}))
 
 
 def test_null_or_absent_params_keep_the_defaults_and_unknown_keys_are_ignored():
@@ -134,6 +144,8 @@ EVENTS = [
     Stage("4f1c", "generating", "Generating clip 2 of 3", clip=2, clips=3),
     Progress("4f1c", 0.58),
     Progress("4f1c", 0.58, step=3, steps=4, clip=2, clips=3, eta_seconds=41.2),
+    Segment("4f1c", 2, 3, "clip-00002.m4s", "init.mp4", 4.0, 8.0),
+    Segment("4f1c", 1, None, "clip-00001.m4s", "init.mp4", 3.24, 3.24),
     Done("4f1c", JobResult("/out/4f1c.mp4", 226, 9.04, 25, 640, 640, ["no face found"]), 3.9),
     Error("4f1c", "bad_audio", "audio could not be decoded", False),
     Error(None, "load_failed", "weights missing", False),

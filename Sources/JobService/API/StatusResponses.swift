@@ -20,7 +20,10 @@ public struct JobStatusResponse: Encodable, Sendable, Equatable {
     @NullEncoded public var error: JobFailure?
     public var attempts: Int
     @NullEncoded public var result: JobOutput?
-
+    /// Clips of the current attempt that can be watched (`playlist_url`).
+    public var segmentsReady: Int
+    /// The live stream's HLS playlist, from the first ready clip on.
+    @NullEncoded public var playlistUrl: String?
 }
 
 /// `POST /api/generate`'s answer: the seed's shape plus `params`.
@@ -96,4 +99,19 @@ public struct ProgressUpdateMessage: Encodable, Sendable {
         try container.encode(timestamp, forKey: .timestamp)
         try progress.encode(to: encoder)
     }
+}
+
+/// `clip_ready`: one more clip of a running job can be watched; its segment is in the playlist.
+public struct ClipReadyMessage: Encodable, Sendable {
+    public var type = "clip_ready"
+    public var requestId: String
+    /// The clip that is ready (1-based).
+    public var clip: Int
+    /// How many clips the job will have; `nil` when the engine cannot tell.
+    @NullEncoded public var clips: Int?
+    /// Seconds of video that can be watched now.
+    public var durationSeconds: Double
+    public var segmentsReady: Int
+    public var playlistUrl: String
+    public var timestamp: Date
 }

@@ -98,7 +98,7 @@ extension ConfigurationSetting {
             }
             $0.logLevel = $1
         },
-        .init("data-dir", "Folder for the SQLite database, uploads and results (default data).") {
+        .init("data-dir", "Folder for the SQLite database, uploads, results and live streams (default data).") {
             $0.dataDirectory = $1
         },
         .init(

@@ -86,6 +86,8 @@ public struct ServiceConfiguration: Sendable {
     public var uploadsDirectory: String { (dataDirectory as NSString).appendingPathComponent("uploads") }
     /// The folder for finished videos.
     public var resultsDirectory: String { (dataDirectory as NSString).appendingPathComponent("results") }
+    /// The folder for the live streams of jobs (HLS segments), one sub-folder per job.
+    public var liveDirectory: String { (dataDirectory as NSString).appendingPathComponent("live") }
     /// The SQLite database file.
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("infinitetalk.sqlite") }
 }

@@ -4,8 +4,8 @@ import HummingbirdWebSocket
 import NIOCore
 import NIOWebSocket
 
-/// `WebSocket /ws`: a `queue_update` snapshot on connect, then every `queue_update`, `status_update` and
-/// `progress_update` as it happens. A client's `{"type": "ping"}` is answered `{"type": "pong"}`. A request that
+/// `WebSocket /ws`: a `queue_update` snapshot on connect, then every `queue_update`, `status_update`,
+/// `progress_update` and `clip_ready` as it happens. A client's `{"type": "ping"}` is answered `{"type": "pong"}`. A request that
 /// does not ask for the upgrade gets 426 `upgrade_required`.
 struct ProgressSocketController: Sendable {
     let queue: JobQueue

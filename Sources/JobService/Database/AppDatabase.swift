@@ -50,6 +50,12 @@ enum AppDatabase {
                 table.add(column: "audio2Path", .text)
             }
         }
+        migrator.registerMigration("v3: live stream") { db in
+            // The current attempt's segments (JSON), recorded before they are announced.
+            try db.alter(table: "job") { table in
+                table.add(column: "live", .jsonText)
+            }
+        }
         return migrator
     }
 }

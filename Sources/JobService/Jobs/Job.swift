@@ -29,6 +29,8 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
     public var finishedAt: Date?
     /// When retention deleted the result (downloads then answer 410 `result_expired`).
     public var expiredAt: Date?
+    /// The current attempt's live stream (`nil` until its first clip is ready, and again after retention).
+    public var live: LiveStream?
 
     public init(
         id: String, sequence: Int64 = 0, status: JobStatus = .queued, message: String = "Request added to queue",
@@ -36,7 +38,7 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         audioSeconds: Double,
         resultPath: String, output: JobOutput? = nil, errorCode: String? = nil, errorMessage: String? = nil,
         attempts: Int = 0, createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil,
-        expiredAt: Date? = nil
+        expiredAt: Date? = nil, live: LiveStream? = nil
     ) {
         self.id = id
         self.sequence = sequence
@@ -56,6 +58,7 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.expiredAt = expiredAt
+        self.live = live
     }
 
     /// The failure, when the job failed or was cancelled.
@@ -78,5 +81,6 @@ extension Job: FetchableRecord, PersistableRecord {
         static let createdAt = Column(CodingKeys.createdAt)
         static let finishedAt = Column(CodingKeys.finishedAt)
         static let expiredAt = Column(CodingKeys.expiredAt)
+        static let live = Column(CodingKeys.live)
     }
 }

@@ -140,6 +140,15 @@ public struct GRDBJobRepository: JobRepository {
         }
     }
 
+    public func recordSegment(_ id: String, _ segment: EngineSegment) async throws -> Job? {
+        try await write { db in
+            guard var job = try Job.fetchOne(db, key: id), job.status == .processing, job.recordSegment(segment)
+            else { return nil }
+            try job.update(db)
+            return job
+        }
+    }
+
     public func recoverInterruptedJobs(maxAttempts: Int, now: Date) async throws -> (requeued: [Job], failed: [Job]) {
         try await write { db in
             var requeued: [Job] = []
@@ -169,7 +178,7 @@ public struct GRDBJobRepository: JobRepository {
 
     public func markExpired(_ id: String, now: Date) async throws {
         _ = try await write { db in
-            try Job.filter(key: id).updateAll(db, Job.Columns.expiredAt.set(to: now))
+            try Job.filter(key: id).updateAll(db, Job.Columns.expiredAt.set(to: now), Job.Columns.live.set(to: nil))
         }
     }
 }

@@ -39,13 +39,17 @@ public protocol JobRepository: Sendable {
     /// Changes only the message of a job that is not finished.
     func updateMessage(_ id: String, message: String) async throws -> Job?
 
+    /// Records a finished clip's live segment (`Job.recordSegment`) of a job that is `processing`.
+    /// - Returns: the updated job, or `nil` when the job is not running or the segment was not recorded.
+    func recordSegment(_ id: String, _ segment: EngineSegment) async throws -> Job?
+
     /// After a crash of the service, applies `Job.recoverAfterInterruption` to every job still marked `processing`.
     func recoverInterruptedJobs(maxAttempts: Int, now: Date) async throws -> (requeued: [Job], failed: [Job])
 
     /// Finished jobs whose files have not been expired yet and that finished before `date`.
     func jobsToExpire(finishedBefore date: Date) async throws -> [Job]
 
-    /// Records that retention deleted the job's files.
+    /// Records that retention deleted the job's files (its live stream is forgotten with them).
     func markExpired(_ id: String, now: Date) async throws
 }
 
@@ -111,18 +115,21 @@ extension JobRepository {
         try await transition(id, to: .queued) { job in
             job.message = message
             job.startedAt = nil
+            job.live = nil
             if !countsAsAttempt { job.attempts = max(0, job.attempts - 1) }
         }
     }
 }
 
 extension Job {
-    /// Claimed by the worker: `processing`, `startedAt` now, one more attempt.
+    /// Claimed by the worker: `processing`, `startedAt` now, one more attempt, no live stream yet (a retried job
+    /// never mixes the segments of two attempts).
     mutating func start(now: Date) {
         status = .processing
         startedAt = now
         attempts += 1
         message = "Starting"
+        live = nil
     }
 
     /// A job found `processing` after a crash was interrupted: started fewer than `maxAttempts` times, it goes back
@@ -132,6 +139,7 @@ extension Job {
         if attempts < maxAttempts {
             status = .queued
             startedAt = nil
+            live = nil
             message = "Re-queued after the server restarted"
             return true
         }

@@ -58,4 +58,14 @@ public struct JobNotifier: Sendable {
                 requestId: jobID, message: message, progress: progress,
                 timestamp: Date()))
     }
+
+    /// A clip of a running job can be watched: `clip_ready` (after the segment was recorded).
+    func clipReady(_ jobID: String, live: LiveStream) {
+        guard let last = live.segments.last else { return }
+        broadcaster.broadcast(
+            ClipReadyMessage(
+                requestId: jobID, clip: last.clip, clips: live.clips, durationSeconds: live.endSeconds,
+                segmentsReady: live.segments.count, playlistUrl: LiveStream.playlistURL(for: jobID),
+                timestamp: Date()))
+    }
 }

@@ -56,7 +56,9 @@ public struct StatusReporter: Sendable {
             resultUrl: job.status == .completed ? "/api/result/\(job.id)" : nil,
             createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt,
             progress: job.status == .processing ? liveProgress.progress(of: job.id) : nil,
-            params: job.parameters, error: job.failure, attempts: job.attempts, result: job.output)
+            params: job.parameters, error: job.failure, attempts: job.attempts, result: job.output,
+            segmentsReady: job.live?.segments.count ?? 0,
+            playlistUrl: job.live == nil ? nil : LiveStream.playlistURL(for: job.id))
     }
 
     /// Seconds until `job` completes: its own remaining work, plus, while queued, the work ahead of it shared

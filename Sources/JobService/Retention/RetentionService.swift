@@ -53,6 +53,7 @@ struct RetentionService: Service {
             for job in jobs {
                 files.removeResult(of: job.id)
                 files.removeUploads(of: job.id)
+                files.removeLive(of: job.id)
                 try await repository.markExpired(job.id, now: now)
             }
             if !jobs.isEmpty { logger.info("retention: deleted the files of \(jobs.count) job(s)") }

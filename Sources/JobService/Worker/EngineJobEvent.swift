@@ -3,6 +3,8 @@
 public enum EngineJobEvent: Sendable, Equatable {
     case stage(EngineStage)
     case progress(EngineProgress)
+    /// A clip's live segment is complete.
+    case segment(EngineSegment)
     /// The engine finished the job.
     case done(EngineDone)
     /// The engine refused or failed the job (`bad_audio`, `cancelled`, `out_of_memory`, ...).
@@ -13,7 +15,7 @@ public enum EngineJobEvent: Sendable, Equatable {
     var isTerminal: Bool {
         switch self {
         case .done, .failed, .lost: true
-        case .stage, .progress: false
+        case .stage, .progress, .segment: false
         }
     }
 }

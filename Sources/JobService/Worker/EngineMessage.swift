@@ -44,6 +44,29 @@ public struct EngineProgress: Codable, Sendable, Equatable {
     public var etaSeconds: Double?
 }
 
+/// A clip's live segment is complete in the job's `segments_dir` (after `initFile`, before the first).
+public struct EngineSegment: Codable, Sendable, Equatable {
+    public var jobId: String
+    /// 1-based, in order.
+    public var clip: Int
+    /// How many clips the job will have; `nil` when the engine cannot tell.
+    public var clips: Int?
+    /// `clip-00001.m4s`, ...
+    public var file: String
+    /// `init.mp4`.
+    public var initFile: String
+    /// This segment's video length (its `#EXTINF`).
+    public var durationSeconds: Double
+    /// The video available so far.
+    public var endSeconds: Double
+
+    /// Whether the names are the ones the protocol allows: the service joins them to a folder path, so nothing
+    /// else (`../x`, `a/b`, `x.part`) may pass.
+    public var hasProtocolNames: Bool {
+        initFile == "init.mp4" && file.wholeMatch(of: #/clip-[0-9]{5}\.m4s/#) != nil
+    }
+}
+
 public struct EngineDone: Codable, Sendable, Equatable {
     public var jobId: String
     public var outputPath: String
@@ -69,6 +92,7 @@ public enum EngineEvent: Sendable, Equatable {
     case ready(loadSeconds: Double)
     case stage(EngineStage)
     case progress(EngineProgress)
+    case segment(EngineSegment)
     case done(EngineDone)
     case error(EngineError)
     case heartbeat(seq: Int)
@@ -96,6 +120,7 @@ public enum EngineEvent: Sendable, Equatable {
                 return .ready(loadSeconds: try decoder.decode(Ready.self, from: data).loadSeconds ?? 0)
             case "stage": return .stage(try decoder.decode(EngineStage.self, from: data))
             case "progress": return .progress(try decoder.decode(EngineProgress.self, from: data))
+            case "segment": return .segment(try decoder.decode(EngineSegment.self, from: data))
             case "done": return .done(try decoder.decode(EngineDone.self, from: data))
             case "error": return .error(try decoder.decode(EngineError.self, from: data))
             case "heartbeat":
@@ -114,6 +139,7 @@ public enum EngineEvent: Sendable, Equatable {
         switch self {
         case .stage(let stage): stage.jobId
         case .progress(let progress): progress.jobId
+        case .segment(let segment): segment.jobId
         case .done(let done): done.jobId
         case .error(let error): error.jobId
         default: nil
@@ -162,21 +188,24 @@ public struct EngineJobRequest: Encodable, Sendable, Equatable {
     public var imagePath: String
     public var audioPath: String
     public var outputPath: String
+    /// Where the engine writes the live stream (`init.mp4`, `clip-NNNNN.m4s`); `nil`: no live stream.
+    public var segmentsDir: String?
     public var params: JobParameters
 
     public init(
         jobID: String, imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
-        parameters: JobParameters
+        segmentsDirectory: String? = nil, parameters: JobParameters
     ) {
         self.jobId = jobID
         self.imagePath = imagePath
         self.audioPath = audioPath
         self.outputPath = outputPath
+        self.segmentsDir = segmentsDirectory
         self.params = parameters
         if let audio2Path { self.params.values["audio2_path"] = .string(audio2Path) }
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, jobId, imagePath, audioPath, outputPath, params
+        case type, jobId, imagePath, audioPath, outputPath, segmentsDir, params
     }
 }

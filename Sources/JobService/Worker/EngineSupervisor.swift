@@ -265,7 +265,7 @@ public actor EngineSupervisor: Engine {
             logger.info("engine ready after \(loadSeconds) s of loading")
             nextHeartbeat = clock.now + configuration.heartbeatInterval
             setState(.ready(hello))
-        case .stage, .progress, .done, .error:
+        case .stage, .progress, .segment, .done, .error:
             if let jobID = event.jobID {
                 deliver(event, to: jobID)
             } else if case .error(let error) = event {
@@ -290,6 +290,7 @@ public actor EngineSupervisor: Engine {
         switch event {
         case .stage(let stage): jobEvent = .stage(stage)
         case .progress(let progress): jobEvent = .progress(progress)
+        case .segment(let segment): jobEvent = .segment(segment)
         case .done(let done): jobEvent = .done(done)
         case .error(let error): jobEvent = .failed(error)
         default: return

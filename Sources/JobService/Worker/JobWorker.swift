@@ -186,7 +186,8 @@ public actor JobWorker: Service {
         if cancelRequested.contains(job.id) { return .cancelledBeforeStart }
         let request = EngineJobRequest(
             jobID: job.id, imagePath: job.imagePath, audioPath: job.audioPath,
-            audio2Path: job.audio2Path, outputPath: job.resultPath, parameters: job.parameters)
+            audio2Path: job.audio2Path, outputPath: job.resultPath, segmentsDirectory: prepareLiveFolder(for: job),
+            parameters: job.parameters)
         guard let events = await engine.submit(request) else { return .notSent }
         if cancelRequested.contains(job.id) { await engine.cancel(jobID: job.id) }
         var outcome = Outcome.lost(JobFailure(code: "internal", message: "The engine ended the job without a result"))
@@ -203,12 +204,51 @@ public actor JobWorker: Service {
                 // A clip's last step always goes out, so clients see each clip (and the job) reach its end.
                 let clipEnded = report.step != nil && report.step == report.steps
                 notifier.progressed(job.id, progress: progress, message: progress.summary, force: clipEnded)
+            case .segment(let segment):
+                await recordSegment(segment, of: job)
             case .done(let done): outcome = .done(done)
             case .failed(let error): outcome = .failed(error)
             case .lost(let failure): outcome = .lost(failure)
             }
         }
         return outcome
+    }
+
+    // MARK: - The live stream
+
+    /// Empties the job's live folder for this attempt (the engine writes the segments there).
+    /// - Returns: its absolute path, or `nil` (no live stream this time) when it cannot be made.
+    private func prepareLiveFolder(for job: Job) -> String? {
+        do {
+            let folder = try files.prepareLiveFolder(for: job.id)
+            return URL(fileURLWithPath: folder).standardizedFileURL.path
+        } catch {
+            logger.warning("job \(job.id): no live stream, its folder could not be made: \(error)")
+            return nil
+        }
+    }
+
+    /// Records a finished clip's segment, then announces it (`status_update`, `clip_ready`): a client told about a
+    /// segment can always fetch it. A name the protocol does not allow, or a file that is not there, is ignored.
+    private func recordSegment(_ segment: EngineSegment, of job: Job) async {
+        guard segment.hasProtocolNames,
+            [segment.initFile, segment.file].allSatisfy({
+                files.fileSize(at: files.livePath(for: job.id, file: $0)) != nil
+            })
+        else {
+            logger.warning("job \(job.id): ignoring segment \(segment.file) (not a protocol name, or not written)")
+            return
+        }
+        do {
+            // `nil`: the job ended meanwhile (cancelled), or the clip was already recorded.
+            guard let updated = try await repository.recordSegment(job.id, segment), let live = updated.live else {
+                return
+            }
+            await notifier.statusChanged(updated, queueChanged: false)
+            notifier.clipReady(job.id, live: live)
+        } catch {
+            logger.error("job \(job.id): could not record segment \(segment.file): \(error)")
+        }
     }
 
     // MARK: - Recording the end

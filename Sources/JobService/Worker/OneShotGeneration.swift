@@ -22,10 +22,13 @@ public struct OneShotGeneration: Sendable {
     /// - Parameters:
     ///   - parameters: reads the job's parameters once the engine said what it takes (its `ParameterSchema`, as
     ///     for an upload); an error it throws stops the engine and is rethrown.
+    ///   - segmentsDirectory: a folder (made if missing) where the engine also writes the live stream as clips
+    ///     finish: `live.m3u8`, `init.mp4`, `clip-00001.m4s`, ... (`nil`: none).
     ///   - onProgress: called with each stage or progress report, and a one-line description.
     /// - Returns: the engine's `done` report; the video is at `outputPath`.
     public func run(
         imagePath: String, audioPath: String, audio2Path: String? = nil, outputPath: String,
+        segmentsDirectory: String? = nil,
         parameters: @escaping @Sendable (EngineHello) throws -> JobParameters,
         onProgress: @escaping @Sendable (JobProgress, String) -> Void
     ) async throws -> EngineDone {
@@ -49,10 +52,14 @@ public struct OneShotGeneration: Sendable {
                 }
                 let request: EngineJobRequest
                 do {
+                    if let segmentsDirectory {
+                        try FileManager.default.createDirectory(
+                            atPath: segmentsDirectory, withIntermediateDirectories: true)
+                    }
                     request = EngineJobRequest(
                         jobID: jobID, imagePath: absolute(imagePath), audioPath: absolute(audioPath),
                         audio2Path: audio2Path.map(absolute), outputPath: absolute(outputPath),
-                        parameters: try parameters(hello))
+                        segmentsDirectory: segmentsDirectory.map(absolute), parameters: try parameters(hello))
                 } catch {
                     await supervisor.stop()
                     for try await _ in group {}
@@ -103,6 +110,8 @@ public struct OneShotGeneration: Sendable {
             case .progress(let report):
                 let current = progress.record(report)
                 onProgress(current, current.summary)
+            case .segment:
+                break // the engine writes the playlist itself (`live.m3u8`)
             case .done(let done):
                 outcome = .success(done)
             case .failed(let error):

@@ -7,6 +7,7 @@ Used by the Swift worker tests: it needs only the Python standard library and an
                    [--crash-on-job] [--crash-once MARKER] [--hang-on-job] [--ignore-cancel] [--garbage]
                    [--fail-load] [--never-ready] [--job-error CODE [--retryable]]
                    [--two-speakers] [--resolutions A,B] [--default-steps N] [--max-steps N] [--record-jobs DIR]
+                   [--segments N]
 """
 
 import argparse
@@ -34,6 +35,7 @@ parser.add_argument("--resolutions", default="480p,720p", help="the resolution p
 parser.add_argument("--default-steps", type=int, default=4)
 parser.add_argument("--max-steps", type=int, default=50)
 parser.add_argument("--record-jobs", metavar="DIR", help="write each job message to DIR/<job_id>.json")
+parser.add_argument("--segments", type=int, default=0, help="clips of live stream written to a job's segments_dir")
 args = parser.parse_args()
 
 out_lock = threading.Lock()
@@ -61,6 +63,35 @@ def freeze():
     frozen.set()
     while True:
         time.sleep(60)
+
+
+def write_whole(folder, name, data):
+    """As the engine does: NAME.part, then renamed, so a file under its name is always complete."""
+    path = os.path.join(folder, name)
+    with open(path + ".part", "wb") as part:
+        part.write(data)
+    os.replace(path + ".part", path)
+
+
+def write_live_stream(job_id, folder):
+    """The live stream's files and a `segment` event per clip (4 s each); the bytes are not real media."""
+    for clip in range(1, args.segments + 1):
+        if clip == 1:
+            write_whole(folder, "init.mp4", b"\x00\x00\x00\x08ftyp")
+        name = f"clip-{clip:05d}.m4s"
+        write_whole(folder, name, b"\x00\x00\x00\x08moof" + bytes(clip))
+        send(
+            {
+                "type": "segment",
+                "job_id": job_id,
+                "clip": clip,
+                "clips": args.segments,
+                "file": name,
+                "init_file": "init.mp4",
+                "duration_seconds": 4.0,
+                "end_seconds": 4.0 * clip,
+            }
+        )
 
 
 def run_job(message):
@@ -129,6 +160,8 @@ def run_job(message):
                 }
             )
             garbage(json.dumps({"type": "mystery", "job_id": job_id}))
+        if args.segments and message.get("segments_dir"):
+            write_live_stream(job_id, message["segments_dir"])
         with open(message["output_path"], "wb") as output:
             output.write(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
         send(

@@ -49,6 +49,9 @@ final class FullDiskRepository: JobRepository {
     func updateMessage(_ id: String, message: String) async throws -> Job? {
         try await base.updateMessage(id, message: message)
     }
+    func recordSegment(_ id: String, _ segment: EngineSegment) async throws -> Job? {
+        try await base.recordSegment(id, segment)
+    }
     func recoverInterruptedJobs(maxAttempts: Int, now: Date) async throws -> (requeued: [Job], failed: [Job]) {
         try await base.recoverInterruptedJobs(maxAttempts: maxAttempts, now: now)
     }

@@ -89,6 +89,10 @@ final class MemoryJobRepository: JobRepository {
         }
     }
 
+    func recordSegment(_ id: String, _ segment: EngineSegment) async throws -> Job? {
+        update(id) { job in job.status == .processing && job.recordSegment(segment) }
+    }
+
     func recoverInterruptedJobs(maxAttempts: Int, now: Date) async throws -> (requeued: [Job], failed: [Job]) {
         state.withLock { state in
             var requeued: [Job] = []
@@ -112,6 +116,7 @@ final class MemoryJobRepository: JobRepository {
     func markExpired(_ id: String, now: Date) async throws {
         _ = update(id) { job in
             job.expiredAt = now
+            job.live = nil
             return true
         }
     }

@@ -66,11 +66,19 @@ final class ServerProcess: @unchecked Sendable {
         await output.waitForLine(containing: "engine ready", timeout: timeout) != nil
     }
 
-    /// Follows the server's `/ws` until job `id` has one of `statuses`: after the connection's first message (the
-    /// snapshot, so the server has this client) its current status is read, then its `status_update`s, so no change
-    /// slips between the two.
+    /// Follows the server's `/ws` until job `id` has one of `statuses`.
     /// - Returns: whether it got there within `timeout` (which only guards against a hang).
     func waitForStatus(_ id: String, _ statuses: Set<String>, timeout: Duration = .seconds(180)) async throws -> Bool {
+        try await waitForJob(id, timeout: timeout) { $0["status"]?.stringValue.map(statuses.contains) == true }
+    }
+
+    /// Follows the server's `/ws` until the status object of job `id` satisfies `condition`: after the connection's
+    /// first message (the snapshot, so the server has this client) its current status is read, then its
+    /// `status_update`s, so no change slips between the two.
+    /// - Returns: whether it got there within `timeout` (which only guards against a hang).
+    func waitForJob(
+        _ id: String, timeout: Duration = .seconds(180), until condition: @escaping @Sendable (JSONValue) -> Bool
+    ) async throws -> Bool {
         let reached = Mutex(false)
         let baseURL = baseURL
         _ = try? await TestSupport.withTimeout(timeout) {
@@ -78,14 +86,14 @@ final class ServerProcess: @unchecked Sendable {
                 inbound, _, _ in
                 var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
                 _ = try await messages.next() // the snapshot
-                var status = try Curl.request(baseURL + "/api/status/\(id)").json["status"]?.stringValue
-                while status.map(statuses.contains) != true, let message = try await messages.next() {
+                var status = try Curl.request(baseURL + "/api/status/\(id)").json
+                while !condition(status), let message = try await messages.next() {
                     guard case .text(let text) = message, let json = try? JSONValue.parse(text),
                         json["type"] == .string("status_update"), json["request_id"] == .string(id)
                     else { continue }
-                    status = json["status"]?.stringValue
+                    status = json
                 }
-                reached.withLock { $0 = status.map(statuses.contains) == true }
+                reached.withLock { $0 = condition(status) }
             }
         }
         return reached.withLock { $0 }

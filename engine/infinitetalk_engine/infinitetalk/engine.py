@@ -33,6 +33,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ import torch.nn.functional as F
 from .. import __version__
 from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
 from ..media.audio import load_speech
-from ..media.image import BUCKETS, load_image, plan_resize_crop, resize_and_crop
+from ..media.image import BUCKETS, choose_bucket, load_image, plan_resize_crop, resize_and_crop
+from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
 from ..parameters import DEFAULT_PROMPT, parameter_capabilities, standard_parameters
 from .loading import WeightsError
@@ -67,6 +69,17 @@ TEXT_CACHE_SIZE = 16
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # Share of the job's progress before generation (audio, image, text) and after it (finishing the MP4).
 BEFORE_GENERATION, AFTER_GENERATION = 0.05, 0.02
+
+
+def bucket_size(
+    width: int, height: int, resolution: str, custom: Sequence[tuple[int, int]] | None = None
+) -> tuple[int, int]:
+    """(height, width) the image is resized and cropped to: upstream's table rule (`choose_bucket`: the nearest
+    table key, not the nearest h/w), or, for `custom` sizes (tests), the size with the nearest h/w ratio."""
+    if custom is not None:
+        return min(custom, key=lambda hw: abs(hw[0] / hw[1] - height / width))
+    bucket = choose_bucket(width, height, resolution)
+    return bucket.height, bucket.width
 
 
 @dataclass(frozen=True)
@@ -230,7 +243,7 @@ class InfiniteTalkEngine(Engine):
         # 3. Image: bucket, CLIP features, speaker masks.
         ctx.stage("encoding_image", "Encoding the image")
         picture = load_image(job.image_path, self.options.max_image_pixels)
-        height, width = self._bucket(picture.width, picture.height, params.resolution)
+        height, width = bucket_size(picture.width, picture.height, params.resolution, self.settings.buckets)
         pixels = resize_and_crop(picture, height, width)  # (H, W, 3) uint8
         image = (torch.tensor(pixels).permute(2, 0, 1).float() / 255 - 0.5) * 2
         image = image.to(self.device)  # (3, H, W) [-1, 1]
@@ -301,9 +314,11 @@ class InfiniteTalkEngine(Engine):
             max_frames=n_frames,
             crf=self.options.video_crf or 20,
             preset=self.options.video_preset or "veryfast",
+            live=live_stream_folder(job, ctx),
         ) as writer:
             for clip in generate_clips(models.dit, models.vae, cond, settings, hooks, self.device):
                 writer.write(to_uint8_frames(clip.frames))
+                writer.end_clip()  # its live segment
                 clips_done = clip.index + 1
                 ctx.progress(
                     generation_fraction(clips_done * (steps + 1), clip.clips * (steps + 1)),
@@ -358,16 +373,6 @@ class InfiniteTalkEngine(Engine):
             color_correction=color,
             seed=DEFAULT_SEED if params.seed is None else params.seed,
         )
-
-    def _bucket(self, width: int, height: int, resolution: str) -> tuple[int, int]:
-        """(height, width) of the bucket with the nearest h/w ratio (first in table order on ties)."""
-        if self.settings.buckets is not None:
-            sizes = list(self.settings.buckets)
-        elif resolution in BUCKETS:
-            sizes = list(BUCKETS[resolution].values())
-        else:
-            raise EngineError("bad_params", f"unknown resolution {resolution!r}")
-        return min(sizes, key=lambda hw: abs(hw[0] / hw[1] - height / width))
 
     def _encode_text(self, prompt: str) -> torch.Tensor:
         """The prompt's trimmed umT5 output, cached: the default prompts are the same for every job."""

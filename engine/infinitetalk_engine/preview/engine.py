@@ -16,6 +16,7 @@ from .. import __version__
 from ..contract import Engine, EngineOptions, JobContext, JobRequest, JobResult
 from ..media.audio import SAMPLE_RATE, load_speech, measure_loudness
 from ..media.image import BUCKETS, fit_to_bucket, load_image
+from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
 from ..parameters import parameter_capabilities, standard_parameters
 from .animator import FaceAnimator
@@ -96,6 +97,7 @@ class PreviewEngine(Engine):
             max_frames=n_frames,
             crf=self.options.video_crf or DEFAULT_CRF,
             preset=self.options.video_preset or DEFAULT_PRESET,
+            live=live_stream_folder(job, ctx),
         ) as writer:
             for clip in range(clips):
                 first, last = clip * CLIP_FRAMES, min((clip + 1) * CLIP_FRAMES, n_frames)
@@ -116,6 +118,7 @@ class PreviewEngine(Engine):
                     ctx.progress(
                         0.04 + 0.94 * done / n_frames, step=done - first, steps=last - first, clip=clip + 1, clips=clips
                     )
+                writer.end_clip()  # its live segment
             ctx.check_cancelled()
             ctx.stage("encoding_video", "Finishing the MP4")
         ctx.progress(1.0)
