@@ -84,8 +84,10 @@ test-web: deps build
 parity: deps
 	PYTHONPATH=engine/tests $(PYTHON) -m parity ../shared/parity
 
+# The service bench (fake engine), then live playback's time to first segment (preview engine); fails if either does.
 bench: deps build-release
-	$(PYTHON) bench/service_bench.py --binary $(SWIFT_RELEASE)
+	$(PYTHON) bench/service_bench.py --binary $(SWIFT_RELEASE); service=$$?; \
+	$(PYTHON) bench/live_bench.py --binary $(SWIFT_RELEASE) && exit $$service
 
 bench-engine: deps
 	$(PYTHON) bench/engine_bench.py

@@ -86,7 +86,7 @@ for line in sys.stdin:
 class Server:
     """The release binary with the fake engine, in its own process group so that cleanup reaches the engine too."""
 
-    def __init__(self, binary: Path, data_dir: Path, max_queue_size: int):
+    def __init__(self, binary: Path, data_dir: Path, max_queue_size: int, max_connections: int):
         self.port = free_port()
         engine = data_dir / "fake_engine.py"
         engine.write_text(FAKE_ENGINE)
@@ -105,6 +105,9 @@ class Server:
                 f"{sys.executable} {engine}",
                 "--max-queue-size",
                 str(max_queue_size),
+                # Every WebSocket client of (b) holds a connection: the default cap (512) would hold the rest back.
+                "--max-connections",
+                str(max_connections),
                 "--log-level",
                 "warning",
             ],
@@ -529,7 +532,9 @@ def main() -> int:
     rows: list[tuple[str, str, str, str]] = []
     try:
         image, short_audio = small_job_parts(workdir)
-        server = Server(args.binary, workdir, max_queue_size=max(1000, args.uploads + 50))
+        server = Server(
+            args.binary, workdir, max_queue_size=max(1000, args.uploads + 50), max_connections=args.clients + 100
+        )
         server.wait_ready()
         boundary = "bench" + uuid.uuid4().hex
         small_parts = multipart_parts(image, short_audio, boundary)

@@ -71,6 +71,9 @@ function handleMessage(message) {
     case "progress_update":
       if (!store.applyProgress(message)) fetchJob(message.request_id);
       break;
+    case "clip_ready":
+      if (!store.applyClipReady(message)) fetchJob(message.request_id);
+      break;
     default:
       break; // newer message types: ignored until the page knows them
   }

@@ -42,6 +42,21 @@ export class JobStore extends EventTarget {
     return true;
   }
 
+  /** Applies a `clip_ready`: one more clip of the video can be watched; returns false for a job the page does not
+   *  know yet. (A re-queued job starts again at clip 1, so these numbers may go down.) */
+  applyClipReady(message) {
+    const job = this.jobs.get(message.request_id);
+    if (!job) return false;
+    if (isTerminal(job.status)) return true;
+    job.segments_ready = message.segments_ready ?? message.clip;
+    job.playlist_url = message.playlist_url;
+    job.live_seconds = message.duration_seconds;
+    if (job.status === "queued") job.status = "processing";
+    job.position_in_queue = null;
+    this.changed(job.request_id);
+    return true;
+  }
+
   /** Applies a `queue_update` (or `GET /api/queue`): queue counts and every queued job's position. */
   applyQueue(snapshot) {
     const queuedIds = snapshot.queued_ids ?? snapshot.requests?.filter((r) => r.status === "queued")

@@ -1,10 +1,11 @@
-// One job in the list: status, queue position, stage and progress while it runs, the video once it is ready,
-// the reason when it failed. Built once and updated in place, so a playing video or a focused button survive
-// the frequent progress updates.
+// One job in the list: status, queue position, stage and progress while it runs, the video as it is made and once
+// it is ready, the reason when it failed. Built once and updated in place, so a playing video or a focused button
+// survive the frequent progress updates.
 
 import { serviceURL } from "../api.js";
 import { formatBytes, formatEta, formatMediaDuration, formatWhen, shortId } from "../format.js";
 import { isTerminal } from "../jobs-store.js";
+import { LivePlayer, canPlayLive } from "../live-player.js";
 
 const STATUS_LABELS = {
   queued: "Waiting", processing: "Running", completed: "Ready", failed: "Failed", cancelled: "Cancelled",
@@ -37,6 +38,7 @@ TEMPLATE.innerHTML = `
       </div>
       <progress max="1" value="0"></progress>
       <p class="job-detail"></p>
+      <p class="live-note" hidden></p>
     </div>
     <div class="job-result" hidden></div>
     <div class="job-problem" hidden>
@@ -58,6 +60,9 @@ export class JobCard {
     this.element.dataset.requestId = id;
     this.element.id = `job-${id}`;
     this.element.tabIndex = -1; // a target for "See its progress" links
+    this.livePlayer = null; // plays the video while it is made
+    this.liveProblem = null; // why the live preview stopped, if it did
+    this.finalShown = false;
     this.part = (selector) => this.element.querySelector(selector);
     this.part(".job-id").textContent = shortId(id);
     this.part(".job-id").title = id;
@@ -134,23 +139,89 @@ export class JobCard {
   }
 
   updateResult(job) {
-    const result = this.part(".job-result");
-    const download = this.part(".download");
     const ready = job.status === "completed" && Boolean(job.result_url);
-    result.hidden = !ready;
-    download.hidden = !ready;
-    if (!ready || result.querySelector("video")) return;
-    const url = serviceURL(job.result_url);
+    if (ready) this.showFinalVideo(job);
+    else if (job.status === "processing") this.followLive(job);
+    else this.stopLive();
+    this.part(".job-result").hidden = !this.part(".job-result video");
+    this.part(".download").hidden = !ready;
+  }
+
+  /** While the job runs: plays what is made so far, from its first finished clip on (live-player.js). */
+  followLive(job) {
+    if (!job.playlist_url || !(job.segments_ready > 0) || this.liveProblem) return;
+    if (!this.livePlayer) {
+      if (!canPlayLive()) {
+        this.showLiveNote("This browser cannot play the video while it is made; it appears here when it is done.");
+        return;
+      }
+      this.livePlayer = new LivePlayer(this.videoElement(job), serviceURL(job.playlist_url), {
+        onProblem: (error) => {
+          this.liveProblem = error;
+          this.livePlayer = null;
+          this.part(".job-result video")?.remove();
+          this.part(".job-result").hidden = true;
+          this.showLiveNote(`The live preview stopped (${error.message}); the video appears here when it is done.`);
+        },
+      });
+    }
+    this.livePlayer.follow(job.segments_ready);
+    const seconds = job.live_seconds > 0 ? `${formatMediaDuration(job.live_seconds)} ready, ` : "";
+    this.showLiveNote(`Live preview: ${seconds}more as it is made.`);
+  }
+
+  /** A re-queued or ended job: its live stream is over (a retry starts a new one). */
+  stopLive() {
+    this.liveProblem = null;
+    this.part(".live-note").hidden = true;
+    if (!this.livePlayer) return;
+    this.livePlayer.close();
+    this.livePlayer = null;
+    this.part(".job-result video")?.remove();
+  }
+
+  showLiveNote(text) {
+    const note = this.part(".live-note");
+    note.hidden = false;
+    note.textContent = text;
+  }
+
+  /** The card's one <video>, made on first use: the live preview and then the final MP4 play in it. */
+  videoElement(job) {
+    const existing = this.part(".job-result video");
+    if (existing) return existing;
     const video = document.createElement("video");
     video.controls = true;
     video.preload = "metadata";
     video.playsInline = true;
-    video.src = url;
     video.setAttribute("aria-label", `Video ${shortId(job.request_id)}`);
+    this.part(".job-result").prepend(video);
+    return video;
+  }
+
+  /** The finished MP4, for seeking and download; a live preview that was playing goes on from where it was. */
+  showFinalVideo(job) {
+    if (this.finalShown) return;
+    this.finalShown = true;
+    const url = serviceURL(job.result_url);
+    const video = this.videoElement(job);
+    if (this.livePlayer) {
+      const resumeAt = video.currentTime;
+      const playing = !video.paused && !video.ended;
+      this.livePlayer.close();
+      this.livePlayer = null;
+      video.addEventListener("loadedmetadata", () => {
+        video.currentTime = Math.min(resumeAt, video.duration || resumeAt);
+        if (playing) video.play().catch(() => {});
+      }, { once: true });
+    }
+    video.src = url;
+    const result = this.part(".job-result");
+    const download = this.part(".download");
     const meta = document.createElement("p");
     meta.className = "result-meta";
     meta.textContent = describeResult(job.result);
-    result.append(video, meta);
+    result.append(meta);
     for (const warning of job.result?.warnings ?? []) {
       const note = document.createElement("p");
       note.className = "result-warning";
