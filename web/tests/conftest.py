@@ -71,6 +71,8 @@ class ServiceProcess:
             "1s",  # stop at once in the restart test and at the end
             "--min-free-disk",
             "0",  # the verdict must not depend on the machine's free disk
+            "--heartbeat-timeout",
+            "10m",  # the live playback test holds the engine (SIGSTOP) for as long as a loaded machine needs
         ]
         self.process = subprocess.Popen(
             command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True

@@ -3,7 +3,8 @@
 The page plays the job's live stream (HLS segments through Media Source Extensions) while the job is still
 processing, then the final MP4 once it is done. The preview engine is fast, so the test holds it (SIGSTOP) once the
 first clip is ready: the job then certainly stays `processing` while the page plays, however fast the machine; the
-engine is released (SIGCONT) to finish. Screenshots of both states land in artifacts/screenshots/.
+engine is released (SIGCONT) to finish. The test service's heartbeat timeout (conftest) is long enough that the held
+engine is never taken for a hung one. Screenshots of both states land in artifacts/screenshots/.
 """
 
 from __future__ import annotations
