@@ -17,11 +17,8 @@ One job at a time on an otherwise idle server; numbers are for this machine (the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,76 +31,19 @@ from pathlib import Path
 
 import urllib3  # selenium's dependency, in the project's venv
 import websocket  # websocket-client, likewise
+from service_process import HOST, ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MEDIA = REPO.parent / "shared" / "media"
-HOST = "127.0.0.1"
 DEFAULT_DURATIONS = "10,60,600"
 RATIO_TARGET = 0.2  # for 60 s of audio
 RATIO_TARGET_SECONDS = 60
 
 
-class PreviewServer:
-    """The service binary with the preview engine, in its own process group so that cleanup reaches the engine."""
-
-    def __init__(self, binary: Path, workdir: Path):
-        self.port = free_port()
-        self.base = f"http://{HOST}:{self.port}"
-        self.log = open(workdir / "server.log", "wb")  # noqa: SIM115 (outlives __init__; closed in stop())
-        self.process = subprocess.Popen(
-            [
-                str(binary),
-                "serve",
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(workdir / "data"),
-                "--engine",
-                "preview",
-                "--max-concurrent",
-                "1",
-                "--min-free-disk",
-                "0",
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 300) -> None:
-        """Until /readyz says the engine is ready (it imports its libraries first)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log.name}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(self.base + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("server not ready in time")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # anything left in the group (the engine)
-        self.log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+def preview_server(binary: Path, workdir: Path) -> ServiceProcess:
+    """The service binary with the preview engine, one job at a time."""
+    arguments = ["--engine", "preview", "--max-concurrent", "1", "--min-free-disk", "0"]
+    return ServiceProcess(binary, workdir / "data", workdir / "server.log", arguments)
 
 
 def speech(path: Path, seconds: float) -> Path:
@@ -135,7 +75,7 @@ def get_ok(url: str) -> bool:
         return False
 
 
-def first_segment_url(server: PreviewServer, playlist_url: str) -> str | None:
+def first_segment_url(server: ServiceProcess, playlist_url: str) -> str | None:
     """The first segment the live playlist lists, once the playlist answers 200."""
     try:
         with urllib.request.urlopen(server.base + playlist_url, timeout=30) as response:
@@ -146,7 +86,7 @@ def first_segment_url(server: PreviewServer, playlist_url: str) -> str | None:
     return urllib.parse.urljoin(server.base + playlist_url, segments[0]) if segments else None
 
 
-def measure_job(server: PreviewServer, image: Path, audio: Path, seconds: float, timeout: float) -> Timing:
+def measure_job(server: ServiceProcess, image: Path, audio: Path, seconds: float, timeout: float) -> Timing:
     """Submits one job and follows it on /ws (connected first, so no message is missed) until it completes."""
     socket_url = server.base.replace("http://", "ws://") + "/ws"
     connection = websocket.create_connection(socket_url, timeout=timeout)
@@ -206,9 +146,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="live-bench-") as folder:
         workdir = Path(folder)
-        server = PreviewServer(args.binary, workdir)
+        server = preview_server(args.binary, workdir)
         try:
-            server.wait_ready()
+            server.wait_ready(timeout=300)  # the engine imports its libraries first
             timings = []
             for seconds in durations:
                 audio = speech(workdir / f"speech-{seconds:g}s.wav", seconds)

@@ -32,8 +32,6 @@ import os
 import re
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,9 +40,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from service_process import HOST, ServiceProcess
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MEDIA = REPO.parent / "shared" / "media"
-HOST = "127.0.0.1"
 
 # A fake engine speaking docs/engine-protocol.md: ready at once, takes jobs, never finishes them (so they pile up),
 # answers heartbeats and cancels, and leaves on shutdown.
@@ -83,53 +82,16 @@ for line in sys.stdin:
 # MARK: - Server
 
 
-class Server:
-    """The release binary with the fake engine, in its own process group so that cleanup reaches the engine too."""
+class Server(ServiceProcess):
+    """The release binary with the fake engine."""
 
     def __init__(self, binary: Path, data_dir: Path, max_queue_size: int, max_connections: int):
-        self.port = free_port()
         engine = data_dir / "fake_engine.py"
         engine.write_text(FAKE_ENGINE)
-        self.log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (outlives __init__; closed in stop())
-        self.process = subprocess.Popen(
-            [
-                str(binary),
-                "serve",
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(data_dir / "data"),
-                "--engine-command",
-                f"{sys.executable} {engine}",
-                "--max-queue-size",
-                str(max_queue_size),
-                # Every WebSocket client of (b) holds a connection: the default cap (512) would hold the rest back.
-                "--max-connections",
-                str(max_connections),
-                "--log-level",
-                "warning",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.base = f"http://{HOST}:{self.port}"
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(self.base + "/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("server not ready in time")
+        arguments = ["--engine-command", f"{sys.executable} {engine}", "--max-queue-size", str(max_queue_size)]
+        # Every WebSocket client of (b) holds a connection: the default cap (512) would hold the rest back.
+        arguments += ["--max-connections", str(max_connections)]
+        super().__init__(binary, data_dir / "data", data_dir / "server.log", arguments)
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -141,24 +103,6 @@ class Server:
         """User + system CPU time of the server process so far."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # anything left in the group (the engine)
-        self.log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def request_json(method: str, url: str) -> dict:
@@ -535,7 +479,7 @@ def main() -> int:
         server = Server(
             args.binary, workdir, max_queue_size=max(1000, args.uploads + 50), max_connections=args.clients + 100
         )
-        server.wait_ready()
+        server.wait_ready(timeout=60)
         boundary = "bench" + uuid.uuid4().hex
         small_parts = multipart_parts(image, short_audio, boundary)
 
