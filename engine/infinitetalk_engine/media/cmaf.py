@@ -79,16 +79,12 @@ def init_segment(
 def tracks(init: bytes) -> dict[str, Track]:
     """The tracks of an init segment by handler type (`vide`, `soun`)."""
     found: dict[str, Track] = {}
-    moov = next(box for box in boxes(init) if box[0] == "moov")
-    for kind, start, size in boxes(init, moov[1] + 8, moov[1] + moov[2]):
-        if kind != "trak":
-            continue
-        trak = init[start : start + size]
-        tkhd = _payload(trak, "tkhd")
+    for trak in _children(_child(init, "moov"), "trak"):
+        tkhd = _child(trak, "tkhd")
         track_id = struct.unpack(">I", tkhd[12:16] if tkhd[0] == 0 else tkhd[20:24])[0]
-        mdhd = _payload(trak, "mdhd")
+        mdhd = _child(trak, "mdia", "mdhd")
         timescale = struct.unpack(">I", mdhd[12:16] if mdhd[0] == 0 else mdhd[20:24])[0]
-        handler = _payload(trak, "hdlr")[8:12].decode()
+        handler = _child(trak, "mdia", "hdlr")[8:12].decode()
         found[handler] = Track(track_id, timescale)
     return found
 
@@ -156,13 +152,20 @@ def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple
         start += size
 
 
-def _payload(container: bytes, kind: str) -> bytes:
-    """The body (after the 8-byte header) of the first `kind` box anywhere inside `container`."""
-    at = container.find(kind.encode())
-    if at < 4:
-        raise ValueError(f"no {kind} box")
-    size = struct.unpack(">I", container[at - 4 : at])[0]
-    return container[at + 4 : at - 4 + size]
+def _children(body: bytes, kind: str) -> Iterator[bytes]:
+    """The bodies (after the 8-byte header) of the `kind` boxes directly inside `body`."""
+    for found, start, size in boxes(body):
+        if found == kind:
+            yield body[start + 8 : start + size]
+
+
+def _child(body: bytes, *path: str) -> bytes:
+    """The body of the first box along `path` (e.g. "mdia", "mdhd") inside `body`."""
+    for kind in path:
+        body = next(_children(body, kind), None)
+        if body is None:
+            raise ValueError(f"no {kind} box")
+    return body
 
 
 def _box(kind: bytes, *payloads: bytes) -> bytes:

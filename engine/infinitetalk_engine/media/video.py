@@ -87,7 +87,7 @@ class Mp4Writer:
             "x264-params": BT601_TAGS,
         }
         self._encoder: av.VideoCodecContext | None = None  # the current clip's; opened by its first frame
-        self._live = None if live is None else _LiveSegmenter(live, (width, height), fps)
+        self._live: _LiveSegmenter | None = None
 
         self._container = av.open(self.part_path, "w", format="mp4", options={"movflags": "+faststart"})
         try:
@@ -106,6 +106,8 @@ class Mp4Writer:
                 self._sound = self._container.add_stream("aac", rate=audio_rate, layout="mono")
                 self._sound.bit_rate = AUDIO_BIT_RATE
                 self._sound.codec_context.time_base = Fraction(1, audio_rate)
+            if live is not None:
+                self._live = _LiveSegmenter(live, (width, height), fps, self._sound)
         except BaseException:
             self.abort()
             raise
@@ -139,7 +141,7 @@ class Mp4Writer:
         last = self.max_frames is not None and self.frames_written >= self.max_frames
         self._write_audio_until(self._audio_samples_for(self.frames_written), final=last)
         if self._live is not None:
-            self._live.cut(self.frames_written, self._sound)
+            self._live.cut(self.frames_written)
 
     def close(self) -> str:
         """Flush the encoders, finish the file and rename it to `output_path`. Returns `output_path`."""
@@ -152,7 +154,7 @@ class Mp4Writer:
             self._flush_video()
             self._write_audio_until(self._audio_samples_for(self.frames_written), final=True)
             if self._live is not None:
-                self._live.cut(self.frames_written, self._sound)
+                self._live.cut(self.frames_written)
                 self._live.folder.end()
             self._container.close()
         except BaseException:
@@ -222,7 +224,7 @@ class Mp4Writer:
         if self._sound is None or self._audio_flushed:
             return
         end = min(end, self._audio.size)
-        frame_size = self._sound.codec_context.frame_size or 1024
+        frame_size = self._sound.codec_context.frame_size or AAC_FRAME
         while self._audio_written < end:
             count = min(frame_size, end - self._audio_written)
             if count < frame_size and not final:
@@ -254,9 +256,9 @@ class _LiveSegmenter:
     decoding before time 0 for B-frames, the AAC encoder starts with a priming frame): audio and video stay in step.
     """
 
-    def __init__(self, folder: LiveStreamFolder, size: tuple[int, int], fps: int):
+    def __init__(self, folder: LiveStreamFolder, size: tuple[int, int], fps: int, sound: av.audio.AudioStream | None):
         self.folder = folder
-        self._size, self._fps = size, fps
+        self._size, self._fps, self._sound = size, fps, sound
         self._video: list[tuple[bytes, Fraction, Fraction, bool]] = []  # (annex B data, dts, pts, key) in seconds
         self._audio: list[tuple[bytes, Fraction, Fraction]] = []  # (data, pts, duration) in seconds
         self._tracks: dict[str, cmaf.Track] | None = None
@@ -271,12 +273,12 @@ class _LiveSegmenter:
         base = packet.time_base
         self._audio.append((bytes(packet), packet.pts * base, (packet.duration or AAC_FRAME) * base))
 
-    def cut(self, frames_written: int, sound: av.audio.AudioStream | None) -> None:
+    def cut(self, frames_written: int) -> None:
         """Write the segment of the packets since the last cut; nothing if no video came since."""
         if not self._video:
             return
         if self._tracks is None:
-            self._start(sound)
+            self._start()
         fragments = [self._video_fragment()]
         if self._audio and "soun" in self._tracks:
             fragments.append(self._audio_fragment())
@@ -286,10 +288,14 @@ class _LiveSegmenter:
         self.folder.write_segment(data, round(frames / self._fps, 3), round(frames_written / self._fps, 3))
         self._video, self._audio = [], []
 
-    def _start(self, sound: av.audio.AudioStream | None) -> None:
-        init = cmaf.init_segment(self._video[0][0], self._size, self._fps, sound)
+    def _start(self) -> None:
+        """At the first cut (the audio encoder is open by then): the init segment and the timeline's shift."""
+        init = cmaf.init_segment(self._video[0][0], self._size, self._fps, self._sound)
         self._tracks = cmaf.tracks(init)
-        audio_lead = -self._audio[0][1] if self._audio else Fraction(AAC_FRAME, sound.rate) if sound else Fraction(0)
+        if self._audio:
+            audio_lead = -self._audio[0][1]
+        else:  # no audio packet yet: the AAC encoder's priming delay
+            audio_lead = Fraction(AAC_FRAME, self._sound.rate) if self._sound else Fraction(0)
         lead = max(Fraction(0), -self._video[0][1], audio_lead)
         self._shift = Fraction(math.ceil(lead * self._fps), self._fps)  # whole frames
         self.folder.write_init(init)
