@@ -145,25 +145,34 @@ private func recoverAfterRestart(
 /// Upload folders of no job, or of a job that is no longer queued or running, are left by a crash mid-upload or a
 /// lost race; nothing will read them again, and retention (which may be off) is not their keeper.
 private func removeOrphanUploads(repository: any JobRepository, files: JobFiles, logger: Logger) async throws {
-    var removed = 0
-    for id in files.uploadFolderIDs() {
-        if let job = try await repository.job(id: id), !job.status.isTerminal { continue }
-        files.removeUploads(of: id)
-        removed += 1
-    }
+    let removed = try await removeFolders(
+        of: files.uploadFolderIDs(), keepingThoseOf: { !$0.status.isTerminal }, repository: repository,
+        remove: files.removeUploads)
     if removed > 0 { logger.notice("removed \(removed) upload folder(s) of no running or queued job") }
 }
 
 /// Live folders of a job the database does not know (a deleted or replaced database), or of one whose files
 /// retention already deleted (a crash in the middle of a sweep).
 private func removeOrphanLiveStreams(repository: any JobRepository, files: JobFiles, logger: Logger) async throws {
+    let removed = try await removeFolders(
+        of: files.liveFolderIDs(), keepingThoseOf: { $0.expiredAt == nil }, repository: repository,
+        remove: files.removeLive)
+    if removed > 0 { logger.notice("removed \(removed) live folder(s) of no job") }
+}
+
+/// Removes each per-job folder of `ids` whose job the database does not know, or does not pass `keep`.
+/// - Returns: how many were removed.
+private func removeFolders(
+    of ids: [String], keepingThoseOf keep: (Job) -> Bool, repository: any JobRepository,
+    remove: (String) -> Void
+) async throws -> Int {
     var removed = 0
-    for id in files.liveFolderIDs() {
-        if let job = try await repository.job(id: id), job.expiredAt == nil { continue }
-        files.removeLive(of: id)
+    for id in ids {
+        if let job = try await repository.job(id: id), keep(job) { continue }
+        remove(id)
         removed += 1
     }
-    if removed > 0 { logger.notice("removed \(removed) live folder(s) of no job") }
+    return removed
 }
 
 /// On graceful shutdown, drains the queue before the HTTP server stops (it is listed after the application, so
