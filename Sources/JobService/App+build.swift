@@ -14,6 +14,7 @@ public struct InfiniteTalkService: Sendable {
     public let configuration: ServiceConfiguration
     let retention: RetentionService
     let logger: Logger
+    public let keys: any KeyRepository
 
     public var repository: any JobRepository { queue.repository }
     public var worker: JobWorker { queue.worker }
@@ -42,11 +43,13 @@ public struct InfiniteTalkService: Sendable {
 /// - Parameters:
 ///   - repository: where jobs are kept; by default SQLite at `configuration.databasePath` (in memory with
 ///     `inMemoryDatabase`).
+///   - keys: where API keys are kept; by default the same SQLite database.
 ///   - engine: by default the engine process `configuration.engine` describes, supervised.
 ///   - clock: times the worker's ticks and grace period, the progress rate limit and retention sweeps.
 ///   - diskSpace: tells the data folder's free space (the low-disk watermark, `--min-free-disk`).
 public func buildApplication(
-    _ configuration: ServiceConfiguration, repository: (any JobRepository)? = nil, engine: (any Engine)? = nil,
+    _ configuration: ServiceConfiguration, repository: (any JobRepository)? = nil, keys: (any KeyRepository)? = nil,
+    engine: (any Engine)? = nil,
     clock: any ServiceClock = SystemClock(), diskSpace: DiskSpace = .system, logger: Logger? = nil
 ) async throws -> InfiniteTalkService {
     let logger = logger ?? Logger(label: "infinitetalk")
@@ -55,12 +58,11 @@ public func buildApplication(
         liveDirectory: configuration.liveDirectory)
     try files.createDirectories()
 
-    let repository: any JobRepository =
-        if let repository { repository } else if configuration.inMemoryDatabase {
-            try GRDBJobRepository.inMemory()
-        } else {
-            try GRDBJobRepository.open(path: configuration.databasePath)
-        }
+    let database =
+        configuration.inMemoryDatabase
+        ? try SQLiteDatabase.inMemory() : try SQLiteDatabase.open(path: configuration.databasePath)
+    let repository = repository ?? database.jobs
+    let keys = keys ?? database.keys
     try await recoverAfterRestart(repository: repository, files: files, configuration: configuration, logger: logger)
     let queue = try await JobQueue(
         repository: repository,
@@ -101,7 +103,8 @@ public func buildApplication(
         },
         logger: logger)
     return InfiniteTalkService(
-        application: application, queue: queue, configuration: configuration, retention: retention, logger: logger)
+        application: application, queue: queue, configuration: configuration, retention: retention, logger: logger,
+        keys: keys)
 }
 
 /// HTTP/1 with WebSocket upgrades (`/ws` is routed by `webSocketRouter`), within `limits`: Hummingbird's idle

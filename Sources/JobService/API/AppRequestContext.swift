@@ -8,6 +8,8 @@ public struct AppRequestContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
     public let channel: any Channel
+    /// Who sent the request; set by the auth middleware (`.anonymous` when auth is off).
+    public var caller: Caller = .anonymous
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// The service's SQLite database: how it is opened (a `DatabasePool` in WAL mode on disk, or an in-memory queue) and
-/// the migrations that shape it. Only `GRDBJobRepository` holds the connection: every write goes through it.
+/// the migrations that shape it. `SQLiteDatabase` holds the connection, shared by the repositories over it.
 enum AppDatabase {
     /// Opens (creating if needed) the database at `path` and migrates it.
     static func openPool(path: String) throws -> DatabasePool {
@@ -55,6 +55,26 @@ enum AppDatabase {
             try db.alter(table: "job") { table in
                 table.add(column: "live", .jsonText)
             }
+        }
+        migrator.registerMigration("v4: api keys") { db in
+            try db.create(table: "api_key") { table in
+                table.primaryKey("id", .text)
+                table.column("name", .text).notNull()
+                table.column("prefix", .text).notNull()
+                table.column("tokenHash", .text).notNull().unique()
+                table.column("role", .text).notNull().check(sql: "role IN ('user', 'admin')")
+                table.column("ratePerMinute", .double)
+                table.column("maxQueued", .integer)
+                table.column("webhookSecret", .text).notNull()
+                table.column("webhookURL", .text)
+                table.column("createdAt", .datetime).notNull()
+                table.column("revokedAt", .datetime)
+            }
+            // The key that submitted the job (`api_key.id`); NULL for jobs submitted with auth off.
+            try db.alter(table: "job") { table in
+                table.add(column: "owner", .text)
+            }
+            try db.create(index: "job_owner_status", on: "job", columns: ["owner", "status"])
         }
         return migrator
     }

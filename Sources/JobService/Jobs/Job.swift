@@ -31,6 +31,8 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
     public var expiredAt: Date?
     /// The current attempt's live stream (`nil` until its first clip is ready, and again after retention).
     public var live: LiveStream?
+    /// The API key that submitted the job (`APIKey.id`); `nil` when auth was off.
+    public var owner: String?
 
     public init(
         id: String, sequence: Int64 = 0, status: JobStatus = .queued, message: String = "Request added to queue",
@@ -38,7 +40,7 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         audioSeconds: Double,
         resultPath: String, output: JobOutput? = nil, errorCode: String? = nil, errorMessage: String? = nil,
         attempts: Int = 0, createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil,
-        expiredAt: Date? = nil, live: LiveStream? = nil
+        expiredAt: Date? = nil, live: LiveStream? = nil, owner: String? = nil
     ) {
         self.id = id
         self.sequence = sequence
@@ -59,6 +61,7 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         self.finishedAt = finishedAt
         self.expiredAt = expiredAt
         self.live = live
+        self.owner = owner
     }
 
     /// The failure, when the job failed or was cancelled.
@@ -82,5 +85,6 @@ extension Job: FetchableRecord, PersistableRecord {
         static let finishedAt = Column(CodingKeys.finishedAt)
         static let expiredAt = Column(CodingKeys.expiredAt)
         static let live = Column(CodingKeys.live)
+        static let owner = Column(CodingKeys.owner)
     }
 }

@@ -20,7 +20,7 @@ public struct GRDBJobRepository: JobRepository {
         GRDBJobRepository(writer: try AppDatabase.makeInMemoryQueue())
     }
 
-    private init(writer: any DatabaseWriter) {
+    init(writer: any DatabaseWriter) {
         self.writer = writer
     }
 
