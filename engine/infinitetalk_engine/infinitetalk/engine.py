@@ -56,11 +56,13 @@ from .weights import WeightsLayout
 
 log = logging.getLogger(__name__)
 
-# Wan2.1's default negative prompt (used when a job gives none and text guidance is on).
-WAN_NEGATIVE_PROMPT = (
-    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
-    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
-    "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+# InfiniteTalk's default negative prompt (upstream's MultiTalk/InfiniteTalk config, `sample_neg_prompt`): the
+# English sentence, not Wan2.1's Chinese one. Used when a job gives none and text guidance is on (three passes).
+INFINITETALK_NEGATIVE_PROMPT = (
+    "bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, "
+    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, poorly "
+    "drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, messy "
+    "background, three legs, many people in the background, walking backwards"
 )
 DEFAULT_SEED = 42
 DEFAULT_MAX_STEPS = 50
@@ -266,7 +268,7 @@ class InfiniteTalkEngine(Engine):
         context = self._encode_text(params.prompt or DEFAULT_PROMPT)
         negative = None
         if not math.isclose(settings.text_scale, 1.0):
-            negative = self._encode_text(params.negative_prompt or WAN_NEGATIVE_PROMPT)
+            negative = self._encode_text(params.negative_prompt or INFINITETALK_NEGATIVE_PROMPT)
         ctx.progress(BEFORE_GENERATION)
         ctx.check_cancelled()
 
