@@ -284,6 +284,9 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
             raise weights_error(
                 layout.adapter(True), f"lacks {len(missing)} adapter tensors, e.g. {sorted(missing)[:3]}"
             )
+        # Going back to one speaker restores every tensor the two-speaker file replaces, also those the single
+        # file does not name (they then come from the DiT's own files, as loaded).
+        models.adapters["single"] = _adapter_params(dit, set(adapter_keys) | set(models.adapters["multi"]))
         stage("two-speaker adapter", t)
     models.load_seconds = time.perf_counter() - started
     return models
