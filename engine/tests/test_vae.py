@@ -74,6 +74,14 @@ def test_decode_returns_clamped_video_of_the_original_length(vae, fixture):
     assert video.min() >= -1 and video.max() <= 1
 
 
+def test_the_unclamped_decode_is_the_decoders_output_before_the_clamp(vae, fixture):
+    loud = fixture["latent"] * 40  # pushes the decoded values far outside [-1, 1]
+    unclamped = vae.decode(loud, clamp=False)
+    assert unclamped.abs().max() > 1
+    assert unclamped.shape == vae.decode(loud).shape
+    assert torch.equal(unclamped.clamp(-1, 1), vae.decode(loud))
+
+
 def test_tiled_decode_is_opt_in_and_keeps_the_shape(args, fixture):
     vae = load_vae(VAE / "weights.safetensors", args)
     assert not vae.model.use_tiling

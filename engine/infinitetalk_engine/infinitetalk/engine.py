@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .. import __version__
 from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
@@ -246,8 +247,7 @@ class InfiniteTalkEngine(Engine):
         ctx.stage("encoding_image", "Encoding the image")
         picture = load_image(job.image_path, self.options.max_image_pixels)
         height, width = bucket_size(picture.width, picture.height, params.resolution, self.settings.buckets)
-        pixels = resize_and_crop(picture, height, width)  # (H, W, 3) uint8
-        image = (torch.tensor(pixels).permute(2, 0, 1).float() / 255 - 0.5) * 2
+        image = conditioning_image(picture, height, width)
         image = image.to(self.device)  # (3, H, W) [-1, 1]
         from .models.image_encoder import encode_image
 
@@ -394,19 +394,32 @@ def generation_fraction(done: int, total: int) -> float:
     return BEFORE_GENERATION + (1 - BEFORE_GENERATION - AFTER_GENERATION) * done / max(total, 1)
 
 
+def conditioning_image(picture: Image.Image, height: int, width: int) -> torch.Tensor:
+    """The reference image as the model sees it: resized to cover (height, width), centre-cropped, (3, H, W) in
+    [-1, 1] as upstream maps pixels: (p / 255 - 0.5) * 2."""
+    pixels = resize_and_crop(picture, height, width)  # (H, W, 3) uint8
+    return (torch.tensor(pixels).permute(2, 0, 1).float() / 255 - 0.5) * 2
+
+
 def speaker_masks(
     src_w: int, src_h: int, height: int, width: int, boxes: list[list[float]] | None, speakers: int
 ) -> torch.Tensor:
     """(3, H/8, W/8) masks [person 1, person 2, background] at latent resolution.
 
-    One speaker: three all-ones masks (upstream always builds 3). Two speakers: the boxes
-    `[x_min, y_min, x_max, y_max]` in source-image pixels (x horizontal; upstream indexes rows with x, which we do
-    not copy), or by default the left and right halves minus a 5% margin; background = neither. The masks follow
-    the image's resize-and-crop (nearest), then go to the latent grid (nearest) and are binarised.
+    One speaker: three all-ones masks (upstream always builds 3). Two speakers: `source_speaker_masks`, which
+    follow the image's resize-and-crop (nearest), then go to the latent grid (nearest) and are binarised.
     """
     lat_h, lat_w = height // 8, width // 8
     if speakers == 1:
         return torch.ones(3, lat_h, lat_w)
+    cropped = resize_and_crop_masks(source_speaker_masks(src_w, src_h, boxes), height, width)
+    return (F.interpolate(cropped[None], size=(lat_h, lat_w), mode="nearest")[0] > 0).float()
+
+
+def source_speaker_masks(src_w: int, src_h: int, boxes: list[list[float]] | None) -> torch.Tensor:
+    """(3, src_h, src_w) masks [person 1, person 2, background] in source-image pixels: the boxes
+    `[x_min, y_min, x_max, y_max]` (x horizontal; upstream indexes rows with x, which we do not copy), or by default
+    the left and right halves minus a 5% margin; background = neither."""
     masks = torch.zeros(3, src_h, src_w)
     if boxes:
         for person, (x_min, y_min, x_max, y_max) in enumerate(boxes[:2]):
@@ -418,7 +431,11 @@ def speaker_masks(
         masks[0, top:bottom, left:right] = 1
         masks[1, top:bottom, left + half : right + half] = 1
     masks[2] = (masks[:2].sum(0) == 0).float()
-    plan = plan_resize_crop(src_w, src_h, height, width)
+    return masks
+
+
+def resize_and_crop_masks(masks: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(C, h, w) masks through the image's resize-to-cover and centre crop, nearest-neighbour: (C, height, width)."""
+    plan = plan_resize_crop(masks.shape[2], masks.shape[1], height, width)
     resized = F.interpolate(masks[None], size=(plan.resized_h, plan.resized_w), mode="nearest")[0]
-    cropped = resized[:, plan.top : plan.top + height, plan.left : plan.left + width]
-    return (F.interpolate(cropped[None], size=(lat_h, lat_w), mode="nearest")[0] > 0).float()
+    return resized[:, plan.top : plan.top + height, plan.left : plan.left + width]

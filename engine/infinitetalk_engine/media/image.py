@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,9 +107,15 @@ def choose_bucket(width: int, height: int, resolution: str) -> Bucket:
     """The bucket of `resolution` ("480p"/"720p") whose h/w key is nearest `height / width`."""
     if resolution not in BUCKETS:
         raise EngineError("bad_params", f"unknown resolution {resolution!r}; expected one of {sorted(BUCKETS)}")
+    return nearest_bucket(BUCKETS[resolution], width, height)
+
+
+def nearest_bucket(table: Mapping[str, tuple[int, int]], width: int, height: int) -> Bucket:
+    """Upstream's rule on any table (h/w ratio key -> (height, width)): the key nearest `height / width`, the first
+    in table order on ties."""
     ratio = height / width
-    key = min(BUCKETS[resolution], key=lambda k: abs(float(k) - ratio))  # min keeps the first on ties
-    bucket_h, bucket_w = BUCKETS[resolution][key]
+    key = min(table, key=lambda k: abs(float(k) - ratio))  # min keeps the first on ties
+    bucket_h, bucket_w = table[key]
     return Bucket(key, bucket_h, bucket_w)
 
 

@@ -15,8 +15,10 @@ import json
 from pathlib import Path
 
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
+from infinitetalk_engine.infinitetalk.engine import conditioning_image, speaker_masks
 from infinitetalk_engine.infinitetalk.models.vae import VaeArgs, load_vae
 from infinitetalk_engine.infinitetalk.pipeline import (
     Conditioning,
@@ -25,6 +27,7 @@ from infinitetalk_engine.infinitetalk.pipeline import (
     generate_clips,
     to_uint8_frames,
 )
+from infinitetalk_engine.media.image import nearest_bucket
 
 from . import Check
 from ._compare import max_abs_error
@@ -54,24 +57,25 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     meta = json.loads((folder / "meta.json").read_text())
     fixture = load_file(folder / "tensors.safetensors")
     settings = settings_from_meta(meta["params"])
-    (bucket_h, bucket_w), _ = next(iter(meta["bucket_table_used"].values()))
+    table = {key: tuple(size) for key, (size, _) in meta["bucket_table_used"].items()}
 
-    # The conditioning image (a still, already bucket-sized) as the pipeline sees it: (p/255 - 0.5) * 2.
-    pixels = fixture["cond_image_hwc_uint8"].permute(2, 0, 1)  # (3, H, W), values 0..255
-    assert tuple(pixels.shape[1:]) == (bucket_h, bucket_w), "the fixture image is already bucket-sized"
-    image = (pixels / 255 - 0.5) * 2
+    # The conditioning image through the production path: upstream's bucket rule on the fixture's table, PIL
+    # resize to cover and centre crop, then (p/255 - 0.5) * 2; one speaker: three all-ones masks.
+    source = fixture["cond_image_hwc_uint8"].to(torch.uint8).numpy()  # (h, w, 3), values 0..255
+    picture = Image.fromarray(source)
+    bucket = nearest_bucket(table, picture.width, picture.height)
+    image = conditioning_image(picture, bucket.height, bucket.width)
     texts = load_file(root / "t5" / "tensors.safetensors")
     clip_features = load_file(root / "dit" / "single" / "inputs.safetensors")["clip_fea"]
     audio = load_file(root / "audio" / "tensors.safetensors")["audio_emb"]  # (n, layers, width)
-    lat_h, lat_w = bucket_h // 8, bucket_w // 8
     cond = Conditioning(
         image=image,
         context=texts["context_prompt"],
         context_negative=texts["context_negative"],
         clip_features=clip_features,
         audio=[audio],
-        ref_target_masks=torch.ones(3, lat_h, lat_w),
-    )  # one speaker: three all-ones masks
+        ref_target_masks=speaker_masks(picture.width, picture.height, bucket.height, bucket.width, None, 1),
+    )
 
     dit = load_model(root)
     vae = load_vae(root / "vae" / "weights.safetensors", VaeArgs.from_fixture_config(root / "vae" / "config.json"))

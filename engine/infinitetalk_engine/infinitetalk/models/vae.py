@@ -129,11 +129,23 @@ class WanVae:
         return (mu - self.mean) * self.inv_std
 
     @torch.no_grad()
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Normalised latent (16, T_lat, h, w) -> video (3, 1 + 4*(T_lat-1), 8h, 8w) clamped to [-1, 1], float32."""
+    def decode(self, latent: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """Normalised latent (16, T_lat, h, w) -> video (3, 1 + 4*(T_lat-1), 8h, 8w) clamped to [-1, 1], float32.
+
+        `clamp=False` gives the decoder's own output before diffusers clamps it (what upstream's fixtures call
+        `decoded_unclamped`): the same decode, with the per-frame decoder outputs collected by a forward hook."""
         assert latent.dim() == 4, f"expected (16, T_lat, h, w), got {tuple(latent.shape)}"
         z = latent.to(self.device, torch.float32) / self.inv_std + self.mean
-        return self.model.decode(z[None].to(self.dtype)).sample[0].float()
+        if clamp:
+            return self.model.decode(z[None].to(self.dtype)).sample[0].float()
+        assert not self.model.use_tiling, "the unclamped decode reads whole frames, not tiles"
+        frames: list[torch.Tensor] = []
+        hook = self.model.decoder.register_forward_hook(lambda _module, _inputs, output: frames.append(output))
+        try:
+            self.model.decode(z[None].to(self.dtype))
+        finally:
+            hook.remove()
+        return torch.cat(frames, dim=2)[0].float()
 
 
 def wan_vae_key(key: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
