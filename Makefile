@@ -81,8 +81,10 @@ test-swift: deps
 test-web: deps build
 	$(PYTHON) -m pytest -q web/tests
 
+# Another fixture set in the same format: make parity PARITY_DIR=/path/to/fixtures
+PARITY_DIR ?= ../shared/parity
 parity: deps
-	PYTHONPATH=engine/tests $(PYTHON) -m parity ../shared/parity
+	PYTHONPATH=engine/tests $(PYTHON) -m parity $(PARITY_DIR)
 
 # The service bench (fake engine), then live playback's time to first segment (preview engine); fails if either does.
 bench: deps build-release
