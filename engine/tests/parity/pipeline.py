@@ -53,6 +53,11 @@ def settings_from_meta(params: dict) -> SamplerSettings:
 
 @functools.lru_cache(maxsize=2)
 def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    return run(root, load_model(root))
+
+
+def run(root: Path, dit) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Our pipeline with `dit` on the fixture's inputs: our recorded tensors, and the fixture's."""
     folder = root / "pipeline"
     meta = json.loads((folder / "meta.json").read_text())
     fixture = load_file(folder / "tensors.safetensors")
@@ -77,7 +82,6 @@ def _run(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         ref_target_masks=speaker_masks(picture.width, picture.height, bucket.height, bucket.width, None, 1),
     )
 
-    dit = load_model(root)
     vae = load_vae(root / "vae" / "weights.safetensors", VaeArgs.from_fixture_config(root / "vae" / "config.json"))
     ours: dict[str, torch.Tensor] = {}
     clips = list(generate_clips(dit, vae, cond, settings, Hooks(trace=ours.__setitem__)))
