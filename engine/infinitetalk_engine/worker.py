@@ -222,9 +222,17 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 
 def _unexpected_failure(job_id: str, exc: Exception) -> Error:
-    """Map an exception the engine did not classify: a full disk is disk_full, out of memory is retryable, the rest
+    """Map an exception the engine did not classify: a full disk is disk_full, host memory is retryable out_of_memory,
+    the GPU's is gpu_out_of_memory (the same job needs the same GPU memory), the rest
     is internal with a generic message (the traceback goes to stderr)."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+    if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError outside an engine's own handling
+        return Error(
+            job_id,
+            "gpu_out_of_memory",
+            "the GPU ran out of memory: " + (str(exc) or "CUDA out of memory").splitlines()[0],
+            False,
+        )
+    if isinstance(exc, MemoryError):
         return Error(job_id, "out_of_memory", f"out of memory: {exc}", True)
     log.error("job %s failed:\n%s", job_id, traceback.format_exc())
     if is_disk_full(exc):

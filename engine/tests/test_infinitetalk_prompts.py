@@ -1,14 +1,7 @@
 """Which prompts the real engine encodes: InfiniteTalk's own defaults, not Wan2.1's (tiny weights, in process)."""
 
-import threading
-
 import pytest
-from test_infinitetalk_e2e import IMAGE, write_wav
-from tiny_weights import write_tiny_weights
-
-from infinitetalk_engine.contract import EngineOptions, JobParams, JobRequest
-from infinitetalk_engine.infinitetalk.engine import InfiniteTalkEngine
-from infinitetalk_engine.job_context import ProtocolJobContext
+from in_process_engine import run_tiny_job, tiny_engine
 
 # upstream InfiniteTalk's config (`sample_neg_prompt` of its MultiTalk/InfiniteTalk 14B config) starts so; Wan2.1's
 # default is Chinese ("色调艳丽，过曝，...").
@@ -17,14 +10,7 @@ INFINITETALK_NEGATIVE_START = "bright tones, overexposed, static, blurred detail
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    weights = write_tiny_weights(tmp_path_factory.mktemp("weights"))
-    engine = InfiniteTalkEngine(
-        EngineOptions(
-            weights=str(weights), device="cpu", extra={"buckets": "32x48", "frame_num": "9", "motion_frames": "5"}
-        )
-    )
-    engine.load()
-    return engine
+    return tiny_engine(tmp_path_factory.mktemp("weights"))
 
 
 def encoded_prompts(engine, tmp_path, monkeypatch, **params) -> list[str]:
@@ -32,9 +18,7 @@ def encoded_prompts(engine, tmp_path, monkeypatch, **params) -> list[str]:
     prompts = []
     encode = engine._encode_text
     monkeypatch.setattr(engine, "_encode_text", lambda prompt: (prompts.append(prompt), encode(prompt))[1])
-    audio = write_wav(tmp_path / "speech.wav", 0.2)
-    job = JobRequest("job", str(IMAGE), str(audio), str(tmp_path / "out.mp4"), JobParams(steps=1, **params))
-    engine.run(job, ProtocolJobContext("job", lambda _: None, threading.Event(), min_interval=0))
+    run_tiny_job(engine, tmp_path, **params)
     return prompts
 
 

@@ -167,7 +167,7 @@ def test_a_job_ends_in_done_with_the_engines_result_and_the_time_taken(harness):
         ("bad_image", "bad_image", False),
         ("crash", "internal", False),
         ("oom", "out_of_memory", True),
-        ("cuda_oom", "out_of_memory", True),
+        ("cuda_oom", "gpu_out_of_memory", False),
     ],
 )
 def test_failures_become_one_error_with_a_stable_code_and_no_partial_file(

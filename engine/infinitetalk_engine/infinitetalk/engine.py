@@ -66,6 +66,8 @@ INFINITETALK_NEGATIVE_PROMPT = (
     "background, three legs, many people in the background, walking backwards"
 )
 DEFAULT_SEED = 42
+# How the weights sit in memory: today only "resident" (every model's weights on the device, in the DiT's dtype).
+MEMORY_PROFILE = "resident"
 DEFAULT_MAX_STEPS = 50
 FACE_SCALE = 0.05  # upstream's margin for the default left/right speaker halves
 TEXT_CACHE_SIZE = 16
@@ -213,8 +215,20 @@ class InfiniteTalkEngine(Engine):
                 if self.device.type == "cuda":
                     gc.collect()
                     torch.cuda.empty_cache()
-        # Raised outside the handler so the failed step's tensors (held by the traceback) are already freed.
-        raise EngineError("out_of_memory", f"the GPU ran out of memory: {out_of_memory}", retryable=True)
+        # Raised outside the handler so the failed step's tensors (held by the traceback) are already freed. Not
+        # retryable: the same job on the same engine needs the same memory.
+        raise EngineError("gpu_out_of_memory", self._out_of_memory_message(job, out_of_memory))
+
+    def _out_of_memory_message(self, job: JobRequest, detail: str) -> str:
+        """What ran out and what is left, so the user can pick a smaller resolution or another profile."""
+        free = "free memory unknown"
+        if self.device.type == "cuda":
+            free_bytes, total_bytes = torch.cuda.mem_get_info(self.device)
+            free = f"{free_bytes / 2**30:.1f} of {total_bytes / 2**30:.1f} GiB free after freeing the job's memory"
+        return (
+            f"the GPU ({self.device}) ran out of memory on a {job.params.resolution or '480p'} job with the "
+            f"{MEMORY_PROFILE} memory profile ({free}): {detail}. A lower resolution needs less memory."
+        )
 
     # MARK: - one job
 
