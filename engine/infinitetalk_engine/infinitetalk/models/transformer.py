@@ -45,6 +45,7 @@ from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed, Wan
 from torch import nn
 
 from .audio_projection import AudioProjection
+from .fp8_linear import quantize_linears
 from .speaker_routing import token_masks
 from .transformer_block import InfiniteTalkBlock
 from .transformer_config import TransformerConfig
@@ -91,6 +92,11 @@ class InfiniteTalkTransformer(nn.Module):
     def dtype(self) -> torch.dtype:
         """The compute dtype: that of the block weights."""
         return self.patch_embedding.weight.dtype
+
+    def quantize_blocks_to_fp8(self) -> int:
+        """Store every linear weight of the blocks as fp8 (`Fp8Linear`), computing in the current dtype; the
+        embeddings, the audio projection and the head keep theirs. Returns how many layers were quantised."""
+        return quantize_linears(self.blocks, self.dtype)
 
     def cast_for_inference(self, dtype: torch.dtype) -> InfiniteTalkTransformer:
         """Cast weights to `dtype`, keeping `FP32_PARAMETERS` and the RoPE tables in float32 (works on meta too)."""

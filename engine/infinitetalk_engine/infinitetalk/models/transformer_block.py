@@ -25,6 +25,7 @@ from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTransformerBlock
 
 from .audio_attention import AudioCrossAttention
+from .fp8_linear import compute_dtype_of
 from .rotary import apply_rotary
 from .speaker_routing import reference_attention_map, speaker_positions
 from .transformer_config import TransformerConfig
@@ -61,7 +62,7 @@ class InfiniteTalkBlock(WanTransformerBlock):
         """x: (1, L, dim) float32; context: (1, 769, dim); timestep_proj: (1, 6, dim) float32; rotary: cos/sin
         (1, L, 1, d/2); audio_tokens: (speakers, T_lat, N, audio_dim); ref_masks: (3, tokens per frame), needed for
         two speakers. `capture` (tests only) receives this block's intermediates under `prefix`."""
-        dtype = self.attn1.to_q.weight.dtype
+        dtype = compute_dtype_of(self.attn1.to_q)
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.scale_shift_table.float() + timestep_proj.float()).chunk(
             6, dim=1
         )
