@@ -12,7 +12,7 @@ APT_PACKAGES := ffmpeg espeak-ng chromium chromium-driver libsqlite3-dev wrk
 STAMPS := .make
 SWIFT_RELEASE := .build/release/infinitetalk
 
-.PHONY: run test lint test-swift test-engine test-web parity bench bench-engine bench-gpu build build-release deps lock format clean
+.PHONY: run test lint test-swift test-engine test-web parity memory-plan bench bench-engine bench-gpu build build-release deps lock format clean
 
 run: deps build-release
 	$(SWIFT_RELEASE) serve --port $(PORT) --data-dir $(DATA_DIR) --engine $(ENGINE) $(if $(WEIGHTS),--weights $(WEIGHTS))
@@ -90,6 +90,10 @@ parity: deps
 bench: deps build-release
 	$(PYTHON) bench/service_bench.py --binary $(SWIFT_RELEASE); service=$$?; \
 	$(PYTHON) bench/live_bench.py --binary $(SWIFT_RELEASE) && exit $$service
+
+# Planned peak VRAM and pinned host memory per memory profile and resolution (no GPU needed).
+memory-plan: deps
+	$(PYTHON) -m infinitetalk_engine.infinitetalk.memory_plan $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 bench-engine: deps
 	$(PYTHON) bench/engine_bench.py
