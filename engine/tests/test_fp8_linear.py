@@ -49,3 +49,32 @@ def test_fp8_halves_the_weight_memory_of_bf16():
     bf16_bytes = layer.weight.numel() * layer.weight.element_size()
     fp8_bytes = fp8.weight.numel() * fp8.weight.element_size() + fp8.scale.numel() * fp8.scale.element_size()
     assert fp8_bytes <= bf16_bytes * 0.51
+
+
+def test_the_streaming_loader_fills_fp8_layers_as_a_whole_load_then_quantise_would():
+    # Given the fixture DiT loaded whole then quantised, and the same DiT streamed into fp8 layers
+    from parity import default_fixture_root
+    from parity.dit import fixture_config
+
+    from infinitetalk_engine.infinitetalk.loading import parameters_on_meta
+    from infinitetalk_engine.infinitetalk.models.transformer import InfiniteTalkTransformer
+    from infinitetalk_engine.infinitetalk.models.transformer_weights import load_transformer
+
+    weights = default_fixture_root() / "dit" / "weights.safetensors"
+    config = fixture_config(default_fixture_root())
+    with parameters_on_meta():
+        whole, streamed = InfiniteTalkTransformer(config), InfiniteTalkTransformer(config)
+    load_transformer(whole, [weights], device="cpu").raise_if_incomplete([weights])
+    replaced = whole.quantize_blocks_to_fp8()
+    assert streamed.expect_fp8_blocks(torch.float32) == replaced > 0
+    # When streaming, every tensor is accounted for (the scales too) and each fp8 layer equals the quantised one
+    load_transformer(streamed, [weights], device="cpu").raise_if_incomplete([weights])
+    ours, theirs = streamed.state_dict(), whole.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k].float(), theirs[k].float()) for k in ours)
+    # The audio adapter stays unquantised (it is switched between one and two speakers)
+    assert all(
+        type(m).__name__ == "Linear"
+        for m in streamed.blocks[0].audio_cross_attn.modules()
+        if "Linear" in type(m).__name__
+    )

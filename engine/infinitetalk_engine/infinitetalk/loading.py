@@ -265,11 +265,15 @@ def stream_into(
             continue
         if not value.is_floating_point():
             value = value.to(current.dtype)
-        if is_param:
+        prefix = target[: -len(leaf)]
+        if hasattr(owner, "assign_loaded"):  # a module that keeps what it is given in its own form (Fp8Linear)
+            assigned.update(prefix + name for name in owner.assign_loaded(leaf, value))
+        elif is_param:
             owner._parameters[leaf] = nn.Parameter(value, requires_grad=False)
+            assigned.add(target)
         else:
             owner._buffers[leaf] = value
-        assigned.add(target)
+            assigned.add(target)
         report.loaded += 1
 
     if only_keys is None:

@@ -40,7 +40,7 @@ VAE_LIVE_MAPS = 6  # full-resolution decoder feature maps alive at once (input, 
 class ModelSizes:
     """Parameter counts of every model, by the role memory planning needs."""
 
-    dit_block_linear: int  # weights of the block linears (what fp8 quantises and offload streams)
+    dit_block_linear: int  # weights of the block linears outside the audio adapter (what fp8 quantises)
     dit_block_linear_rows: int  # their output rows (one fp8 scale each)
     dit_block_other: int  # the rest of the blocks: biases, norms, modulation tables
     dit_outside_blocks: int  # patch/text/time/CLIP embeddings, the audio projection, the head
@@ -95,7 +95,7 @@ class ModelSizes:
         from transformers import CLIPVisionModel, UMT5EncoderModel, Wav2Vec2Model
 
         from .loading import parameters_on_meta
-        from .models.transformer import InfiniteTalkTransformer
+        from .models.transformer import InfiniteTalkTransformer, is_adapter
 
         with parameters_on_meta():
             dit = InfiniteTalkTransformer(dit_config)
@@ -103,7 +103,8 @@ class ModelSizes:
             clip = CLIPVisionModel(clip_args.to_hf())
             vae = vae_args.build()
             wav2vec = Wav2Vec2Model(wav2vec_config)
-        linears = [m for m in dit.blocks.modules() if type(m) is nn.Linear]
+        # What fp8 quantises: the block linears outside the audio adapter (`quantize_blocks_to_fp8`).
+        linears = [m for n, m in dit.blocks.named_modules() if type(m) is nn.Linear and not is_adapter(n)]
         linear_weights = sum(m.weight.numel() for m in linears)
         block_params = sum(p.numel() for p in dit.blocks.parameters())
         return cls(

@@ -29,11 +29,31 @@ class Fp8Linear(nn.Module):
 
     @classmethod
     def quantize(cls, linear: nn.Linear, compute_dtype: torch.dtype) -> Fp8Linear:
-        weight = linear.weight.detach().float()
-        scale = weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / FP8_MAX
-        quantized = (weight / scale[:, None]).clamp(-FP8_MAX, FP8_MAX).to(FP8)
+        quantized, scale = quantize_rows(linear.weight.detach())
         bias = None if linear.bias is None else linear.bias.detach()
         return cls(quantized, scale, bias, compute_dtype)
+
+    @classmethod
+    def placeholder(cls, linear: nn.Linear, compute_dtype: torch.dtype) -> Fp8Linear:
+        """An empty (meta) fp8 layer of `linear`'s shape, for the streaming loader to fill (`assign_loaded`)."""
+        out_features, in_features = linear.weight.shape
+        meta = torch.device("meta")
+        bias = None if linear.bias is None else torch.empty(out_features, device=meta)
+        return cls(
+            torch.empty(out_features, in_features, dtype=FP8, device=meta),
+            torch.empty(out_features, device=meta),
+            bias,
+            compute_dtype,
+        )
+
+    def assign_loaded(self, leaf: str, value: torch.Tensor) -> set[str]:
+        """Take a loaded tensor of the plain layer (`weight` or `bias`, any float dtype, on its device) in this
+        layer's own form: the weight quantised, with its scales. Returns the tensor names it filled."""
+        if leaf == "weight":
+            self.weight, self.scale = quantize_rows(value)
+            return {"weight", "scale"}
+        self.bias = value.to(self.compute_dtype)
+        return {leaf}
 
     def dequantized(self) -> torch.Tensor:
         """The weight in the compute dtype: (out, in)."""
@@ -46,13 +66,26 @@ class Fp8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, fp8 e4m3 per-channel"
 
 
+def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, in) weight -> (fp8 weight, float32 scale per row), computed on the weight's device."""
+    weight = weight.float()
+    scale = weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / FP8_MAX
+    return (weight / scale[:, None]).clamp(-FP8_MAX, FP8_MAX).to(FP8), scale
+
+
 def quantize_linears(module: nn.Module, compute_dtype: torch.dtype) -> int:
     """Replace every `nn.Linear` inside `module` by an `Fp8Linear`, in place. Returns how many were replaced."""
+    return replace_linears(module, lambda linear: Fp8Linear.quantize(linear, compute_dtype))
+
+
+def replace_linears(module: nn.Module, make, skip=lambda name: False) -> int:
+    """Replace every `nn.Linear` inside `module` (whose qualified name `skip` does not match) by `make(linear)`."""
     replaced = 0
-    for parent in list(module.modules()):
+    for parent_name, parent in list(module.named_modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is nn.Linear:
-                setattr(parent, name, Fp8Linear.quantize(child, compute_dtype))
+            qualified = f"{parent_name}.{name}" if parent_name else name
+            if type(child) is nn.Linear and not skip(qualified):
+                setattr(parent, name, make(child))
                 replaced += 1
     return replaced
 

@@ -45,7 +45,7 @@ from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed, Wan
 from torch import nn
 
 from .audio_projection import AudioProjection
-from .fp8_linear import quantize_linears
+from .fp8_linear import Fp8Linear, replace_linears
 from .speaker_routing import token_masks
 from .transformer_block import InfiniteTalkBlock
 from .transformer_config import TransformerConfig
@@ -61,6 +61,11 @@ FP32_PARAMETERS = (
 
 def keeps_fp32(name: str) -> bool:
     return any(part in name for part in FP32_PARAMETERS)
+
+
+def is_adapter(name: str) -> bool:
+    """Whether a block-relative module or parameter name belongs to the audio adapter (`audio_cross_attn`, `norm_x`)."""
+    return "audio_cross_attn" in name or "norm_x" in name
 
 
 class InfiniteTalkTransformer(nn.Module):
@@ -94,9 +99,15 @@ class InfiniteTalkTransformer(nn.Module):
         return self.patch_embedding.weight.dtype
 
     def quantize_blocks_to_fp8(self) -> int:
-        """Store every linear weight of the blocks as fp8 (`Fp8Linear`), computing in the current dtype; the
-        embeddings, the audio projection and the head keep theirs. Returns how many layers were quantised."""
-        return quantize_linears(self.blocks, self.dtype)
+        """Store the blocks' linear weights as fp8 (`Fp8Linear`), computing in the current dtype. The audio adapter
+        (switched between one and two speakers), the embeddings and the head keep theirs. Returns how many layers
+        were quantised."""
+        return replace_linears(self.blocks, lambda linear: Fp8Linear.quantize(linear, self.dtype), is_adapter)
+
+    def expect_fp8_blocks(self, compute_dtype: torch.dtype) -> int:
+        """On a model built on meta: the same layers as `quantize_blocks_to_fp8`, as empty fp8 layers that the
+        streaming loader fills (quantising each weight as it arrives, so the bf16 model never exists whole)."""
+        return replace_linears(self.blocks, lambda linear: Fp8Linear.placeholder(linear, compute_dtype), is_adapter)
 
     def cast_for_inference(self, dtype: torch.dtype) -> InfiniteTalkTransformer:
         """Cast weights to `dtype`, keeping `FP32_PARAMETERS` and the RoPE tables in float32 (works on meta too)."""
