@@ -64,9 +64,8 @@ def load_model(root: Path) -> InfiniteTalkTransformer:
     return model
 
 
-@functools.lru_cache(maxsize=4)
-def _run(root: Path, case: str) -> dict[str, torch.Tensor]:
-    model = load_model(root)
+def run_dit(model: InfiniteTalkTransformer, root: Path, case: str) -> dict[str, torch.Tensor]:
+    """`model` on the fixture case's inputs: `out`, `audio_proj_out` and the captured intermediates."""
     inputs = load_file(root / "dit" / case / "inputs.safetensors")
     with safe_open(str(root / "dit" / "single" / "inputs.safetensors"), "pt") as single:
         clip_features = single.get_tensor("clip_fea")  # not duplicated in two_speakers
@@ -91,6 +90,11 @@ def _run(root: Path, case: str) -> dict[str, torch.Tensor]:
         # The CFG "no audio" branch: a single all-zero stream.
         results["out_null_audio"], _ = forward(torch.zeros_like(inputs["audio"])[-1:])
     return results
+
+
+@functools.lru_cache(maxsize=4)
+def _run(root: Path, case: str) -> dict[str, torch.Tensor]:
+    return run_dit(load_model(root), root, case)
 
 
 def _error(root: Path, case: str, name: str) -> float:
