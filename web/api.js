@@ -52,7 +52,12 @@ async function requestJSON(path, options = {}) {
     throw ApiError.network();
   }
   const text = await response.text();
-  if (!response.ok) throw ApiError.fromResponse(response.status, text, response.headers.get("Retry-After"));
+  if (!response.ok) {
+    const error = ApiError.fromResponse(response.status, text, response.headers.get("Retry-After"));
+    // The key is missing, unknown or was revoked: the page asks for one (app.js listens).
+    if (response.status === 401) window.dispatchEvent(new CustomEvent("unauthorized", { detail: error }));
+    throw error;
+  }
   return text ? JSON.parse(text) : null;
 }
 

@@ -3,9 +3,11 @@
 
 import { cancelRequest, getConfig, getQueue, getStatus, listRequests, serviceURL } from "./api.js";
 import { JobStore } from "./jobs-store.js";
+import { hasKey, signOut } from "./session.js";
 import { LiveSocket } from "./live-socket.js";
 import { GenerateForm } from "./ui/generate-form.js";
 import { JobsPanel } from "./ui/jobs-panel.js";
+import { SignInCard } from "./ui/sign-in.js";
 import { StatusBar } from "./ui/status-bar.js";
 
 const PAGE_SIZE = 20;
@@ -25,6 +27,7 @@ async function main() {
     statusBar.showFatal(`Cannot load the server's settings: ${error.message}`, () => location.reload());
     return;
   }
+  if (config.auth?.enabled) await signInFirst();
   statusBar.showEngine(config.engine);
   new GenerateForm(config, { onQueued: (answer) => store.upsert(answer) });
   panel = new JobsPanel(store, { onCancel: cancel, onLoadMore: loadMoreHistory });
@@ -39,6 +42,36 @@ async function main() {
   socket.start();
   await resync();
   document.documentElement.dataset.state = "ready"; // lets browser tests wait for the page
+}
+
+// MARK: - API keys (auth on)
+
+async function signInFirst() {
+  const signIn = new SignInCard();
+  if (!hasKey()) {
+    await signIn.ask();
+  } else {
+    // Check the kept key before opening the live connection with it (it may have been revoked meanwhile).
+    try {
+      await listRequests({ limit: 1 });
+    } catch (error) {
+      if (error.status !== 401) throw error;
+      signOut();
+      await signIn.ask(error.message);
+    }
+  }
+  const signOutButton = document.getElementById("sign-out");
+  signOutButton.hidden = false;
+  signOutButton.onclick = () => {
+    signOut();
+    location.reload();
+  };
+  // A key refused later (revoked, or the server forgot it): start over with the server's reason.
+  window.addEventListener("unauthorized", (event) => {
+    signOut();
+    document.documentElement.dataset.state = "signed-out";
+    signIn.ask(event.detail.message).then(() => location.reload());
+  }, { once: true });
 }
 
 function webSocketURL() {

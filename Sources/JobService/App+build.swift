@@ -72,16 +72,28 @@ public func buildApplication(
         repository: repository, files: files, retention: configuration.retention,
         interval: configuration.retentionSweepInterval, clock: clock, logger: logger)
 
+    let webhooks = WebhookDispatcher(
+        outbox: database.webhooks, queue: queue, keys: keys,
+        serverSecret: try ServerWebhookSecret.load(dataDirectory: configuration.dataDirectory),
+        settings: configuration.webhooks, clock: clock, logger: logger)
+
     let access = BrowserAccessPolicy(configuration: configuration)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: JSONErrorMiddleware(logger: logger))
     router.add(middleware: BrowserAccessMiddleware(policy: access))
     router.add(middleware: PathCharactersMiddleware())
+    router.add(middleware: AuthMiddleware(keys: keys, enabled: configuration.authEnabled))
     if let webDirectory = configuration.webDirectory, FileManager.default.fileExists(atPath: webDirectory) {
         let page = WebPageFiles(folder: webDirectory, logger: logger)
         router.add(middleware: FileMiddleware(fileProvider: page, searchForIndexHtml: true))
     }
-    JobController(queue: queue, files: files, configuration: configuration, logger: logger).addRoutes(to: router)
+    JobController(
+        queue: queue, files: files, configuration: configuration,
+        limits: KeyLimits(configuration: configuration, clock: clock),
+        idempotent: IdempotentSubmits(store: database.idempotency, window: configuration.idempotencyWindow),
+        webhookPolicy: WebhookAddressPolicy(allowPrivate: configuration.webhooks.allowPrivate),
+        webhooks: database.webhooks, logger: logger
+    ).addRoutes(to: router)
     ResultController(queue: queue, files: files).addRoutes(to: router)
     LiveStreamController(queue: queue, files: files).addRoutes(to: router)
     SystemController(queue: queue, configuration: configuration).addRoutes(to: router)
@@ -89,12 +101,14 @@ public func buildApplication(
 
     let application = Application(
         router: router,
-        server: httpServer(webSocketRouter: router, limits: configuration.connections, access: access),
+        server: httpServer(
+            webSocketRouter: router, limits: configuration.connections, access: access,
+            keys: configuration.authEnabled ? keys : nil),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: "infinitetalk",
             availableConnectionsDelegate: ConnectionCap(
                 maxConnections: configuration.connections.maxConnections, logger: logger)),
-        services: [queue.worker, retention],
+        services: [queue.worker, retention, webhooks],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             logger.notice(
@@ -110,7 +124,8 @@ public func buildApplication(
 /// HTTP/1 with WebSocket upgrades (`/ws` is routed by `webSocketRouter`), within `limits`: Hummingbird's idle
 /// timeout and header limits, and this service's guards on every connection (`GuardedHTTPChannel`).
 private func httpServer(
-    webSocketRouter: Router<AppRequestContext>, limits: ConnectionLimits, access: BrowserAccessPolicy
+    webSocketRouter: Router<AppRequestContext>, limits: ConnectionLimits, access: BrowserAccessPolicy,
+    keys: (any KeyRepository)?
 ) -> HTTPServerBuilder {
     let webSocketResponder = webSocketRouter.buildResponder()
     let http1 = HTTP1Channel.Configuration(
@@ -122,7 +137,7 @@ private func httpServer(
         GuardedHTTPChannel(
             base: HTTP1WebSocketUpgradeChannel(
                 responder: responder, webSocketResponder: webSocketResponder, configuration: .init(http1: http1)),
-            limits: limits, access: access)
+            limits: limits, access: access, keys: keys)
     }
 }
 

@@ -11,7 +11,7 @@ struct InfiniteTalk: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "infinitetalk",
         abstract: "Audio-driven talking video: serve the HTTP API, or generate one video.",
-        subcommands: [Serve.self, Generate.self],
+        subcommands: [Serve.self, Generate.self, Keys.self, WebhookSecret.self],
         defaultSubcommand: Serve.self)
 }
 

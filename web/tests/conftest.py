@@ -45,11 +45,12 @@ def free_port() -> int:
 class ServiceProcess:
     """The service binary, started and restarted on one port and one data folder."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.data_dir = data_dir
         self.log_path = log_path
+        self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -73,6 +74,7 @@ class ServiceProcess:
             "0",  # the verdict must not depend on the machine's free disk
             "--heartbeat-timeout",
             "10m",  # the live playback test holds the engine (SIGSTOP) for as long as a loaded machine needs
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
             command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
@@ -88,6 +90,11 @@ class ServiceProcess:
             raise RuntimeError(f"the service {state}:\n{self.log_tail()}")
         with urllib.request.urlopen(self.url + "readyz", timeout=10) as answer:
             assert answer.status == 200, answer.status
+
+    def keys(self, *arguments: str) -> str:
+        """Runs `infinitetalk keys ARGUMENTS --data-dir <this service's>`; returns what it printed."""
+        command = [str(BINARY), "keys", *arguments, "--data-dir", str(self.data_dir)]
+        return subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -175,12 +182,12 @@ class ServiceLog:
             )
 
 
-def running_service(tmp_path_factory, name: str):
+def running_service(tmp_path_factory, name: str, extra_args: tuple[str, ...] = ()):
     """Starts the built service in a fresh folder, yields it, stops it."""
     if not BINARY.exists():
         pytest.skip(f"the service binary {BINARY} is not built yet (run `swift build` or `make test-web`)")
     folder = tmp_path_factory.mktemp(name)
-    service = ServiceProcess(folder / "data", folder / "service.log")
+    service = ServiceProcess(folder / "data", folder / "service.log", extra_args)
     service.start()
     yield service
     service.stop()
@@ -195,6 +202,12 @@ def server(tmp_path_factory):
 def own_server(tmp_path_factory):
     """A service of the module's own, for tests whose requests must not disturb the shared one's queue."""
     yield from running_service(tmp_path_factory, "own-service")
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """A service of the module's own with API keys required (`--auth on`)."""
+    yield from running_service(tmp_path_factory, "auth-service", ("--auth", "on"))
 
 
 @pytest.fixture(scope="session")

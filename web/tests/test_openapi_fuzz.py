@@ -2,11 +2,14 @@
 and invalid, no 5xx, every answer as documented (status, content type, headers, body schema).
 
 Bounded and deterministic: a fixed number of examples per operation and generation mode, derandomized, so every
-run sends the same requests, and the verdict never depends on the machine's speed (no deadline). Runs on a
-service of its own, so its requests cannot disturb the browser tests' queue.
+run sends the same requests, and the verdict never depends on the machine's speed (no deadline). Runs on services
+of its own, so its requests cannot disturb the browser tests' queue: one with auth off, one with auth on (called
+with a key, and without one, where every protected operation must answer its documented 401).
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import schemathesis
@@ -31,20 +34,30 @@ def api_schema(own_server):
     return schemathesis.openapi.from_url(own_server.url + "openapi.json")
 
 
-def failure_of(operation, mode) -> str | None:
+@pytest.fixture(scope="module")
+def auth_schema(auth_server):
+    return schemathesis.openapi.from_url(auth_server.url + "openapi.json")
+
+
+@pytest.fixture(scope="module")
+def key(auth_server) -> str:
+    return json.loads(auth_server.keys("create", "--name", "fuzz", "--admin", "--rate", "off", "--json"))["key"]
+
+
+def failure_of(operation, mode, headers: dict[str, str] | None = None, examples: int = EXAMPLES) -> str | None:
     """What schemathesis found wrong with `operation` in `mode`, or None."""
     excluded = REFUSED_BEYOND_THE_SCHEMA.get(operation.label, [])
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         derandomize=True,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
     def answers_as_documented(case):
-        case.call_and_validate(excluded_checks=excluded, timeout=60)
+        case.call_and_validate(excluded_checks=excluded, timeout=60, headers=headers)
 
     try:
         answers_as_documented()
@@ -58,4 +71,18 @@ def failure_of(operation, mode) -> str | None:
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda mode: mode.value)
 def test_every_operation_answers_as_documented(api_schema, mode):
     failures = [failure_of(result.ok(), mode) for result in api_schema.get_all_operations()]
+    assert not any(failures), "\n\n".join(filter(None, failures))
+
+
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda mode: mode.value)
+def test_with_auth_on_every_operation_answers_as_documented_with_a_key(auth_schema, key, mode):
+    headers = {"Authorization": f"Bearer {key}"}
+    failures = [failure_of(result.ok(), mode, headers) for result in auth_schema.get_all_operations()]
+    assert not any(failures), "\n\n".join(filter(None, failures))
+
+
+def test_with_auth_on_and_no_key_every_operation_answers_as_documented(auth_schema):
+    # Fewer examples: without a key almost every answer is the same 401.
+    mode = schemathesis.GenerationMode.POSITIVE
+    failures = [failure_of(result.ok(), mode, examples=10) for result in auth_schema.get_all_operations()]
     assert not any(failures), "\n\n".join(filter(None, failures))

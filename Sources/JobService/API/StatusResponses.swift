@@ -24,6 +24,9 @@ public struct JobStatusResponse: Encodable, Sendable, Equatable {
     public var segmentsReady: Int
     /// The live stream's HLS playlist, from the first ready clip on.
     @NullEncoded public var playlistUrl: String?
+    /// The job's latest webhook and how its delivery went (`GET /api/status/{id}` only; absent elsewhere and
+    /// when the job has none).
+    public var webhook: WebhookDeliveryState?
 }
 
 /// `POST /api/generate`'s answer: the seed's shape plus `params`.
@@ -67,6 +70,20 @@ public struct QueueUpdateMessage: Encodable, Sendable {
     public var maxConcurrent: Int
     public var queuedIds: [String]
     public var processingIds: [String]
+    /// The owner of each listed job that has one (not sent): a key's client gets only its own jobs' ids.
+    var owners: [String: String] = [:]
+
+    enum CodingKeys: String, CodingKey {
+        case type, timestamp, queueSize, processingCount, maxQueueSize, maxConcurrent, queuedIds, processingIds
+    }
+
+    /// This message as a client of `owner`'s key gets it: the counts, and only the ids of its own jobs.
+    func visible(to owner: String) -> QueueUpdateMessage {
+        var message = self
+        message.queuedIds = queuedIds.filter { owners[$0] == owner }
+        message.processingIds = processingIds.filter { owners[$0] == owner }
+        return message
+    }
 }
 
 /// `status_update`: a job's status or message changed; the whole status object plus `type`.

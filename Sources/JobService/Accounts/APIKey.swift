@@ -21,7 +21,7 @@ public struct APIKey: Codable, Sendable, Equatable, Identifiable {
     /// Lowercase hex SHA-256 of the whole token.
     public var tokenHash: String
     public var role: APIKeyRole
-    /// Submits per minute (a token bucket of this size); `nil` means the server's default.
+    /// Submits per minute (a token bucket of this size); `nil` means the server's default, 0 no limit.
     public var ratePerMinute: Double?
     /// Most jobs this key may have queued at once; `nil` means the server's default.
     public var maxQueued: Int?

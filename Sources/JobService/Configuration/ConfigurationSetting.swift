@@ -79,6 +79,11 @@ extension ServiceConfiguration {
         if connections.maxConnections < 1 { throw fail("max-connections must be at least 1") }
         if connections.maxHeaderBytes < 1024 { throw fail("max-header-bytes must be at least 1K") }
         if connections.maxHeaderCount < 1 { throw fail("max-header-count must be at least 1") }
+        if auth == nil && !BrowserAccessPolicy.isLoopback(host) {
+            throw fail(
+                "host \(host) is not a loopback address and auth is not set: create a key (`infinitetalk keys create --name NAME`) and pass --auth on, or pass --auth off to serve without keys on purpose"
+            )
+        }
         if engine.heartbeatTimeout <= engine.heartbeatInterval {
             throw fail("heartbeat-timeout must be longer than heartbeat-interval")
         }
@@ -125,6 +130,10 @@ extension ConfigurationSetting {
             "allowed-hosts", "Extra names accepted in Host, comma-separated (default: loopback names and IPs).",
             \.allowedHosts, parseList),
         .init(
+            "auth",
+            "on: every /api route and /ws need an API key (`infinitetalk keys create`); off: no keys (default off on a loopback address; required on any other).",
+            \.auth, parseSwitch),
+        .init(
             "allowed-origins", "Extra origins allowed to use /ws and change state, comma-separated (default none).",
             \.allowedOrigins, parseList),
         .init("engine", "Engine name passed as --engine: preview or infinitetalk (default preview).") {
@@ -144,6 +153,36 @@ extension ConfigurationSetting {
         .init("max-concurrent", "Jobs run at once (default: the engine's max_concurrent_jobs).") {
             $0.maxConcurrentJobs = try parseInt($1)
         },
+        .init(
+            "key-rate",
+            "Submits per minute of one API key unless the key has its own (keys create --rate): 429 rate_limited beyond; off: no limit (default 30).",
+            \.keyRatePerMinute, parseRate),
+        .init(
+            "key-max-queued",
+            "Most queued jobs of one API key unless the key has its own (keys create --max-queued): 429 key_queue_full beyond; off: none (default 10).",
+            \.keyMaxQueued, parseOptionalCount),
+        .init(
+            "webhook-allow-private",
+            "on: webhooks may call loopback, private and link-local addresses (local receivers); off refuses them (default off).",
+            \.webhooks.allowPrivate, { try parseSwitch($0) ?? false }),
+        .init(
+            "webhook-timeout", "Limit of one webhook attempt, connecting included (default 10s).",
+            \.webhooks.timeout, parseDuration),
+        .init(
+            "webhook-retry-delay", "Delay before a failed webhook's first retry; doubled per attempt (default 5s).",
+            \.webhooks.retryDelay, parseDuration),
+        .init(
+            "webhook-max-retry-delay", "Longest delay between two attempts of a webhook (default 1h).",
+            \.webhooks.maxRetryDelay, parseDuration),
+        .init(
+            "webhook-retry-for", "A webhook not delivered within this long after its event is given up (default 24h).",
+            \.webhooks.retryFor, parseDuration),
+        .init(
+            "webhook-progress-interval", "job.progress webhooks of one job at most this often (default 2s).",
+            \.webhooks.progressInterval, parseDuration),
+        .init(
+            "idempotency-window", "How long an Idempotency-Key of POST /api/generate is remembered (default 24h).",
+            \.idempotencyWindow, parseDuration),
         .init(
             "max-attempts", "Starts per job before an interrupted job fails with `interrupted` (default 2).",
             \.maxAttempts, parseInt),
@@ -205,6 +244,36 @@ extension ConfigurationSetting {
 }
 
 // MARK: - Value parsing
+
+func parseSwitch(_ text: String) throws -> Bool? {
+    switch text.lowercased() {
+    case "on", "true", "yes", "1": return true
+    case "off", "false", "no", "0": return false
+    default: throw ConfigurationError(description: "expected on or off")
+    }
+}
+
+/// A rate per minute: `30`, `30/min`, `0.5/s`, `600/h`; `off` is no limit.
+public func parseRate(_ text: String) throws -> Double? {
+    let text = text.lowercased().replacingOccurrences(of: " ", with: "")
+    if ["off", "none", "unlimited"].contains(text) { return nil }
+    let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+    let perUnit: [String: Double] = [
+        "s": 60, "sec": 60, "second": 60, "m": 1, "min": 1, "minute": 1, "h": 1.0 / 60, "hour": 1.0 / 60,
+    ]
+    guard let number = Double(parts[0]), number.isFinite, number > 0,
+        let factor = parts.count == 2 ? perUnit[parts[1]] : 1
+    else { throw ConfigurationError(description: "not a rate (e.g. 30/min, 1/s, 600/h, off)") }
+    return number * factor
+}
+
+/// A count, or `nil` for `off`.
+func parseOptionalCount(_ text: String) throws -> Int? {
+    if ["off", "none", "unlimited"].contains(text.lowercased()) { return nil }
+    let value = try parseInt(text)
+    guard value >= 1 else { throw ConfigurationError(description: "must be at least 1, or off") }
+    return value
+}
 
 func parseInt(_ text: String) throws -> Int {
     guard let value = Int(text) else { throw ConfigurationError(description: "not an integer") }

@@ -21,6 +21,12 @@ public struct ServiceConfiguration: Sendable {
     /// Extra origins (`https://app.example`) allowed to open `/ws` and send state-changing requests, besides the
     /// server's own.
     public var allowedOrigins: [String] = []
+    /// API keys required (`--auth on|off`); `nil` = not set: off when bound to a loopback address, and the server
+    /// refuses to start on any other address until it is set (an open team server is never an accident).
+    public var auth: Bool?
+
+    /// Whether every `/api` route and `/ws` need an API key.
+    public var authEnabled: Bool { auth ?? false }
 
     /// Log level: trace, debug, info, notice, warning, error, critical.
     public var logLevel: String = "info"
@@ -46,6 +52,15 @@ public struct ServiceConfiguration: Sendable {
     public var maxQueueSize: Int = 20
     /// Jobs run at once; `nil` takes the engine's `hello.capabilities.max_concurrent_jobs`.
     public var maxConcurrentJobs: Int?
+    /// Submits per minute of one API key (a token bucket holding a minute's worth), unless the key has its own
+    /// rate; `nil`: no limit. Callers without a key (auth off) are not limited.
+    public var keyRatePerMinute: Double? = 30
+    /// Most queued jobs of one API key, unless the key has its own cap; `nil`: only `maxQueueSize`.
+    public var keyMaxQueued: Int? = 10
+    /// How webhooks are delivered.
+    public var webhooks = WebhookSettings()
+    /// How long an `Idempotency-Key` of `POST /api/generate` is remembered.
+    public var idempotencyWindow: Duration = .seconds(24 * 3600)
     /// How many times a job may be started; a job interrupted (crash of the service, retryable engine error) more
     /// often than this fails with `interrupted`.
     public var maxAttempts: Int = 2

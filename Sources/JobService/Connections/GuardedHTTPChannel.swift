@@ -13,6 +13,8 @@ struct GuardedHTTPChannel<Base: ServerChildChannel>: ServerChildChannel {
     let base: Base
     let limits: ConnectionLimits
     let access: BrowserAccessPolicy
+    /// With auth on: where the keys of WebSocket upgrades are checked.
+    let keys: (any KeyRepository)?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
@@ -22,7 +24,9 @@ struct GuardedHTTPChannel<Base: ServerChildChannel>: ServerChildChannel {
             let headTimeout = RequestHeadTimeoutHandler(timeout: TimeAmount(limits.requestHeadTimeout))
             try pipeline.addHandler(errorAnswer, position: .after(decoder))
             try pipeline.addHandler(headTimeout, position: .after(errorAnswer))
-            try pipeline.addHandler(UpgradeAccessHandler(policy: access), position: .after(headTimeout))
+            let accessHandler = UpgradeAccessHandler(policy: access)
+            try pipeline.addHandler(accessHandler, position: .after(headTimeout))
+            if let keys { try pipeline.addHandler(UpgradeAuthHandler(keys: keys), position: .after(accessHandler)) }
             return value
         }
     }

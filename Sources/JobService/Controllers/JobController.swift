@@ -4,10 +4,14 @@ import Logging
 import Uploads
 
 /// Submitting, inspecting, listing and cancelling jobs.
-struct JobController<Context: RequestContext>: Sendable {
+struct JobController<Context: CallerContext>: Sendable {
     let queue: JobQueue
     let files: JobFiles
     let configuration: ServiceConfiguration
+    let limits: KeyLimits
+    let idempotent: IdempotentSubmits
+    let webhookPolicy: WebhookAddressPolicy
+    let webhooks: WebhookOutbox
     let logger: Logger
     let statusJSON = StatusJSONCache()
 
@@ -23,21 +27,44 @@ struct JobController<Context: RequestContext>: Sendable {
 
     // MARK: - POST /api/generate
 
-    @Sendable func generate(request: Request, context: Context) async throws -> JSONResponse<SubmitResponse> {
+    @Sendable func generate(request: Request, context: Context) async throws -> Response {
+        let caller = context.caller
+        let idempotencyKey = try request.headers[IdempotentSubmits.headerName].map(IdempotentSubmits.validate)
         let id = UUID().uuidString.lowercased()
         let folder = files.uploadFolder(for: id)
         do {
-            // Refuse before reading a large body when draining, when the queue is already full, or the disk nearly.
-            try await queue.checkAcceptingJobs()
+            // A retry of a submit already answered skips the limits: it creates nothing.
+            var isRetry = false
+            if let idempotencyKey { isRetry = try await idempotent.knows(owner: caller.ownerID, key: idempotencyKey) }
+            let maxQueued = limits.maxQueued(for: caller)
+            if !isRetry {
+                // Refuse before reading a large body when draining, when the queue (or the key's share of it) is
+                // already full, or the disk nearly; then take one submit from the key's rate.
+                try await queue.checkAcceptingJobs(owner: caller.ownerID, maxQueuedForOwner: maxQueued)
+                try limits.takeSubmit(for: caller)
+            }
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let (stored, position) = try await queue.submit(
-                try await receiveJob(id: id, folder: folder, request: request))
-            logger.info("job \(id) queued (\(String(format: "%.1f", stored.audioSeconds)) s of audio)")
-            return JSONResponse(
-                SubmitResponse(
-                    requestId: id, status: stored.status, message: stored.message,
-                    timestamp: stored.createdAt, positionInQueue: position,
-                    params: stored.parameters))
+            let received = try await receiveJob(
+                id: id, folder: folder, request: request, caller: caller,
+                fingerprinted: idempotencyKey != nil)
+            let submit = { () async throws -> (jobID: String, json: String) in
+                let (stored, position) = try await queue.submit(received.job, maxQueuedForOwner: maxQueued)
+                logger.info("job \(id) queued (\(String(format: "%.1f", stored.audioSeconds)) s of audio)")
+                let answer = SubmitResponse(
+                    requestId: id, status: stored.status, message: stored.message, timestamp: stored.createdAt,
+                    positionInQueue: position, params: stored.parameters)
+                return (id, try APIJSON.encodeString(answer))
+            }
+            guard let idempotencyKey, let fingerprint = received.fingerprint else {
+                return Self.jsonResponse(try await submit().json)
+            }
+            let answer = try await idempotent.answer(
+                owner: caller.ownerID, key: idempotencyKey, fingerprint: fingerprint, submit: submit)
+            if answer.replayed {
+                files.removeUploads(of: id)
+                logger.info("replayed the answer of an earlier submit (Idempotency-Key)")
+            }
+            return Self.jsonResponse(answer.json, replayed: answer.replayed)
         } catch {
             files.removeUploads(of: id)
             let answer = Self.apiError(from: error)
@@ -49,8 +76,18 @@ struct JobController<Context: RequestContext>: Sendable {
         }
     }
 
+    /// 200 with `json`; a replayed answer says so in `Idempotent-Replayed: true`.
+    private static func jsonResponse(_ json: String, replayed: Bool = false) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if replayed { headers[IdempotentSubmits.replayedHeaderName] = "true" }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
+    }
+
     /// Streams the upload to disk, checks the media and options, and builds the job (not stored yet).
-    private func receiveJob(id: String, folder: String, request: Request) async throws -> Job {
+    /// - Parameter fingerprinted: also compute the content's `UploadFingerprint` (for `Idempotency-Key`).
+    private func receiveJob(id: String, folder: String, request: Request, caller: Caller, fingerprinted: Bool)
+        async throws -> (job: Job, fingerprint: String?)
+    {
         let schema = try await queue.engine.parameterSchema(configuration: configuration)
         let limits = configuration.uploadLimits
         var receiver = try MultipartReceiver(
@@ -67,6 +104,7 @@ struct JobController<Context: RequestContext>: Sendable {
         _ = try validator.validateImage(at: imageFile.path)
         var audioSeconds = try await validator.validateAudio(at: audioFile.path).durationSeconds
         let parameters = try schema.parse(fields: upload.fields, uploads: Set(upload.files.keys))
+        let webhook = try webhookRequest(fields: upload.fields, caller: caller)
         let secondAudio = upload.files["audio2"]
         if let secondAudio {
             try checkEngineTakesTwoSpeakers(schema)
@@ -79,9 +117,38 @@ struct JobController<Context: RequestContext>: Sendable {
         for file in [audioFile, secondAudio].compactMap({ $0 }) {
             queue.metrics.countUpload(kind: "audio", bytes: file.byteCount)
         }
-        return Job(
+        let job = Job(
             id: id, parameters: parameters, imagePath: imageFile.path, audioPath: audioFile.path,
-            audio2Path: secondAudio?.path, audioSeconds: audioSeconds, resultPath: files.resultPath(for: id))
+            audio2Path: secondAudio?.path, audioSeconds: audioSeconds, resultPath: files.resultPath(for: id),
+            owner: caller.ownerID, webhookURL: webhook.url, webhookProgress: webhook.progress)
+        let fingerprint =
+            fingerprinted
+            ? try UploadFingerprint.of(fields: upload.fields, files: upload.files.mapValues(\.path)) : nil
+        return (job, fingerprint)
+    }
+
+    /// The job's webhook: `webhook_url` (else the key's default) and `webhook_progress` (`true` adds
+    /// `job.progress`).
+    private func webhookRequest(fields: [String: String], caller: Caller) throws -> (url: String?, progress: Bool) {
+        func field(_ name: String) -> String? {
+            fields[name].map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        var defaultURL: String?
+        if case .key(let key) = caller { defaultURL = key.webhookURL }
+        let url = field("webhook_url") ?? defaultURL
+        if let url, let refusal = webhookPolicy.refusalAtSubmit(url) { throw refusal }
+        var progress = false
+        if let text = field("webhook_progress") {
+            switch text.lowercased() {
+            case "true", "1", "yes", "on": progress = true
+            case "false", "0", "no", "off": progress = false
+            default: throw APIError.invalidParameter("webhook_progress", "webhook_progress must be true or false.")
+            }
+            if progress && url == nil {
+                throw APIError.invalidParameter("webhook_progress", "webhook_progress needs webhook_url: send it too.")
+            }
+        }
+        return (url, progress)
     }
 
     /// A second speaker needs an engine that takes `audio2_path` (the two-speaker adapter, `two_speakers` in its
@@ -114,12 +181,20 @@ struct JobController<Context: RequestContext>: Sendable {
 
     @Sendable func status(request: Request, context: Context) async throws -> EncodedJSONResponse {
         let id = try context.parameters.require("id")
-        guard let status = try await queue.status(ofJobWithID: id.lowercased()) else { throw APIError.notFound(id) }
+        if !context.caller.seesAllJobs { _ = try await queue.visibleJob(id: id.lowercased(), to: context.caller) }
+        guard var status = try await queue.status(ofJobWithID: id.lowercased()) else { throw APIError.notFound(id) }
+        status.webhook = try await webhooks.latest(ofJob: status.requestId).map(WebhookDeliveryState.init)
         return EncodedJSONResponse(json: try statusJSON.json(for: status))
     }
 
     @Sendable func queueSnapshot(request: Request, context: Context) async throws -> JSONResponse<QueueResponse> {
-        JSONResponse(try await queue.queueResponse())
+        var response = try await queue.queueResponse()
+        if !context.caller.seesAllJobs {
+            // Everyone sees the counts; only their own jobs' details.
+            let own = Set(try await queue.repository.activeJobs().all.filter(context.caller.canSee).map(\.id))
+            response.requests = response.requests.filter { own.contains($0.requestId) }
+        }
+        return JSONResponse(response)
     }
 
     @Sendable func list(request: Request, context: Context) async throws -> JSONResponse<RequestListResponse> {
@@ -134,7 +209,8 @@ struct JobController<Context: RequestContext>: Sendable {
             }
             status = value
         }
-        let page = try await queue.page(status: status, limit: limit, offset: offset)
+        let owner = context.caller.seesAllJobs ? nil : context.caller.ownerID
+        let page = try await queue.page(status: status, owner: owner, limit: limit, offset: offset)
         return JSONResponse(
             RequestListResponse(requests: page.statuses, total: page.total, limit: limit, offset: offset))
     }
@@ -152,6 +228,7 @@ struct JobController<Context: RequestContext>: Sendable {
 
     @Sendable func cancel(request: Request, context: Context) async throws -> JSONResponse<JobStatusResponse> {
         let id = try context.parameters.require("id").lowercased()
+        _ = try await queue.visibleJob(id: id, to: context.caller)
         switch try await queue.cancel(id) {
         case .notFound:
             throw APIError.notFound(id)

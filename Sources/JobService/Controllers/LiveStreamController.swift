@@ -4,7 +4,7 @@ import Hummingbird
 /// The live stream of a job, from its first ready clip on, while it runs and after:
 /// `GET|HEAD /api/result/{id}/live.m3u8` (the HLS playlist, never cached) and `GET|HEAD /api/result/{id}/live/{file}`
 /// (`init.mp4` and `clip-NNNNN.m4s`, only the ones the job recorded, with `ETag` and `Range`).
-struct LiveStreamController<Context: RequestContext>: Sendable {
+struct LiveStreamController<Context: CallerContext>: Sendable {
     let queue: JobQueue
     let files: JobFiles
     let fileIO = FileIO()
@@ -46,7 +46,7 @@ struct LiveStreamController<Context: RequestContext>: Sendable {
     /// the files, 404 `no_segments_yet` before the first clip (of this attempt) is ready.
     private func liveStream(_ context: Context) async throws -> (Job, LiveStream) {
         let id = try context.parameters.require("id").lowercased()
-        guard let job = try await queue.job(id: id) else { throw APIError.notFound(id) }
+        let job = try await queue.visibleJob(id: id, to: context.caller)
         guard job.expiredAt == nil else {
             throw APIError(
                 .gone, code: "result_expired", message: "The live stream was deleted by the retention policy.")

@@ -14,7 +14,9 @@ struct ProgressSocketController: Sendable {
         router.ws(
             "/ws", shouldUpgrade: { request, _ in try Self.requireUpgrade(request) },
             onUpgrade: { inbound, outbound, context in
-                try await serve(inbound: inbound, outbound: outbound, channel: context.requestContext.channel)
+                try await serve(
+                    inbound: inbound, outbound: outbound, channel: context.requestContext.channel,
+                    caller: context.requestContext.caller)
             })
     }
 
@@ -30,14 +32,16 @@ struct ProgressSocketController: Sendable {
         return .upgrade([:])
     }
 
-    private func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel)
-        async throws
-    {
+    private func serve(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel, caller: Caller
+    ) async throws {
         // Subscribe before the snapshot so no change between them is missed; the broadcaster holds them meanwhile.
         let broadcaster = queue.broadcaster
-        let clientID = broadcaster.subscribe(channel)
+        let viewer = caller.seesAllJobs ? nil : caller.ownerID
+        let clientID = broadcaster.subscribe(channel, onlyOwner: viewer)
         defer { broadcaster.unsubscribe(clientID) }
-        let snapshot = try APIJSON.encode(try await queue.queueUpdate())
+        let update = try await queue.queueUpdate()
+        let snapshot = try APIJSON.encode(viewer.map(update.visible(to:)) ?? update)
         try await outbound.write(.custom(ProgressBroadcaster.textFrame(snapshot)))
         broadcaster.goLive(clientID)
         // Broadcasts are written by the broadcaster; this task only answers pings until the client leaves.

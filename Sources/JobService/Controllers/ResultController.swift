@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 
 /// `GET|HEAD /api/result/{id}`: the finished video, with `Range`, `ETag` / `If-None-Match` and a download name.
-struct ResultController<Context: RequestContext>: Sendable {
+struct ResultController<Context: CallerContext>: Sendable {
     let queue: JobQueue
     let files: JobFiles
     let fileIO = FileIO()
@@ -14,7 +14,7 @@ struct ResultController<Context: RequestContext>: Sendable {
 
     @Sendable func download(request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("id").lowercased()
-        guard let job = try await queue.job(id: id) else { throw APIError.notFound(id) }
+        let job = try await queue.visibleJob(id: id, to: context.caller)
         guard job.status == .completed else {
             throw APIError(
                 .conflict, code: "not_ready", message: "The request is \(job.status.rawValue), not completed.")

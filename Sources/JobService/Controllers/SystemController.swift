@@ -130,6 +130,11 @@ struct SystemController<Context: RequestContext>: Sendable {
         let steps: Steps
         let defaults: Defaults
         let engine: EngineSummary
+        /// Whether API keys are required (the page then asks for one).
+        let auth: Auth
+        struct Auth: Encodable, Sendable {
+            let enabled: Bool
+        }
     }
 
     @Sendable func clientConfiguration(request: Request, context: Context) async throws -> JSONResponse<
@@ -167,7 +172,7 @@ struct SystemController<Context: RequestContext>: Sendable {
                     resolution: resolution?.default.stringValue ?? PreHelloDefaults.resolutions[0],
                     steps: defaultSteps,
                     prompt: schema?.spec(named: "prompt")?.default.stringValue ?? PreHelloDefaults.prompt),
-                engine: await engineSummary()))
+                engine: await engineSummary(), auth: .init(enabled: configuration.authEnabled)))
     }
 }
 

@@ -76,6 +76,39 @@ enum AppDatabase {
             }
             try db.create(index: "job_owner_status", on: "job", columns: ["owner", "status"])
         }
+        migrator.registerMigration("v5: webhooks") { db in
+            try db.alter(table: "job") { table in
+                table.add(column: "webhookURL", .text)
+                table.add(column: "webhookProgress", .boolean).notNull().defaults(to: false)
+            }
+            try db.create(table: "webhook_delivery") { table in
+                table.primaryKey("id", .text)
+                table.column("jobId", .text).notNull().indexed()
+                table.column("owner", .text)
+                table.column("url", .text).notNull()
+                table.column("event", .text).notNull()
+                table.column("body", .text).notNull()
+                table.column("createdAt", .datetime).notNull()
+                table.column("state", .text).notNull().check(sql: "state IN ('pending', 'delivered', 'failed')")
+                table.column("attempts", .integer).notNull()
+                table.column("nextAttemptAt", .datetime).notNull()
+                table.column("lastAttemptAt", .datetime)
+                table.column("lastStatusCode", .integer)
+                table.column("lastError", .text)
+            }
+            try db.create(index: "webhook_delivery_due", on: "webhook_delivery", columns: ["state", "nextAttemptAt"])
+        }
+        migrator.registerMigration("v6: idempotency keys") { db in
+            try db.create(table: "idempotency_key") { table in
+                table.column("owner", .text).notNull()
+                table.column("key", .text).notNull()
+                table.column("fingerprint", .text).notNull()
+                table.column("jobId", .text).notNull()
+                table.column("response", .text).notNull()
+                table.column("createdAt", .datetime).notNull().indexed()
+                table.primaryKey(["owner", "key"])
+            }
+        }
         return migrator
     }
 }

@@ -4,10 +4,14 @@ import GRDB
 struct SQLiteDatabase: Sendable {
     let jobs: GRDBJobRepository
     let keys: GRDBKeyRepository
+    let idempotency: GRDBIdempotencyStore
+    let webhooks: WebhookOutbox
 
     init(writer: any DatabaseWriter) {
         jobs = GRDBJobRepository(writer: writer)
         keys = GRDBKeyRepository(writer: writer)
+        idempotency = GRDBIdempotencyStore(writer: writer)
+        webhooks = WebhookOutbox(writer: writer)
     }
 
     /// Opens (creating and migrating if needed) the database at `path`.

@@ -11,6 +11,9 @@ public struct ActiveJobs: Sendable, Equatable {
 
     static let empty = ActiveJobs(queued: [], processing: [])
 
+    /// The running jobs, then the queued ones.
+    public var all: [Job] { processing + queued }
+
     /// The queued or running job with `id`; `nil` when it is finished or unknown.
     public func job(id: String) -> Job? {
         processing.first { $0.id == id } ?? queued.first { $0.id == id }

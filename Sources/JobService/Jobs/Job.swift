@@ -33,6 +33,10 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
     public var live: LiveStream?
     /// The API key that submitted the job (`APIKey.id`); `nil` when auth was off.
     public var owner: String?
+    /// Where the job's webhooks go (`webhook_url`, else the key's default); `nil`: none.
+    public var webhookURL: String?
+    /// Whether `job.progress` webhooks are wanted too (at most one per 2 s).
+    public var webhookProgress: Bool
 
     public init(
         id: String, sequence: Int64 = 0, status: JobStatus = .queued, message: String = "Request added to queue",
@@ -40,7 +44,8 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         audioSeconds: Double,
         resultPath: String, output: JobOutput? = nil, errorCode: String? = nil, errorMessage: String? = nil,
         attempts: Int = 0, createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil,
-        expiredAt: Date? = nil, live: LiveStream? = nil, owner: String? = nil
+        expiredAt: Date? = nil, live: LiveStream? = nil, owner: String? = nil, webhookURL: String? = nil,
+        webhookProgress: Bool = false
     ) {
         self.id = id
         self.sequence = sequence
@@ -62,6 +67,8 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         self.expiredAt = expiredAt
         self.live = live
         self.owner = owner
+        self.webhookURL = webhookURL
+        self.webhookProgress = webhookProgress
     }
 
     /// The failure, when the job failed or was cancelled.

@@ -37,16 +37,18 @@ public struct GRDBJobRepository: JobRepository {
 
     // MARK: - Submitting
 
-    public func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
+    public func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (
+        job: Job, position: Int
+    ) {
         try await write { db in
-            let queued = try Job.filter(Job.Columns.status == JobStatus.queued).fetchCount(db)
-            guard queued < maxQueueSize else { throw QueueFull(queued: queued) }
+            let active = try Self.activeJobs(db)
+            try active.checkRoom(for: job.owner, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
             var job = job
             let last = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM job") ?? 0
             job.sequence = last + 1
             job.status = .queued
             try job.insert(db)
-            return (job, queued + 1)
+            return (job, ActiveJobs(fairlyOrdering: active.all + [job]).position(of: job.id))
         }
     }
 
@@ -65,22 +67,25 @@ public struct GRDBJobRepository: JobRepository {
     func activeJobs(beforeStoring hook: @Sendable () async throws -> Void) async throws -> ActiveJobs {
         let (cached, version) = activeJobsCache.lookup()
         if let cached { return cached }
-        let jobs = try await read { db in
-            let active = try Job.filter([JobStatus.queued, JobStatus.processing].contains(Job.Columns.status))
-                .order(Job.Columns.sequence).fetchAll(db)
-            return ActiveJobs(
-                queued: active.filter { $0.status == .queued },
-                processing: active.filter { $0.status == .processing })
-        }
+        let jobs = try await read { db in try Self.activeJobs(db) }
         try await hook()
         activeJobsCache.store(jobs, readAt: version)
         return jobs
     }
 
-    public func list(status: JobStatus?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
+    private static func activeJobs(_ db: Database) throws -> ActiveJobs {
+        ActiveJobs(
+            fairlyOrdering: try Job.filter([JobStatus.queued, JobStatus.processing].contains(Job.Columns.status))
+                .fetchAll(db))
+    }
+
+    public func list(status: JobStatus?, owner: String?, limit: Int, offset: Int) async throws -> (
+        jobs: [Job], total: Int
+    ) {
         try await read { db in
             var request = Job.all()
             if let status { request = request.filter(Job.Columns.status == status) }
+            if let owner { request = request.filter(Job.Columns.owner == owner) }
             let total = try request.fetchCount(db)
             let jobs = try request.order(Job.Columns.sequence.desc).limit(limit, offset: offset).fetchAll(db)
             return (jobs, total)
@@ -121,10 +126,7 @@ public struct GRDBJobRepository: JobRepository {
 
     public func claimNextJob(now: Date) async throws -> Job? {
         try await write { db in
-            guard
-                var job = try Job.filter(Job.Columns.status == JobStatus.queued)
-                    .order(Job.Columns.sequence).fetchOne(db)
-            else { return nil }
+            guard var job = try Self.activeJobs(db).queued.first else { return nil }
             job.start(now: now)
             try job.update(db)
             return job

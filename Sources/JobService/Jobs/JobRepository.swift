@@ -9,17 +9,19 @@ import Foundation
 /// `GRDBJobRepository` (SQLite) is the service's; a PostgreSQL store would be another conformance. The tests hold an
 /// in-memory one that honours the same state machine and passes the same tests.
 public protocol JobRepository: Sendable {
-    /// Adds `job` at the end of the queue, unless `maxQueueSize` jobs are already queued (then throws `QueueFull`).
-    /// - Returns: the stored job (`queued`, with its `sequence`) and its 1-based place in the queue.
-    func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int)
+    /// Adds `job` to the queue, unless `maxQueueSize` jobs are already queued (then throws `QueueFull`) or its owner
+    /// already has `maxQueuedForOwner` queued (then throws `OwnerQueueFull`).
+    /// - Returns: the stored job (`queued`, with its `sequence`) and its 1-based place in the queue (`FairTurns`).
+    func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (job: Job, position: Int)
 
     func job(id: String) async throws -> Job?
 
     /// Queued jobs in the order they will start, and running jobs oldest start first, at one moment.
     func activeJobs() async throws -> ActiveJobs
 
-    /// One page of history, newest first, optionally of one status; plus the total count.
-    func list(status: JobStatus?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int)
+    /// One page of history, newest first, optionally of one status and of one owner (`nil`: every owner); plus
+    /// the total count.
+    func list(status: JobStatus?, owner: String?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int)
 
     /// How many jobs are in each status.
     func countsByStatus() async throws -> [JobStatus: Int]
@@ -32,7 +34,7 @@ public protocol JobRepository: Sendable {
     func transition(_ id: String, to status: JobStatus, change: @escaping @Sendable (inout Job) -> Void)
         async throws -> Job?
 
-    /// Starts the first queued job (FIFO) with `Job.start(now:)`.
+    /// Starts the first queued job in `FairTurns` order (FIFO for one owner) with `Job.start(now:)`.
     /// - Returns: the started job, or `nil` when the queue is empty.
     func claimNextJob(now: Date) async throws -> Job?
 
@@ -58,12 +60,42 @@ public struct QueueFull: Error, Equatable {
     public let queued: Int
 }
 
+/// The job's owner (an API key) already has its most queued jobs.
+public struct OwnerQueueFull: Error, Equatable {
+    public let queued: Int
+}
+
+extension ActiveJobs {
+    /// Throws `QueueFull` or `OwnerQueueFull` when one more job of `owner` would not fit.
+    func checkRoom(for owner: String?, maxQueueSize: Int, maxQueuedForOwner: Int?) throws {
+        guard queued.count < maxQueueSize else { throw QueueFull(queued: queued.count) }
+        if let maxQueuedForOwner {
+            let own = queued.count { $0.owner == owner }
+            guard own < maxQueuedForOwner else { throw OwnerQueueFull(queued: own) }
+        }
+    }
+
+    /// The 1-based place of the queued job with `id` (0 when it is not queued).
+    func position(of id: String) -> Int {
+        (queued.firstIndex { $0.id == id } ?? -1) + 1
+    }
+}
+
 // MARK: - The state changes, the same for every store
 
 extension JobRepository {
+    /// `enqueue` without a per-owner cap.
+    public func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
+        try await enqueue(job, maxQueueSize: maxQueueSize, maxQueuedForOwner: nil)
+    }
+
     @discardableResult
     public func transition(_ id: String, to status: JobStatus) async throws -> Job? {
         try await transition(id, to: status) { _ in }
+    }
+
+    public func list(status: JobStatus?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
+        try await list(status: status, owner: nil, limit: limit, offset: offset)
     }
 
     public func claimNextJob() async throws -> Job? {

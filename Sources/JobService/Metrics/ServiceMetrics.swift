@@ -9,6 +9,18 @@ public final class ServiceMetrics: Sendable {
     let jobSeconds: ValueHistogram
     private let jobsByStatus: [JobStatus: Counter]
     private let uploadBytesByKind: [String: Counter]
+    private let webhooksByOutcome: [WebhookOutcome: Counter]
+
+    /// How a webhook attempt ended.
+    enum WebhookOutcome: String, CaseIterable {
+        case delivered
+        /// An error, a timeout or a non-2xx answer: tried again later.
+        case failedAttempt = "failed_attempt"
+        /// Failed past the retry window: given up.
+        case gaveUp = "gave_up"
+        /// The URL resolves to an address webhooks may not reach (SSRF guard).
+        case refused
+    }
 
     public init() {
         func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -34,6 +46,17 @@ public final class ServiceMetrics: Sendable {
                 descriptor: name("upload_bytes", "total", "Bytes of accepted uploads."), labels: [("kind", kind)])
         }
         uploadBytesByKind = uploads
+        var webhooks: [WebhookOutcome: Counter] = [:]
+        for outcome in WebhookOutcome.allCases {
+            webhooks[outcome] = registry.makeCounter(
+                descriptor: name("webhook_attempts", "total", "Webhook delivery attempts, by outcome."),
+                labels: [("outcome", outcome.rawValue)])
+        }
+        webhooksByOutcome = webhooks
+    }
+
+    func countWebhook(_ outcome: WebhookOutcome) {
+        webhooksByOutcome[outcome]?.increment()
     }
 
     /// Counts a job reaching `status`.

@@ -38,11 +38,11 @@ public struct JobNotifier: Sendable {
         defer { observers.yield(job) }
         do {
             let status = StatusUpdateMessage(status: try await reporter.status(of: job))
-            guard queueChanged else { return broadcaster.broadcast(status) }
+            guard queueChanged else { return broadcaster.broadcast(status, aboutJobOf: job.owner) }
             do {
-                broadcaster.broadcast(status, then: try await reporter.queueUpdate())
+                broadcaster.broadcast(status, aboutJobOf: job.owner, then: try await reporter.queueUpdate())
             } catch {
-                broadcaster.broadcast(status) // the job's news still goes out
+                broadcaster.broadcast(status, aboutJobOf: job.owner) // the job's news still goes out
                 throw error
             }
         } catch {
@@ -51,21 +51,21 @@ public struct JobNotifier: Sendable {
     }
 
     /// A running job advanced; rate-limited per job unless `force` (stage changes).
-    func progressed(_ jobID: String, progress: JobProgress, message: String, force: Bool = false) {
+    func progressed(_ jobID: String, owner: String?, progress: JobProgress, message: String, force: Bool = false) {
         guard broadcaster.admitProgress(for: jobID, force: force) else { return }
         broadcaster.broadcast(
             ProgressUpdateMessage(
                 requestId: jobID, message: message, progress: progress,
-                timestamp: Date()))
+                timestamp: Date()), aboutJobOf: owner)
     }
 
     /// A clip of a running job can be watched: `clip_ready` (after the segment was recorded).
-    func clipReady(_ jobID: String, live: LiveStream) {
+    func clipReady(_ jobID: String, owner: String?, live: LiveStream) {
         guard let last = live.segments.last else { return }
         broadcaster.broadcast(
             ClipReadyMessage(
                 requestId: jobID, clip: last.clip, clips: live.clips, durationSeconds: live.endSeconds,
                 segmentsReady: live.segments.count, playlistUrl: LiveStream.playlistURL(for: jobID),
-                timestamp: Date()))
+                timestamp: Date()), aboutJobOf: owner)
     }
 }

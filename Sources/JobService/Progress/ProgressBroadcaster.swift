@@ -10,9 +10,13 @@ import Synchronization
 /// A client that cannot keep up (its channel is unwritable: NIO's outbound buffer holds 64 KiB it has not read) is
 /// dropped and its connection closed at once (a close frame would only queue behind the unread bytes); it
 /// reconnects and gets a fresh snapshot. `progress_update`s are limited to one per `progressInterval` per job.
+/// With auth on, a client of a (non-admin) key gets only the messages about its own jobs, and `queue_update`s
+/// listing only its own jobs' ids (the counts stay whole).
 public final class ProgressBroadcaster: Sendable {
     private struct Client {
         let channel: any Channel
+        /// The key whose jobs this client may hear about; `nil`: every job (auth off, or an admin key).
+        let onlyOwner: String?
         /// A client registers before its snapshot is sent and goes live after it; meanwhile its messages wait here
         /// (`nil` once live).
         var held: [ByteBuffer]? = []
@@ -31,9 +35,9 @@ public final class ProgressBroadcaster: Sendable {
 
     /// Registers a client's channel. Messages broadcast from now on are held until `goLive`, so the client can be
     /// sent a snapshot first without missing a change. Call `unsubscribe` when it leaves.
-    public func subscribe(_ channel: any Channel) -> UUID {
+    public func subscribe(_ channel: any Channel, onlyOwner: String? = nil) -> UUID {
         let id = UUID()
-        clients.withLock { $0[id] = Client(channel: channel) }
+        clients.withLock { $0[id] = Client(channel: channel, onlyOwner: onlyOwner) }
         return id
     }
 
@@ -56,28 +60,51 @@ public final class ProgressBroadcaster: Sendable {
     /// Sends one message to every client.
     public func broadcast(_ message: some Encodable) {
         guard let bytes = try? APIJSON.encode(message) else { return }
-        send([bytes])
+        send { _ in [bytes] }
     }
 
-    /// Sends two messages to every client in one write (a job's `status_update` and the `queue_update` after it).
-    public func broadcast(_ first: some Encodable, then second: some Encodable) {
-        guard let firstBytes = try? APIJSON.encode(first), let secondBytes = try? APIJSON.encode(second) else { return }
-        send([firstBytes, secondBytes])
+    /// Sends a message about a job of `owner` to the clients that may see that job.
+    public func broadcast(_ message: some Encodable, aboutJobOf owner: String?) {
+        guard let bytes = try? APIJSON.encode(message) else { return }
+        send { viewer in viewer == nil || viewer == owner ? [bytes] : [] }
     }
 
-    private func send(_ messages: [ByteBuffer]) {
-        let frames = messages.map(Self.textFrame)
+    /// Sends a job's `status_update` and the `queue_update` after it in one write: the status to the clients that
+    /// may see the job, the queue to everyone (each key's client with only its own jobs' ids).
+    public func broadcast(_ status: some Encodable, aboutJobOf owner: String?, then queue: QueueUpdateMessage) {
+        guard let statusBytes = try? APIJSON.encode(status) else { return }
+        send { viewer in
+            let queueBytes = try? APIJSON.encode(viewer.map(queue.visible(to:)) ?? queue)
+            return (viewer == nil || viewer == owner ? [statusBytes] : []) + [queueBytes].compactMap { $0 }
+        }
+    }
+
+    /// Writes `messages(viewer)` to each client, where `viewer` is the client's `onlyOwner`; each distinct viewer's
+    /// messages are made (encoded) once.
+    private func send(_ messages: (String?) -> [ByteBuffer]) {
+        var made: [String?: (bytes: [ByteBuffer], frames: [WebSocketFrame])] = [:]
+        func messagesFor(_ viewer: String?) -> (bytes: [ByteBuffer], frames: [WebSocketFrame]) {
+            if let done = made[viewer] { return done }
+            let bytes = messages(viewer)
+            made[viewer] = (bytes, bytes.map(Self.textFrame))
+            return made[viewer]!
+        }
         clients.withLock { clients in
-            var byLoop: [ObjectIdentifier: (loop: any EventLoop, channels: [(UUID, any Channel)])] = [:]
+            var byLoop: [ObjectIdentifier: (loop: any EventLoop, groups: [String?: [(UUID, any Channel)]])] = [:]
             for (id, client) in clients {
+                let outgoing = messagesFor(client.onlyOwner)
+                guard !outgoing.bytes.isEmpty else { continue }
                 if client.held != nil {
-                    clients[id]?.held?.append(contentsOf: messages)
+                    clients[id]?.held?.append(contentsOf: outgoing.bytes)
                 } else {
                     let loop = client.channel.eventLoop
-                    byLoop[ObjectIdentifier(loop), default: (loop, [])].channels.append((id, client.channel))
+                    byLoop[ObjectIdentifier(loop), default: (loop, [:])].groups[client.onlyOwner, default: []]
+                        .append((id, client.channel))
                 }
             }
-            for (loop, channels) in byLoop.values { write(frames, to: channels, on: loop) }
+            for (loop, groups) in byLoop.values {
+                for (viewer, channels) in groups { write(messagesFor(viewer).frames, to: channels, on: loop) }
+            }
         }
     }
 

@@ -91,7 +91,8 @@ public struct StatusReporter: Sendable {
             timestamp: Date(), queueSize: queue.queued.count,
             processingCount: queue.processing.count, maxQueueSize: maxQueueSize,
             maxConcurrent: await capacity(), queuedIds: queue.queued.map(\.id),
-            processingIds: queue.processing.map(\.id))
+            processingIds: queue.processing.map(\.id),
+            owners: Dictionary(uniqueKeysWithValues: queue.all.compactMap { job in job.owner.map { (job.id, $0) } }))
     }
 
     /// `GET /api/queue`: processing jobs, then queued ones in order.

@@ -61,24 +61,34 @@ public struct JobQueue: Sendable {
 
     /// Refuses at once, before a large body is read: 503 `shutting_down` while draining, 429 `queue_full`, 507
     /// `insufficient_storage` below the low-disk watermark.
-    func checkAcceptingJobs() async throws {
+    /// With `maxQueuedForOwner`, also 429 `key_queue_full` when `owner` already has that many jobs queued.
+    func checkAcceptingJobs(owner: String? = nil, maxQueuedForOwner: Int? = nil) async throws {
         guard !isDraining else { throw APIError.shuttingDown }
-        let queued = try await repository.countsByStatus()[.queued] ?? 0
-        if queued >= maxQueueSize { throw try await queueFullError() }
+        do {
+            try await repository.activeJobs().checkRoom(
+                for: owner, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
+        } catch let full as OwnerQueueFull {
+            throw keyQueueFullError(full)
+        } catch is QueueFull {
+            throw try await queueFullError()
+        }
         try diskWatermark.checkRoom()
     }
 
     /// Stores `job` at the end of the queue and announces it, in one turn of the notification order (so `queued`
     /// goes out before the worker's `processing`); wakes the worker.
     /// - Returns: the stored job and its 1-based place in the queue.
-    func submit(_ job: Job) async throws -> (job: Job, position: Int) {
+    /// - Parameter maxQueuedForOwner: the most queued jobs of `job.owner` (429 `key_queue_full` beyond).
+    func submit(_ job: Job, maxQueuedForOwner: Int? = nil) async throws -> (job: Job, position: Int) {
         let stored: (job: Job, position: Int)
         do {
             stored = try await notifier.enqueued { [repository, maxQueueSize] in
-                try await repository.enqueue(job, maxQueueSize: maxQueueSize)
+                try await repository.enqueue(job, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
             }
         } catch is QueueFull {
             throw try await queueFullError()
+        } catch let full as OwnerQueueFull {
+            throw keyQueueFullError(full)
         }
         metrics.countJob(.queued)
         worker.wakeUp()
@@ -98,6 +108,19 @@ public struct JobQueue: Sendable {
         return APIError(
             .tooManyRequests, code: "queue_full",
             message: "The queue is full (\(maxQueueSize) requests); try again in about \(retryAfter) s.",
+            headers: headers)
+    }
+
+    /// 429 `key_queue_full`, with `Retry-After` set to about one job's run: the earliest a queued job of the key
+    /// can have started.
+    private func keyQueueFullError(_ full: OwnerQueueFull) -> APIError {
+        let retryAfter = Int(min(3600, max(5, reporter.estimator.expectedSeconds(forAudio: 10))).rounded(.up))
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(retryAfter)
+        return APIError(
+            .tooManyRequests, code: "key_queue_full",
+            message:
+                "This key already has \(full.queued) requests queued, its most; try again when one has started (in about \(retryAfter) s).",
             headers: headers)
     }
 
@@ -122,10 +145,10 @@ public struct JobQueue: Sendable {
     }
 
     /// One page of history, newest first, optionally of one status; plus the total count.
-    func page(status: JobStatus?, limit: Int, offset: Int) async throws -> (
+    func page(status: JobStatus?, owner: String? = nil, limit: Int, offset: Int) async throws -> (
         statuses: [JobStatusResponse], total: Int
     ) {
-        let page = try await repository.list(status: status, limit: limit, offset: offset)
+        let page = try await repository.list(status: status, owner: owner, limit: limit, offset: offset)
         return (try await reporter.statuses(of: page.jobs), page.total)
     }
 

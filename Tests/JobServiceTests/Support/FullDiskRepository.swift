@@ -27,8 +27,8 @@ final class FullDiskRepository: JobRepository {
         if full { throw DatabaseError(resultCode: .SQLITE_FULL, message: "database or disk is full") }
     }
 
-    func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
-        try await base.enqueue(job, maxQueueSize: maxQueueSize)
+    func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (job: Job, position: Int) {
+        try await base.enqueue(job, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
     }
 
     func transition(_ id: String, to status: JobStatus, change: @escaping @Sendable (inout Job) -> Void)
@@ -40,8 +40,8 @@ final class FullDiskRepository: JobRepository {
 
     func job(id: String) async throws -> Job? { try await base.job(id: id) }
     func activeJobs() async throws -> ActiveJobs { try await base.activeJobs() }
-    func list(status: JobStatus?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
-        try await base.list(status: status, limit: limit, offset: offset)
+    func list(status: JobStatus?, owner: String?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
+        try await base.list(status: status, owner: owner, limit: limit, offset: offset)
     }
     func countsByStatus() async throws -> [JobStatus: Int] { try await base.countsByStatus() }
     func recentCompletedJobs(limit: Int) async throws -> [Job] { try await base.recentCompletedJobs(limit: limit) }

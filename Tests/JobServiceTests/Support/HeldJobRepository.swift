@@ -23,13 +23,13 @@ final class HeldJobRepository: JobRepository {
         return try await base.transition(id, to: status, change: change)
     }
 
-    func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
-        try await base.enqueue(job, maxQueueSize: maxQueueSize)
+    func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (job: Job, position: Int) {
+        try await base.enqueue(job, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
     }
     func job(id: String) async throws -> Job? { try await base.job(id: id) }
     func activeJobs() async throws -> ActiveJobs { try await base.activeJobs() }
-    func list(status: JobStatus?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
-        try await base.list(status: status, limit: limit, offset: offset)
+    func list(status: JobStatus?, owner: String?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
+        try await base.list(status: status, owner: owner, limit: limit, offset: offset)
     }
     func countsByStatus() async throws -> [JobStatus: Int] { try await base.countsByStatus() }
     func recentCompletedJobs(limit: Int) async throws -> [Job] { try await base.recentCompletedJobs(limit: limit) }

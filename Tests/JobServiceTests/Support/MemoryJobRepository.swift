@@ -10,22 +10,26 @@ final class MemoryJobRepository: JobRepository {
         var jobs: [String: Job] = [:]
         var lastSequence: Int64 = 0
 
-        /// Every job, in queue order.
+        /// Every job, in submission order.
         var bySequence: [Job] { jobs.values.sorted { $0.sequence < $1.sequence } }
+
+        var active: ActiveJobs {
+            ActiveJobs(fairlyOrdering: jobs.values.filter { $0.status == .queued || $0.status == .processing })
+        }
     }
 
     private let state = Mutex(State())
 
-    func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
+    func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (job: Job, position: Int) {
         try state.withLock { state in
-            let queued = state.jobs.values.filter { $0.status == .queued }.count
-            guard queued < maxQueueSize else { throw QueueFull(queued: queued) }
+            try state.active.checkRoom(
+                for: job.owner, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
             var job = job
             state.lastSequence += 1
             job.sequence = state.lastSequence
             job.status = .queued
             state.jobs[job.id] = job
-            return (job, queued + 1)
+            return (job, state.active.position(of: job.id))
         }
     }
 
@@ -34,16 +38,14 @@ final class MemoryJobRepository: JobRepository {
     }
 
     func activeJobs() async throws -> ActiveJobs {
-        state.withLock { state in
-            let jobs = state.bySequence
-            return ActiveJobs(
-                queued: jobs.filter { $0.status == .queued }, processing: jobs.filter { $0.status == .processing })
-        }
+        state.withLock { $0.active }
     }
 
-    func list(status: JobStatus?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
+    func list(status: JobStatus?, owner: String?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {
         state.withLock { state in
-            let matching = state.bySequence.reversed().filter { status == nil || $0.status == status }
+            let matching = state.bySequence.reversed().filter {
+                (status == nil || $0.status == status) && (owner == nil || $0.owner == owner)
+            }
             return (Array(matching.dropFirst(offset).prefix(limit)), matching.count)
         }
     }
@@ -74,7 +76,7 @@ final class MemoryJobRepository: JobRepository {
 
     func claimNextJob(now: Date) async throws -> Job? {
         state.withLock { state in
-            guard var job = state.bySequence.first(where: { $0.status == .queued }) else { return nil }
+            guard var job = state.active.queued.first else { return nil }
             job.start(now: now)
             state.jobs[job.id] = job
             return job
