@@ -66,7 +66,7 @@ public func buildApplication(
     try await recoverAfterRestart(repository: repository, files: files, configuration: configuration, logger: logger)
     let queue = try await JobQueue(
         repository: repository,
-        engine: engine ?? EngineSupervisor(configuration: configuration.engineWithLimits, logger: logger),
+        engine: engine ?? makeEngine(configuration, logger: logger),
         files: files, configuration: configuration, clock: clock, diskSpace: diskSpace, logger: logger)
     let retention = RetentionService(
         repository: repository, files: files, retention: configuration.retention,
@@ -75,7 +75,7 @@ public func buildApplication(
     let webhooks = WebhookDispatcher(
         outbox: database.webhooks, queue: queue, keys: keys,
         serverSecret: try ServerWebhookSecret.load(dataDirectory: configuration.dataDirectory),
-        settings: configuration.webhooks, clock: clock, logger: logger)
+        settings: configuration.webhooks, logger: logger)
 
     let access = BrowserAccessPolicy(configuration: configuration)
     let router = Router(context: AppRequestContext.self)
@@ -139,6 +139,21 @@ private func httpServer(
                 responder: responder, webSocketResponder: webSocketResponder, configuration: .init(http1: http1)),
             limits: limits, access: access, keys: keys)
     }
+}
+
+/// The engine process the configuration describes, supervised; one per GPU in a pool with `--gpus`.
+private func makeEngine(_ configuration: ServiceConfiguration, logger: Logger) -> any Engine {
+    let devices = configuration.gpus.visibleDevices()
+    func supervisor(_ device: String?) -> EngineSupervisor {
+        var engine = configuration.engineWithLimits
+        engine.visibleDevices = device
+        var logger = logger
+        if let device { logger[metadataKey: "gpu"] = "\(device)" }
+        return EngineSupervisor(configuration: engine, logger: logger)
+    }
+    guard devices.count > 1 else { return supervisor(devices.first ?? nil) }
+    logger.notice("running \(devices.count) engines, one per GPU: \(devices.compactMap { $0 }.joined(separator: ", "))")
+    return EnginePool(members: devices.map { device in (label: device ?? "0", engine: supervisor(device)) })
 }
 
 /// After a crash (`kill -9`), jobs still marked `processing` were interrupted: re-queue them once, fail them after

@@ -20,7 +20,11 @@ export class StatusBar {
   showEngine(engine) {
     if (!engine) return;
     const name = engine.is_preview ? "Preview engine" : engine.name === "infinitetalk" ? "InfiniteTalk" : engine.name;
-    this.badge.textContent = [name, engine.version, engine.device].filter(Boolean).join(" · ");
+    const profile = engine.memory_profile ? `${engine.memory_profile} memory` : null;
+    const gpus = (engine.instances?.length ?? 1) > 1 ? `${engine.instances.length} GPUs` : null;
+    this.badge.textContent = [name, engine.version, engine.device, profile, gpus].filter(Boolean).join(" · ");
+    this.badge.title = engine.memory_profile
+      ? `Memory profile: ${engine.memory_profile} (how the model's weights sit in GPU memory)` : "";
     this.badge.dataset.preview = String(Boolean(engine.is_preview));
     this.badge.hidden = false;
     this.previewBanner.hidden = !engine.is_preview;

@@ -139,6 +139,10 @@ extension ConfigurationSetting {
         .init("engine", "Engine name passed as --engine: preview or infinitetalk (default preview).") {
             $0.engine.name = $1
         },
+        .init(
+            "gpus",
+            "One engine process per GPU: all, a count (2; also runs several preview engines) or ids (device=0,2); jobs run on all of them (default: one engine).",
+            \.gpus, GPUSelection.parse),
         .init("weights", "Model weights folder passed to the engine as --weights.") { $0.engine.weights = $1 },
         .init("device", "Device passed to the engine as --device (cuda, cpu).") { $0.engine.device = $1 },
         .init("engine-python", "Python running `-m infinitetalk_engine` (default <repo>/.venv/bin/python).") {

@@ -64,6 +64,7 @@ extension EngineConfiguration {
     /// `-m infinitetalk_engine` works even when the package is not installed into the venv.
     public var extraEnvironment: [String: String] {
         var environment = ["PYTHONUNBUFFERED": "1"]
+        if let visibleDevices { environment["CUDA_VISIBLE_DEVICES"] = visibleDevices }
         if command == nil, let workingDirectory {
             let enginePath = (workingDirectory as NSString).appendingPathComponent("engine")
             let existing = ProcessInfo.processInfo.environment["PYTHONPATH"].map { ":" + $0 } ?? ""

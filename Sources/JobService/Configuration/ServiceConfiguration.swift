@@ -45,6 +45,8 @@ public struct ServiceConfiguration: Sendable {
 
     /// How to start the engine process.
     public var engine: EngineConfiguration = EngineConfiguration()
+    /// One engine process per GPU (`--gpus`); by default one engine.
+    public var gpus: GPUSelection = .inherited
 
     // MARK: - Queue
 
@@ -119,6 +121,8 @@ public struct EngineConfiguration: Sendable {
     public var python: String?
     /// The whole command line, replacing the python one (tests, custom engines).
     public var command: [String]?
+    /// The engine's `CUDA_VISIBLE_DEVICES` (one engine per GPU, `--gpus`); `nil`: as the service has it.
+    public var visibleDevices: String?
     /// Passed as `--max-audio-seconds`: the engine refuses longer audio with `bad_audio` before any model work.
     public var maxAudioSeconds: Double?
     /// Folder `python -m infinitetalk_engine` runs in (the repository root when found).

@@ -29,6 +29,31 @@ struct SystemController<Context: RequestContext>: Sendable {
         @NullEncoded var device: String?
         /// Whether jobs may have a second speaker (`audio2`).
         @NullEncoded var twoSpeakers: Bool?
+        /// The engine's memory profile (`resident`, `fp8`); `null` for the preview engine.
+        @NullEncoded var memoryProfile: String?
+        /// Each engine process (several with `--gpus`).
+        let instances: [Instance]
+
+        struct Instance: Encodable, Sendable {
+            let index: Int
+            @NullEncoded var gpu: String?
+            /// `starting`, `ready`, `unavailable` or `stopped`.
+            let state: String
+            @NullEncoded var reason: String?
+            @NullEncoded var slots: Int?
+            let restarts: Int
+            @NullEncoded var runningJobs: Int?
+
+            init(_ status: EngineInstanceStatus) {
+                index = status.index
+                gpu = status.gpu
+                state = status.state.name
+                if case .unavailable(let reason) = status.state { self.reason = reason }
+                slots = status.slots
+                restarts = status.restarts
+                runningJobs = status.runningJobs
+            }
+        }
     }
 
     private func engineSummary() async -> EngineSummary {
@@ -37,7 +62,8 @@ struct SystemController<Context: RequestContext>: Sendable {
         return EngineSummary(
             name: hello?.engine ?? configuration.engine.name, version: hello?.engineVersion,
             isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device,
-            twoSpeakers: hello?.capabilities.twoSpeakers)
+            twoSpeakers: hello?.capabilities.twoSpeakers, memoryProfile: hello?.capabilities.memoryProfile,
+            instances: await queue.engine.statuses().map(EngineSummary.Instance.init))
     }
 
     struct Readiness: Encodable, Sendable {

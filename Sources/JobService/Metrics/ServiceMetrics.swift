@@ -55,6 +55,20 @@ public final class ServiceMetrics: Sendable {
         webhooksByOutcome = webhooks
     }
 
+    /// Per engine process: `infinitetalk_engine_up{engine,gpu}` (1 when ready) and its restarts.
+    func showEngines(_ statuses: [EngineInstanceStatus]) {
+        for status in statuses {
+            let labels = [("engine", String(status.index)), ("gpu", status.gpu ?? "")]
+            registry.makeGauge(
+                name: "infinitetalk_engine_up", labels: labels, help: "1 while the engine process is ready for jobs."
+            ).set(status.state.hello != nil ? 1.0 : 0.0)
+            registry.makeGauge(
+                name: "infinitetalk_engine_instance_restarts", labels: labels,
+                help: "Times this engine process was started again."
+            ).set(Double(status.restarts))
+        }
+    }
+
     func countWebhook(_ outcome: WebhookOutcome) {
         webhooksByOutcome[outcome]?.increment()
     }

@@ -177,6 +177,7 @@ public struct JobQueue: Sendable {
         let counts = try await repository.countsByStatus()
         metrics.queueDepth.set(Double(counts[.queued] ?? 0))
         metrics.jobsProcessing.set(Double(counts[.processing] ?? 0))
+        metrics.showEngines(await engine.statuses())
         return metrics.render()
     }
 

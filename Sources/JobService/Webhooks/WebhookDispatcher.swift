@@ -24,9 +24,11 @@ public final class WebhookDispatcher: Service, Sendable {
     private let updates: AsyncStream<Job>
     private let wakeUps = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
+    /// - Parameter clock: paces the retry polls and the progress throttle. The service passes the system clock, not
+    ///   its own: retries are due at stored wall-clock dates, and a test's manual clock would stall them.
     init(
         outbox: WebhookOutbox, queue: JobQueue, keys: any KeyRepository, serverSecret: String,
-        settings: WebhookSettings, clock: any ServiceClock, logger: Logger
+        settings: WebhookSettings, clock: any ServiceClock = SystemClock(), logger: Logger
     ) {
         self.outbox = outbox
         self.queue = queue

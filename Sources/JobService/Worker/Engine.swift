@@ -4,9 +4,9 @@
 public protocol Engine: Actor {
     var state: EngineState { get }
     /// The last `hello` seen, kept while the engine restarts.
-    var lastHello: EngineHello? { get }
+    var lastHello: EngineHello? { get async }
     /// How many times a dead engine was started again.
-    var restartCount: Int { get }
+    var restartCount: Int { get async }
 
     /// The engine's `hello`, waiting up to `timeout` for the first one: engines say hello before loading models, so
     /// it comes within moments of the start. Returns at once when a hello was seen (it is kept while the engine
@@ -24,14 +24,27 @@ public protocol Engine: Actor {
 
     /// Sends a job to the ready engine.
     /// - Returns: the job's events, or `nil` when the engine is not ready (the job was not sent).
-    func submit(_ request: EngineJobRequest) -> AsyncStream<EngineJobEvent>?
+    func submit(_ request: EngineJobRequest) async -> AsyncStream<EngineJobEvent>?
     /// Asks the engine to stop a job.
-    func cancel(jobID: String)
+    func cancel(jobID: String) async
+
+    /// Each engine process behind this one, as clients see it (one, unless it is an `EnginePool`).
+    func statuses() async -> [EngineInstanceStatus]
 }
 
 extension Engine {
     /// How many jobs the engine says it can run at once (1 until it said).
-    public var engineConcurrency: Int { lastHello?.capabilities.maxConcurrentJobs ?? 1 }
+    public var engineConcurrency: Int {
+        get async { await lastHello?.capabilities.maxConcurrentJobs ?? 1 }
+    }
+
+    public func statuses() async -> [EngineInstanceStatus] {
+        [
+            EngineInstanceStatus(
+                index: 0, gpu: nil, state: state, slots: await lastHello?.capabilities.maxConcurrentJobs,
+                restarts: await restartCount, runningJobs: nil)
+        ]
+    }
 
     public func stop() { stop(timeout: .seconds(5)) }
 }

@@ -34,4 +34,14 @@ public enum EngineState: Sendable, Equatable {
     public var hello: EngineHello? {
         if case .ready(let hello) = self { hello } else { nil }
     }
+
+    /// `starting`, `ready`, `unavailable` or `stopped`.
+    public var name: String {
+        switch self {
+        case .starting: "starting"
+        case .ready: "ready"
+        case .unavailable: "unavailable"
+        case .stopped: "stopped"
+        }
+    }
 }

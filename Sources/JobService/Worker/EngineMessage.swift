@@ -18,6 +18,8 @@ public struct EngineHello: Codable, Sendable, Equatable {
         public var twoSpeakers: Bool?
         public var defaultSteps: Int?
         public var maxSteps: Int?
+        /// How the model's weights sit in GPU memory (`resident`, `fp8`); absent for engines without a model.
+        public var memoryProfile: String?
     }
 
     public var protocolVersion: Int

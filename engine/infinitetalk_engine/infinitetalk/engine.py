@@ -51,6 +51,9 @@ from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
 from ..parameters import DEFAULT_PROMPT, parameter_capabilities, standard_parameters
 from .loading import WeightsError
+from .memory_plan import ModelSizes
+from .memory_profiles import CHOICES as PROFILE_CHOICES
+from .memory_profiles import ProfileChoice, choose_profile
 from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
 from .sampler.schedule import DEFAULT_SHIFT
 from .weights import WeightsLayout
@@ -66,8 +69,6 @@ INFINITETALK_NEGATIVE_PROMPT = (
     "background, three legs, many people in the background, walking backwards"
 )
 DEFAULT_SEED = 42
-# How the weights sit in memory: today only "resident" (every model's weights on the device, in the DiT's dtype).
-MEMORY_PROFILE = "resident"
 DEFAULT_MAX_STEPS = 50
 FACE_SCALE = 0.05  # upstream's margin for the default left/right speaker halves
 TEXT_CACHE_SIZE = 16
@@ -101,6 +102,7 @@ class EngineSettings:
     max_steps: int = DEFAULT_MAX_STEPS
     vae_dtype: torch.dtype = torch.float32
     compile: bool = False
+    memory_profile: str = "auto"  # auto, resident, fp8 (memory_profiles.py)
 
     @classmethod
     def from_options(cls, extra: dict[str, str]) -> EngineSettings:
@@ -115,6 +117,7 @@ class EngineSettings:
             "max_steps",
             "vae_dtype",
             "compile",
+            "memory_profile",
         }
         unknown = sorted(set(extra) - known)
         if unknown:
@@ -137,7 +140,10 @@ class EngineSettings:
                 max_steps=int(extra.get("max_steps", DEFAULT_MAX_STEPS)),
                 vae_dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[extra.get("vae_dtype", "fp32")],
                 compile=switch[extra.get("compile", "off")] is True,
+                memory_profile=extra.get("memory_profile", "auto"),
             )
+            if settings.memory_profile not in PROFILE_CHOICES:
+                raise ValueError(f"memory_profile must be one of {', '.join(PROFILE_CHOICES)}")
             SamplerSettings(frame_num=settings.frame_num, motion_frames=settings.motion_frames).validate()
         except (KeyError, ValueError) as exc:
             raise EngineError("load_failed", f"bad engine option: {exc}") from exc
@@ -158,9 +164,30 @@ class InfiniteTalkEngine(Engine):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise EngineError("load_failed", f"--device {options.device}: CUDA is not available on this machine")
         self.max_jobs = options.max_jobs or 1
+        self.memory = self._choose_memory_profile()
+        log.info("memory profile %s: %s", self.memory.profile, self.memory.reason)
         self.models = None
         self._device_lock = threading.Lock()  # one job at a time on the device; others wait their turn
         self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def _choose_memory_profile(self) -> ProfileChoice:
+        """The profile asked for, or with `auto` the first that fits the GPU's free memory (memory_profiles.py)."""
+        free = total = None
+        if self.device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(self.device)
+        two = self.settings.two_speakers
+        if two is None:
+            two = self.layout.adapter(True).is_file()
+        sizes = None
+        if self.settings.memory_profile == "auto" and free is not None:
+            try:
+                sizes = ModelSizes.from_weights(self.layout.root)
+            except (OSError, ValueError, KeyError):  # an incomplete folder: load() names what is missing
+                sizes = ModelSizes.full_size()
+        try:
+            return choose_profile(self.settings.memory_profile, self.device.type, free, total, sizes, bool(two))
+        except ValueError as exc:
+            raise EngineError("load_failed", str(exc)) from exc
 
     # MARK: - Engine
 
@@ -181,6 +208,7 @@ class InfiniteTalkEngine(Engine):
             "max_concurrent_jobs": self.max_jobs,
             "device": str(self.device),
             "is_preview": False,
+            "memory_profile": self.memory.profile,
         }
 
     def load(self) -> None:
@@ -193,6 +221,7 @@ class InfiniteTalkEngine(Engine):
             use_lora=self.settings.use_lora,
             two_speakers=self.settings.two_speakers,
             vae_dtype=self.settings.vae_dtype,
+            memory_profile=self.memory.profile,
         )
         try:
             self.models = load_model_set(self.layout, options)
@@ -227,7 +256,8 @@ class InfiniteTalkEngine(Engine):
             free = f"{free_bytes / 2**30:.1f} of {total_bytes / 2**30:.1f} GiB free after freeing the job's memory"
         return (
             f"the GPU ({self.device}) ran out of memory on a {job.params.resolution or '480p'} job with the "
-            f"{MEMORY_PROFILE} memory profile ({free}): {detail}. A lower resolution needs less memory."
+            f"{self.memory.profile} memory profile ({free}): {detail}. A lower resolution needs less memory"
+            f"{'' if self.memory.profile == 'fp8' else ', and so does memory_profile=fp8'}."
         )
 
     # MARK: - one job
@@ -397,11 +427,34 @@ class InfiniteTalkEngine(Engine):
             return self._text_cache[prompt]
         from .models.text_encoder import encode_prompts
 
-        (context,) = encode_prompts(self.models.t5, self.models.tokenizer, [prompt])
+        t5 = self.models.t5
+        on = t5.shared.weight.device
+        if on == self.device:
+            (context,) = encode_prompts(t5, self.models.tokenizer, [prompt])
+        else:  # fp8 profile: umT5 lives in host memory; it visits the GPU when there is room for it now
+            visit = self.device.type == "cuda" and _fits_on(self.device, _bytes_of(t5) * 1.25 + 2**30)
+            if visit:
+                t5.to(self.device)
+            try:
+                (context,) = encode_prompts(t5, self.models.tokenizer, [prompt])
+            finally:
+                if visit:
+                    t5.to(on)
+                    torch.cuda.empty_cache()
+            context = context.to(self.device)
         self._text_cache[prompt] = context
         while len(self._text_cache) > TEXT_CACHE_SIZE:
             self._text_cache.popitem(last=False)
         return context
+
+
+def _bytes_of(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def _fits_on(device: torch.device, needed: float) -> bool:
+    free, _ = torch.cuda.mem_get_info(device)
+    return free >= needed
 
 
 def generation_fraction(done: int, total: int) -> float:

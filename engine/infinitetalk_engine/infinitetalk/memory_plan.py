@@ -7,9 +7,9 @@ measured ones (a planned figure is never reported as a measurement).
 
 Profiles (see docs/infinitetalk-engine.md, "Memory profiles"):
 - resident: every model on the GPU, DiT and umT5 in bf16, CLIP fp16, VAE and wav2vec2 fp32.
-- fp8: the DiT's block linears in fp8 (+ one float32 scale per output row); umT5 in fp8 too, and on the GPU only
-  while it encodes a prompt (contexts are cached); the two-speaker adapter on the host until a two-speaker job
-  needs it.
+- fp8: the DiT's block linears in fp8 (+ one float32 scale per output row); umT5 (bf16) in host memory: it encodes
+  a prompt the engine has not cached on the GPU when the GPU has room for it then, else on the CPU (so it never
+  sets the peak).
 - offload: DiT blocks in pinned host memory, two on the GPU at a time (one computing, one arriving); umT5 runs on
   the CPU (a prompt takes seconds there, and contexts are cached); the other encoders are on the GPU only while
   they run; VAE in bf16 with a tiled decode.
@@ -163,7 +163,7 @@ def plan(sizes: ModelSizes, profile: str, resolution: str, two_speakers: bool = 
     phases = {
         "audio features": base + (wav2vec if visiting else 0) + _wav2vec_activations(),
         "prompt": base
-        + {"resident": 0, "fp8": s.t5 * fp8, "offload": 0}[profile]
+        # fp8: umT5 visits the GPU only when it fits in what is free then, so it never raises the peak.
         + (_t5_activations(s) if profile != "offload" else 0),
         "image": base + (clip + vae if visiting else 0) + _vae_encode_activations(s, height, width, vae_bytes),
         "denoising": base + _dit_activations(s, height, width),

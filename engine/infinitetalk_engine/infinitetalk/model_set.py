@@ -51,6 +51,8 @@ class ModelSetOptions:
     use_lora: bool = True
     two_speakers: bool | None = None  # None: load the multi adapter when the file is there
     vae_dtype: torch.dtype = torch.float32  # upstream runs the VAE in fp32
+    # resident: every model on the device; fp8: the DiT's block linears in fp8, umT5 in host memory (memory_plan.py)
+    memory_profile: str = "resident"
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -237,8 +239,9 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     # 1. Tokenizer + umT5 (bf16 like the file on GPU).
     t = time.perf_counter()
     tokenizer = load_tokenizer(layout.tokenizer)
+    t5_device = torch.device("cpu") if options.memory_profile == "fp8" else device
     t5 = load_t5_encoder(
-        layout.t5, t5_args(layout.t5), dtype=torch.bfloat16 if on_gpu else torch.float32, device=device
+        layout.t5, t5_args(layout.t5), dtype=torch.bfloat16 if on_gpu else torch.float32, device=t5_device
     )
     stage("umT5", t)
     # 2. CLIP (fp16 on GPU, as upstream's autocast). 3. VAE (fp32 by default). 4. wav2vec2 (fp32).
@@ -262,6 +265,9 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     config = dit_config(layout, wav2vec.num_hidden_layers, wav2vec.hidden_size)
     with parameters_on_meta():
         dit = InfiniteTalkTransformer(config)
+    if options.memory_profile == "fp8":
+        # Each block weight is quantised as it streams in: the bf16 model never exists whole.
+        log.info("memory profile fp8: %d DiT block linears stored as float8", dit.expect_fp8_blocks(dtype))
     lora = _open_lora(layout) if options.use_lora else None
     report = _load_dit(dit, layout, _dit_stream(options, device, lora, options.lora_scale))
     report.raise_if_incomplete([layout.dit_dir])
