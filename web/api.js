@@ -67,20 +67,21 @@ export const getConfig = () => requestJSON("api/config");
 export const getQueue = () => requestJSON("api/queue");
 export const getStatus = (id) => requestJSON(`api/status/${idPath(id)}`);
 export const cancelRequest = (id) => requestJSON(`api/cancel/${idPath(id)}`, { method: "POST" });
+export const cancelBatch = (id) => requestJSON(`api/batches/${idPath(id)}`, { method: "DELETE" });
 export const listRequests = ({ limit = 20, offset = 0 } = {}) =>
   requestJSON(`api/requests?limit=${limit}&offset=${offset}`);
 
 /**
- * Submits `POST /api/generate`. Uses XMLHttpRequest rather than fetch because only XHR reports upload progress,
+ * Submits `POST /api/generate` (or, with `path`, `POST /api/batches`: several `audio` parts, one video each). Uses XMLHttpRequest rather than fetch because only XHR reports upload progress,
  * which matters for a 50 MB recording on a slow link.
  * @param {FormData} form
  * @param {(fraction: number) => void} onUploadProgress
  * @returns {Promise<object>} the queued request's status object
  */
-export function submitGenerate(form, onUploadProgress = () => {}) {
+export function submitGenerate(form, onUploadProgress = () => {}, path = "api/generate") {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", serviceURL("api/generate"));
+    xhr.open("POST", serviceURL(path));
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onUploadProgress(event.loaded / event.total);

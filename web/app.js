@@ -1,7 +1,7 @@
 // Entry point: loads the server's settings, builds the form and the jobs panel, and keeps the page in step with
 // the server: history from `GET /api/requests`, live changes from `/ws`, a full resync after every reconnect.
 
-import { cancelRequest, getConfig, getQueue, getStatus, listRequests, serviceURL } from "./api.js";
+import { cancelBatch, cancelRequest, getConfig, getQueue, getStatus, listRequests, serviceURL } from "./api.js";
 import { JobStore } from "./jobs-store.js";
 import { hasKey, signOut } from "./session.js";
 import { LiveSocket } from "./live-socket.js";
@@ -30,7 +30,7 @@ async function main() {
   if (config.auth?.enabled) await signInFirst();
   statusBar.showEngine(config.engine);
   new GenerateForm(config, { onQueued: (answer) => store.upsert(answer) });
-  panel = new JobsPanel(store, { onCancel: cancel, onLoadMore: loadMoreHistory });
+  panel = new JobsPanel(store, { onCancel: cancel, onCancelBatch: cancelWholeBatch, onLoadMore: loadMoreHistory });
   store.addEventListener("job", showProgressInTitle);
 
   const socket = new LiveSocket({
@@ -187,6 +187,15 @@ async function loadMoreHistory() {
 }
 
 // MARK: - Actions
+
+async function cancelWholeBatch(id) {
+  try {
+    const batch = await cancelBatch(id);
+    for (const job of batch.requests) store.upsert(job);
+  } finally {
+    await resync();
+  }
+}
 
 async function cancel(id) {
   try {

@@ -87,13 +87,14 @@ public func buildApplication(
         let page = WebPageFiles(folder: webDirectory, logger: logger)
         router.add(middleware: FileMiddleware(fileProvider: page, searchForIndexHtml: true))
     }
-    JobController(
+    let jobs = JobController<AppRequestContext>(
         queue: queue, files: files, configuration: configuration,
         limits: KeyLimits(configuration: configuration, clock: clock),
         idempotent: IdempotentSubmits(store: database.idempotency, window: configuration.idempotencyWindow),
         webhookPolicy: WebhookAddressPolicy(allowPrivate: configuration.webhooks.allowPrivate),
-        webhooks: database.webhooks, logger: logger
-    ).addRoutes(to: router)
+        webhooks: database.webhooks, logger: logger)
+    jobs.addRoutes(to: router)
+    BatchController(jobs: jobs).addRoutes(to: router)
     ResultController(queue: queue, files: files).addRoutes(to: router)
     LiveStreamController(queue: queue, files: files).addRoutes(to: router)
     SystemController(queue: queue, configuration: configuration).addRoutes(to: router)

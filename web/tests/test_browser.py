@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+import urllib.request
 import wave
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -529,3 +531,60 @@ def test_live_updates_reconnect_and_resync_after_a_server_restart(page, server, 
     page.js("window.__holdWebSockets = false; window.dispatchEvent(new Event('online'));")
     page.wait_until(lambda d: connection(d) == "live", timeout=30, message="the page never reconnected")
     wait_for_card_status(page, request_id, {"cancelled"}, timeout=10)
+
+
+def test_several_recordings_with_one_portrait_make_a_batch_with_download_all(page, media, tmp_path):
+    # Given a portrait and two recordings dropped together
+    speech = (media / "speech-en.wav").read_bytes()
+    files = [
+        {
+            "name": "astronaut.png",
+            "type": "image/png",
+            "data": base64.b64encode((media / "astronaut.png").read_bytes()),
+        },
+        {"name": "first.wav", "type": "audio/wav", "data": base64.b64encode(speech)},
+        {"name": "second.wav", "type": "audio/wav", "data": base64.b64encode(speech)},
+    ]
+    page.js(
+        """
+      const files = arguments[0];
+      const transfer = new DataTransfer();
+      for (const f of files) {
+        const bytes = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
+        transfer.items.add(new File([bytes], f.name, {type: f.type}));
+      }
+      const zone = document.getElementById('audio-drop');
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer}));
+      }""",
+        [{**f, "data": f["data"].decode()} for f in files],
+    )
+    wait_for_previews(page)
+    note = page.driver.find_element(By.CSS_SELECTOR, "#audio-drop .batch-note").text
+    assert "1 more recording: second.wav" in note, note
+    # When it is sent, the page shows one batch of two videos
+    page.driver.find_element(By.ID, "submit-button").click()
+    page.wait_until(
+        lambda d: "Batch of 2 videos queued" in d.find_element(By.ID, "submit-status").text,
+        timeout=60,
+        message="the page never said the batch was queued",
+    )
+    batch = page.driver.find_element(By.CSS_SELECTOR, "#batches .batch")
+    batch_id = batch.get_attribute("data-batch-id")
+    ids = page.js("return [...document.querySelectorAll('#jobs .job')].map(c => c.dataset.requestId)")
+    server_batch = page.server.get_json(f"api/batches/{batch_id}")
+    assert {r["request_id"] for r in server_batch["requests"]} <= set(ids)
+    # Then, once both are done, it offers them all as one download
+    page.wait_until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#batches .batch").get_attribute("data-done") == "2",
+        timeout=240,
+        message="the batch never finished",
+    )
+    link = page.driver.find_element(By.CSS_SELECTOR, "#batches .batch a")
+    assert link.is_displayed() and link.get_attribute("href").endswith(f"/api/batches/{batch_id}/results.zip")
+    assert "2 videos · 2 done" in page.driver.find_element(By.CSS_SELECTOR, "#batches .batch-title").text
+    with urllib.request.urlopen(link.get_attribute("href"), timeout=60) as answer:
+        archive = tmp_path / "batch.zip"
+        archive.write_bytes(answer.read())
+    with zipfile.ZipFile(archive) as videos:
+        assert videos.testzip() is None and len(videos.namelist()) == 2

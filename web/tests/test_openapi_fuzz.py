@@ -25,6 +25,7 @@ EXAMPLES = 50  # per operation and generation mode
 # (426, documented).
 REFUSED_BEYOND_THE_SCHEMA = {
     "POST /api/generate": [positive_data_acceptance],
+    "POST /api/batches": [positive_data_acceptance],
     "GET /ws": [positive_data_acceptance],
 }
 

@@ -29,11 +29,16 @@ export class FilePicker {
     this.problem = null; // a sentence when the chosen file cannot be sent
     this.checking = Promise.resolve();
     this.objectURL = null;
+    this.more = []; // further recordings of a batch (speech zone only): one video each
 
     this.input.accept = acceptAttribute(this.kind, config);
     root.querySelector(".hint").textContent = limitsInWords(this.kind, config);
+    // The speech zone takes several recordings at once: one video each, sent as one batch.
+    this.input.multiple = this.field === "audio";
     this.input.addEventListener("change", () => {
-      if (this.input.files.length > 0) this.choose(this.input.files[0]);
+      const chosen = [...this.input.files];
+      if (chosen.length > 1) this.chooseMany(chosen);
+      else if (chosen.length > 0) this.choose(chosen[0]);
     });
     root.querySelector("[data-action=remove]").addEventListener("click", () => {
       this.clear();
@@ -67,8 +72,35 @@ export class FilePicker {
     });
   }
 
+  /**
+   * Takes several recordings: the first is previewed and checked as usual, the others ride along (their type and
+   * size checked here, the rest by the server) and make the submit a batch.
+   */
+  chooseMany(files) {
+    this.choose(files[0]);
+    this.more = files.slice(1).filter((file) => !typeOrSizeProblem(this.kind, file, this.config));
+    this.showBatchNote(files.length - 1 - this.more.length);
+  }
+
+  showBatchNote(refused) {
+    let note = this.root.querySelector(".batch-note");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "batch-note hint";
+      this.root.querySelector(".preview").after(note);
+    }
+    const names = this.more.map((file) => file.name).join(", ");
+    const skipped = refused ? ` (${refused} other file${refused === 1 ? "" : "s"} could not be used)` : "";
+    note.textContent = this.more.length
+      ? `+ ${this.more.length} more recording${this.more.length === 1 ? "" : "s"}: ${names}. One video each, sent as one batch${skipped}.`
+      : "";
+    note.hidden = this.more.length === 0;
+  }
+
   /** Takes a file from the input or a drop, checks it, and previews it. */
   choose(file) {
+    this.more = [];
+    this.root.querySelector(".batch-note")?.setAttribute("hidden", "");
     this.releasePreview();
     this.file = null;
     this.problem = null;
@@ -168,6 +200,8 @@ export class FilePicker {
   }
 
   clear() {
+    this.more = [];
+    this.root.querySelector(".batch-note")?.setAttribute("hidden", "");
     this.releasePreview();
     this.file = null;
     this.problem = null;

@@ -58,6 +58,16 @@ export class GenerateForm {
    * recording to the second speaker when that zone is shown.
    */
   routeDrop(files, zoneField) {
+    // More recordings than speech zones: a batch, one video per recording with the one portrait.
+    const recordings = files.filter((file) => kindOfFile(file, this.config) === "audio");
+    const speechZones = Object.values(this.pickers).filter((picker) => picker.kind === "audio");
+    if (recordings.length > speechZones.length) {
+      const image = files.find((file) => kindOfFile(file, this.config) === "image");
+      if (image) this.pickers.image.choose(image);
+      this.pickers.audio2?.clear();
+      this.pickers.audio.chooseMany(recordings);
+      return;
+    }
     if (files.length === 1 && zoneField) {
       this.pickers[zoneField].choose(files[0]);
       return;
@@ -77,7 +87,7 @@ export class GenerateForm {
     if (this.busy) return;
     this.hideError();
     this.status.textContent = "Checking…";
-    const { form, firstProblem } = await this.collect();
+    const { form, firstProblem, videos } = await this.collect();
     if (firstProblem) {
       this.status.textContent = "Please fix the marked fields.";
       firstProblem.focus();
@@ -89,7 +99,12 @@ export class GenerateForm {
     try {
       const answer = await submitGenerate(form, (fraction) => {
         this.status.textContent = fraction < 1 ? `Uploading ${Math.floor(fraction * 100)}%` : "Checking the files…";
-      });
+      }, videos > 1 ? "api/batches" : "api/generate");
+      if (videos > 1) {
+        for (const request of answer.requests) this.onQueued({ ...request, batch_id: answer.batch_id });
+        this.status.textContent = `Batch of ${videos} videos queued.`;
+        return;
+      }
       const position = answer.position_in_queue ? `, position ${answer.position_in_queue} in the queue` : "";
       this.status.textContent = `Video ${shortId(answer.request_id)} queued${position}. `;
       this.onQueued(answer);
@@ -119,8 +134,10 @@ export class GenerateForm {
       const { file } = files[index];
       if (file) form.append(field, file, file.name);
     });
+    const more = this.pickers.audio.more;
+    for (const file of more) form.append("audio", file, file.name);
     for (const [field, value] of Object.entries(values)) form.append(field, value);
-    return { form };
+    return { form, videos: 1 + more.length };
   }
 
   setBusy(busy) {

@@ -1,19 +1,25 @@
 // The right-hand panel: queue counters and the list of jobs, newest first, kept in step with the JobStore.
 
 import { shortId } from "../format.js";
+import { BatchSummary } from "./batch-summary.js";
 import { JobCard } from "./job-card.js";
 import { elementsById } from "./elements.js";
 
 export class JobsPanel {
   /**
    * @param {import("../jobs-store.js").JobStore} store
-   * @param {{onCancel: (id: string) => Promise<void>, onLoadMore: () => Promise<void>}} actions
+   * @param {{onCancel: (id: string) => Promise<void>, onCancelBatch: (id: string) => Promise<void>,
+   *          onLoadMore: () => Promise<void>}} actions
    */
-  constructor(store, { onCancel, onLoadMore }) {
+  constructor(store, { onCancel, onCancelBatch, onLoadMore }) {
     this.store = store;
     this.onCancel = onCancel;
+    this.onCancelBatch = onCancelBatch;
+    /** @type {Map<string, BatchSummary>} */
+    this.batches = new Map();
     Object.assign(this, elementsById({
       list: "jobs",
+      batchList: "batches",
       empty: "jobs-empty",
       loadMore: "load-more",
       waiting: "queue-waiting",
@@ -47,6 +53,18 @@ export class JobsPanel {
     card.update(job);
     if (before && before !== job.status) this.announce(job);
     this.empty.hidden = this.cards.size > 0;
+    if (job.batch_id) this.showBatch(job.batch_id);
+  }
+
+  /** The batch's summary above the cards, newest batch first. */
+  showBatch(batchId) {
+    let summary = this.batches.get(batchId);
+    if (!summary) {
+      summary = new BatchSummary(batchId, this.onCancelBatch);
+      this.batches.set(batchId, summary);
+      this.batchList.prepend(summary.element);
+    }
+    summary.update([...this.store.jobs.values()].filter((job) => job.batch_id === batchId));
   }
 
   /** Tells screen reader users when a job they watched changes to a state that needs them. */

@@ -24,6 +24,8 @@ public struct JobStatusResponse: Encodable, Sendable, Equatable {
     public var segmentsReady: Int
     /// The live stream's HLS playlist, from the first ready clip on.
     @NullEncoded public var playlistUrl: String?
+    /// The batch the job belongs to (`POST /api/batches`), else `null`.
+    @NullEncoded public var batchId: String?
     /// The job's latest webhook and how its delivery went (`GET /api/status/{id}` only; absent elsewhere and
     /// when the job has none).
     public var webhook: WebhookDeliveryState?
@@ -102,16 +104,19 @@ public struct StatusUpdateMessage: Encodable, Sendable {
 /// `progress_update`: a running job advanced. The progress fields are `JobProgress`'s, as in a status object.
 public struct ProgressUpdateMessage: Encodable, Sendable {
     public var requestId: String
+    /// The job's batch; the key is left out for a job outside a batch.
+    public var batchId: String?
     public var message: String
     public var progress: JobProgress
     public var timestamp: Date
 
-    enum CodingKeys: String, CodingKey { case type, requestId, message, timestamp }
+    enum CodingKeys: String, CodingKey { case type, requestId, batchId, message, timestamp }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode("progress_update", forKey: .type)
         try container.encode(requestId, forKey: .requestId)
+        try container.encodeIfPresent(batchId, forKey: .batchId)
         try container.encode(message, forKey: .message)
         try container.encode(timestamp, forKey: .timestamp)
         try progress.encode(to: encoder)
@@ -122,6 +127,8 @@ public struct ProgressUpdateMessage: Encodable, Sendable {
 public struct ClipReadyMessage: Encodable, Sendable {
     public var type = "clip_ready"
     public var requestId: String
+    /// The job's batch; the key is left out for a job outside a batch.
+    public var batchId: String?
     /// The clip that is ready (1-based).
     public var clip: Int
     /// How many clips the job will have; `nil` when the engine cannot tell.

@@ -69,6 +69,7 @@ extension ServiceConfiguration {
         func fail(_ message: String) -> ConfigurationError { ConfigurationError(description: message) }
         if !(0...65535).contains(port) { throw fail("port must be 0...65535") }
         if maxQueueSize < 1 { throw fail("max-queue-size must be at least 1") }
+        if !(1...1000).contains(maxBatchSize) { throw fail("max-batch-size must be 1...1000") }
         if let concurrent = maxConcurrentJobs, concurrent < 1 { throw fail("max-concurrent must be at least 1") }
         if maxAttempts < 1 { throw fail("max-attempts must be at least 1") }
         if uploadLimits.minAudioSeconds > uploadLimits.maxAudioSeconds {
@@ -154,6 +155,9 @@ extension ConfigurationSetting {
         },
         .init(
             "max-queue-size", "Most queued jobs; one more gets 429 queue_full (default 20).", \.maxQueueSize, parseInt),
+        .init(
+            "max-batch-size", "Most jobs (audio files) in one POST /api/batches (default 20).", \.maxBatchSize,
+            parseInt),
         .init("max-concurrent", "Jobs run at once (default: the engine's max_concurrent_jobs).") {
             $0.maxConcurrentJobs = try parseInt($1)
         },

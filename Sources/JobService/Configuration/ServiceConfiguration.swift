@@ -52,6 +52,8 @@ public struct ServiceConfiguration: Sendable {
 
     /// Most jobs waiting in the queue; one more gets 429 `queue_full`.
     public var maxQueueSize: Int = 20
+    /// Most jobs in one `POST /api/batches`.
+    public var maxBatchSize: Int = 20
     /// Jobs run at once; `nil` takes the engine's `hello.capabilities.max_concurrent_jobs`.
     public var maxConcurrentJobs: Int?
     /// Submits per minute of one API key (a token bucket holding a minute's worth), unless the key has its own

@@ -129,7 +129,7 @@ struct JobController<Context: CallerContext>: Sendable {
 
     /// The job's webhook: `webhook_url` (else the key's default) and `webhook_progress` (`true` adds
     /// `job.progress`).
-    private func webhookRequest(fields: [String: String], caller: Caller) throws -> (url: String?, progress: Bool) {
+    func webhookRequest(fields: [String: String], caller: Caller) throws -> (url: String?, progress: Bool) {
         func field(_ name: String) -> String? {
             fields[name].map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.flatMap { $0.isEmpty ? nil : $0 }
         }

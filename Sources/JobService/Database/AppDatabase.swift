@@ -109,6 +109,12 @@ enum AppDatabase {
                 table.primaryKey(["owner", "key"])
             }
         }
+        migrator.registerMigration("v7: batches") { db in
+            try db.alter(table: "job") { table in
+                table.add(column: "batchId", .text)
+            }
+            try db.create(index: "job_batch", on: "job", columns: ["batchId"])
+        }
         return migrator
     }
 }

@@ -37,6 +37,8 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
     public var webhookURL: String?
     /// Whether `job.progress` webhooks are wanted too (at most one per 2 s).
     public var webhookProgress: Bool
+    /// The batch the job was submitted in (`POST /api/batches`), if any.
+    public var batchId: String?
 
     public init(
         id: String, sequence: Int64 = 0, status: JobStatus = .queued, message: String = "Request added to queue",
@@ -45,7 +47,7 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         resultPath: String, output: JobOutput? = nil, errorCode: String? = nil, errorMessage: String? = nil,
         attempts: Int = 0, createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil,
         expiredAt: Date? = nil, live: LiveStream? = nil, owner: String? = nil, webhookURL: String? = nil,
-        webhookProgress: Bool = false
+        webhookProgress: Bool = false, batchId: String? = nil
     ) {
         self.id = id
         self.sequence = sequence
@@ -69,6 +71,7 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         self.owner = owner
         self.webhookURL = webhookURL
         self.webhookProgress = webhookProgress
+        self.batchId = batchId
     }
 
     /// The failure, when the job failed or was cancelled.
@@ -93,5 +96,6 @@ extension Job: FetchableRecord, PersistableRecord {
         static let expiredAt = Column(CodingKeys.expiredAt)
         static let live = Column(CodingKeys.live)
         static let owner = Column(CodingKeys.owner)
+        static let batchId = Column(CodingKeys.batchId)
     }
 }

@@ -37,18 +37,31 @@ public struct GRDBJobRepository: JobRepository {
 
     // MARK: - Submitting
 
-    public func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (
+    public func enqueueAll(_ jobs: [Job], maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> [(
         job: Job, position: Int
-    ) {
+    )] {
         try await write { db in
             let active = try Self.activeJobs(db)
-            try active.checkRoom(for: job.owner, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
-            var job = job
-            let last = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM job") ?? 0
-            job.sequence = last + 1
-            job.status = .queued
-            try job.insert(db)
-            return (job, ActiveJobs(fairlyOrdering: active.all + [job]).position(of: job.id))
+            try active.checkRoom(
+                for: jobs.first?.owner, count: jobs.count, maxQueueSize: maxQueueSize,
+                maxQueuedForOwner: maxQueuedForOwner)
+            var last = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM job") ?? 0
+            var stored: [Job] = []
+            for var job in jobs {
+                last += 1
+                job.sequence = last
+                job.status = .queued
+                try job.insert(db)
+                stored.append(job)
+            }
+            let after = ActiveJobs(fairlyOrdering: active.all + stored)
+            return stored.map { ($0, after.position(of: $0.id)) }
+        }
+    }
+
+    public func jobs(inBatch batchID: String) async throws -> [Job] {
+        try await read { db in
+            try Job.filter(Job.Columns.batchId == batchID).order(Job.Columns.sequence).fetchAll(db)
         }
     }
 

@@ -9,10 +9,16 @@ import Foundation
 /// `GRDBJobRepository` (SQLite) is the service's; a PostgreSQL store would be another conformance. The tests hold an
 /// in-memory one that honours the same state machine and passes the same tests.
 public protocol JobRepository: Sendable {
-    /// Adds `job` to the queue, unless `maxQueueSize` jobs are already queued (then throws `QueueFull`) or its owner
-    /// already has `maxQueuedForOwner` queued (then throws `OwnerQueueFull`).
-    /// - Returns: the stored job (`queued`, with its `sequence`) and its 1-based place in the queue (`FairTurns`).
-    func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (job: Job, position: Int)
+    /// Adds all of `jobs` (one owner's, in order) or none: throws `QueueFull` when `maxQueueSize` jobs would be
+    /// exceeded, `OwnerQueueFull` when their owner would have more than `maxQueuedForOwner` queued.
+    /// - Returns: the stored jobs (`queued`, each with its `sequence`) and their 1-based places in the queue
+    ///   (`FairTurns`).
+    func enqueueAll(_ jobs: [Job], maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> [(
+        job: Job, position: Int
+    )]
+
+    /// The jobs of a batch, in submission order (empty for an unknown batch).
+    func jobs(inBatch batchID: String) async throws -> [Job]
 
     func job(id: String) async throws -> Job?
 
@@ -66,12 +72,12 @@ public struct OwnerQueueFull: Error, Equatable {
 }
 
 extension ActiveJobs {
-    /// Throws `QueueFull` or `OwnerQueueFull` when one more job of `owner` would not fit.
-    func checkRoom(for owner: String?, maxQueueSize: Int, maxQueuedForOwner: Int?) throws {
-        guard queued.count < maxQueueSize else { throw QueueFull(queued: queued.count) }
+    /// Throws `QueueFull` or `OwnerQueueFull` when `count` more jobs of `owner` would not fit.
+    func checkRoom(for owner: String?, count: Int = 1, maxQueueSize: Int, maxQueuedForOwner: Int?) throws {
+        guard queued.count + count <= maxQueueSize else { throw QueueFull(queued: queued.count) }
         if let maxQueuedForOwner {
             let own = queued.count { $0.owner == owner }
-            guard own < maxQueuedForOwner else { throw OwnerQueueFull(queued: own) }
+            guard own + count <= maxQueuedForOwner else { throw OwnerQueueFull(queued: own) }
         }
     }
 
@@ -87,6 +93,13 @@ extension JobRepository {
     /// `enqueue` without a per-owner cap.
     public func enqueue(_ job: Job, maxQueueSize: Int) async throws -> (job: Job, position: Int) {
         try await enqueue(job, maxQueueSize: maxQueueSize, maxQueuedForOwner: nil)
+    }
+
+    /// `enqueueAll` for one job.
+    public func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (
+        job: Job, position: Int
+    ) {
+        try await enqueueAll([job], maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)[0]
     }
 
     @discardableResult

@@ -21,11 +21,12 @@ public struct KeyLimits: Sendable {
         return key.maxQueued ?? defaultMaxQueued
     }
 
-    /// Takes one submit from `caller`'s rate; 429 `rate_limited` with `Retry-After` when it has none left.
-    func takeSubmit(for caller: Caller) throws {
+    /// Takes `count` submits (a batch counts each job) from `caller`'s rate; 429 `rate_limited` with `Retry-After`
+    /// when it has not that many left.
+    func takeSubmit(for caller: Caller, count: Int = 1) throws {
         guard case .key(let key) = caller, let perMinute = key.ratePerMinute ?? defaultRatePerMinute, perMinute > 0
         else { return }
-        guard let wait = rateLimiter.take(key: key.id, perMinute: perMinute) else { return }
+        guard let wait = rateLimiter.take(key: key.id, perMinute: perMinute, count: count) else { return }
         let seconds = max(
             1,
             Int(

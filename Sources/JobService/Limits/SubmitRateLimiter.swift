@@ -15,11 +15,12 @@ public final class SubmitRateLimiter: Sendable {
         self.clock = clock
     }
 
-    /// Takes one submit from `key`'s bucket.
-    /// - Returns: `nil` when the submit may go ahead, else how long until the bucket holds one again.
-    public func take(key: String, perMinute: Double) -> Duration? {
+    /// Takes `count` submits from `key`'s bucket (all or none).
+    /// - Returns: `nil` when the submits may go ahead, else how long until the bucket holds them.
+    public func take(key: String, perMinute: Double, count: Int = 1) -> Duration? {
         let now = clock.now
         let capacity = max(1, perMinute)
+        let needed = Double(count)
         let perSecond = perMinute / 60
         return buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
@@ -29,12 +30,13 @@ public final class SubmitRateLimiter: Sendable {
             bucket.tokens = min(capacity, bucket.tokens + elapsed * perSecond)
             bucket.updated = now
             defer { buckets[key] = bucket }
-            guard bucket.tokens < 1 else {
-                bucket.tokens -= 1
+            guard bucket.tokens < needed else {
+                bucket.tokens -= needed
                 return nil
             }
-            guard perSecond > 0 else { return .seconds(3600) }
-            return .milliseconds(Int64(((1 - bucket.tokens) / perSecond * 1000).rounded(.up)))
+            // More than the bucket ever holds: refused for good (the caller says so).
+            guard perSecond > 0, needed <= capacity else { return .seconds(3600) }
+            return .milliseconds(Int64(((needed - bucket.tokens) / perSecond * 1000).rounded(.up)))
         }
     }
 }

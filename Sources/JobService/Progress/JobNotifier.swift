@@ -29,6 +29,19 @@ public struct JobNotifier: Sendable {
         }
     }
 
+    /// `enqueued` for several jobs added at once: each one's `status_update`, the queue's change once, after the last.
+    func enqueuedAll(_ insert: @escaping @Sendable () async throws -> [(job: Job, position: Int)]) async throws
+        -> [(job: Job, position: Int)]
+    {
+        try await order.run { [self] in
+            let inserted = try await insert()
+            for (index, entry) in inserted.enumerated() {
+                await publish(entry.job, queueChanged: index == inserted.count - 1)
+            }
+            return inserted
+        }
+    }
+
     /// A job's status or message changed.
     func statusChanged(_ job: Job, queueChanged: Bool = true) async {
         _ = try? await order.run { [self] in await publish(job, queueChanged: queueChanged) }
@@ -51,21 +64,23 @@ public struct JobNotifier: Sendable {
     }
 
     /// A running job advanced; rate-limited per job unless `force` (stage changes).
-    func progressed(_ jobID: String, owner: String?, progress: JobProgress, message: String, force: Bool = false) {
-        guard broadcaster.admitProgress(for: jobID, force: force) else { return }
+    func progressed(_ job: Job, progress: JobProgress, message: String, force: Bool = false) {
+        guard broadcaster.admitProgress(for: job.id, force: force) else { return }
         broadcaster.broadcast(
             ProgressUpdateMessage(
-                requestId: jobID, message: message, progress: progress,
-                timestamp: Date()), aboutJobOf: owner)
+                requestId: job.id, batchId: job.batchId, message: message, progress: progress,
+                timestamp: Date()), aboutJobOf: job.owner)
     }
 
     /// A clip of a running job can be watched: `clip_ready` (after the segment was recorded).
-    func clipReady(_ jobID: String, owner: String?, live: LiveStream) {
+    func clipReady(_ job: Job, live: LiveStream) {
         guard let last = live.segments.last else { return }
+        let jobID = job.id
         broadcaster.broadcast(
             ClipReadyMessage(
-                requestId: jobID, clip: last.clip, clips: live.clips, durationSeconds: live.endSeconds,
+                requestId: jobID, batchId: job.batchId, clip: last.clip, clips: live.clips,
+                durationSeconds: live.endSeconds,
                 segmentsReady: live.segments.count, playlistUrl: LiveStream.playlistURL(for: jobID),
-                timestamp: Date()), aboutJobOf: owner)
+                timestamp: Date()), aboutJobOf: job.owner)
     }
 }

@@ -58,7 +58,7 @@ public struct StatusReporter: Sendable {
             progress: job.status == .processing ? liveProgress.progress(of: job.id) : nil,
             params: job.parameters, error: job.failure, attempts: job.attempts, result: job.output,
             segmentsReady: job.live?.segments.count ?? 0,
-            playlistUrl: job.live == nil ? nil : LiveStream.playlistURL(for: job.id))
+            playlistUrl: job.live == nil ? nil : LiveStream.playlistURL(for: job.id), batchId: job.batchId)
     }
 
     /// Seconds until `job` completes: its own remaining work, plus, while queued, the work ahead of it shared

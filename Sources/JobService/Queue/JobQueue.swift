@@ -62,11 +62,11 @@ public struct JobQueue: Sendable {
     /// Refuses at once, before a large body is read: 503 `shutting_down` while draining, 429 `queue_full`, 507
     /// `insufficient_storage` below the low-disk watermark.
     /// With `maxQueuedForOwner`, also 429 `key_queue_full` when `owner` already has that many jobs queued.
-    func checkAcceptingJobs(owner: String? = nil, maxQueuedForOwner: Int? = nil) async throws {
+    func checkAcceptingJobs(owner: String? = nil, count: Int = 1, maxQueuedForOwner: Int? = nil) async throws {
         guard !isDraining else { throw APIError.shuttingDown }
         do {
             try await repository.activeJobs().checkRoom(
-                for: owner, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
+                for: owner, count: count, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
         } catch let full as OwnerQueueFull {
             throw keyQueueFullError(full)
         } catch is QueueFull {
@@ -91,6 +91,23 @@ public struct JobQueue: Sendable {
             throw keyQueueFullError(full)
         }
         metrics.countJob(.queued)
+        worker.wakeUp()
+        return stored
+    }
+
+    /// Stores all of `jobs` (a batch, one owner's) or none, as `submit` does one.
+    func submitAll(_ jobs: [Job], maxQueuedForOwner: Int? = nil) async throws -> [(job: Job, position: Int)] {
+        let stored: [(job: Job, position: Int)]
+        do {
+            stored = try await notifier.enqueuedAll { [repository, maxQueueSize] in
+                try await repository.enqueueAll(jobs, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
+            }
+        } catch is QueueFull {
+            throw try await queueFullError()
+        } catch let full as OwnerQueueFull {
+            throw keyQueueFullError(full)
+        }
+        for _ in stored { metrics.countJob(.queued) }
         worker.wakeUp()
         return stored
     }

@@ -195,7 +195,7 @@ public actor JobWorker: Service {
             switch event {
             case .stage(let stage):
                 let progress = liveProgress.record(stage)
-                notifier.progressed(job.id, owner: job.owner, progress: progress, message: stage.message, force: true)
+                notifier.progressed(job, progress: progress, message: stage.message, force: true)
                 if let updated = try? await repository.updateMessage(job.id, message: stage.message) {
                     await notifier.statusChanged(updated, queueChanged: false)
                 }
@@ -204,7 +204,7 @@ public actor JobWorker: Service {
                 // A clip's last step always goes out, so clients see each clip (and the job) reach its end.
                 let clipEnded = report.step != nil && report.step == report.steps
                 notifier.progressed(
-                    job.id, owner: job.owner, progress: progress, message: progress.summary, force: clipEnded)
+                    job, progress: progress, message: progress.summary, force: clipEnded)
             case .segment(let segment):
                 await recordSegment(segment, of: job)
             case .done(let done): outcome = .done(done)
@@ -246,7 +246,7 @@ public actor JobWorker: Service {
                 return
             }
             await notifier.statusChanged(updated, queueChanged: false)
-            notifier.clipReady(job.id, owner: job.owner, live: live)
+            notifier.clipReady(job, live: live)
         } catch {
             logger.error("job \(job.id): could not record segment \(segment.file): \(error)")
         }

@@ -9,15 +9,24 @@ public struct FileField: Sendable, Hashable {
     public var kind: MediaKind
     /// Whether a request without this file (or with an empty one) is rejected as `missing_<kind>`.
     public var isRequired: Bool
+    /// How many parts may carry this field (batches repeat `audio`); the n-th (n > 1) is kept as `<name>-<n>`.
+    public var maxCount: Int
 
-    /// Creates a file field. `name` must be a plain file name (letters, digits, `_`, `-`).
-    public init(_ name: String, kind: MediaKind, isRequired: Bool = true) {
+    /// Creates a file field. `name` must be a plain file name (letters, digits, `_`; no `-`, which numbers repeats).
+    public init(_ name: String, kind: MediaKind, isRequired: Bool = true, maxCount: Int = 1) {
         precondition(
-            !name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" },
+            !name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" },
             "a file field name becomes a file name")
+        precondition(maxCount >= 1)
         self.name = name
         self.kind = kind
         self.isRequired = isRequired
+        self.maxCount = maxCount
+    }
+
+    /// The key (and file name) of this field's `occurrence`-th part (1-based): `audio`, `audio-2`, `audio-3`, ...
+    public func key(occurrence: Int) -> String {
+        occurrence == 1 ? name : "\(name)-\(occurrence)"
     }
 
     /// The required portrait, `image`.

@@ -53,7 +53,7 @@ public struct MultipartReceiver: Sendable {
 
     /// The largest body accepted: the sum of the file caps plus `requestOverheadBytes`.
     public var maxBodyBytes: Int {
-        fileFields.reduce(limits.requestOverheadBytes) { $0 + limits.maxBytes(for: $1.kind) }
+        fileFields.reduce(limits.requestOverheadBytes) { $0 + limits.maxBytes(for: $1.kind) * $1.maxCount }
     }
 
     /// Rejects a declared `Content-Length` above `maxBodyBytes` before any byte is read.

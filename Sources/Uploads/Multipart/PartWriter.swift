@@ -12,10 +12,14 @@ struct PartWriter {
     private var openFile: OpenFile?
     private var openText: (name: String, bytes: ByteBuffer)?
     private var partNames: Set<String> = []
+    /// Parts seen so far of each repeatable file field.
+    private var occurrences: [String: Int] = [:]
 
     /// A file part being written.
     private struct OpenFile {
         let field: FileField
+        /// `field.name`, or `<name>-<n>` for the n-th part of a repeatable field.
+        let key: String
         let path: String
         let clientFilename: String?
         let contentType: String?
@@ -52,7 +56,8 @@ struct PartWriter {
 
     private mutating func begin(headers: [(name: String, value: String)]) async throws {
         let limits = receiver.limits
-        guard partNames.count < receiver.fileFields.count + limits.maxFieldCount else {
+        let fileParts = receiver.fileFields.reduce(0) { $0 + $1.maxCount }
+        guard partNames.count + occurrences.values.reduce(0, +) < fileParts + limits.maxFieldCount else {
             throw UploadError.invalidMultipart("The body has more than \(limits.maxFieldCount) form fields.")
         }
         guard headers.count <= limits.maxPartHeaderLines else {
@@ -65,20 +70,31 @@ struct PartWriter {
         guard parsed.value == "form-data", let name = parsed.parameters["name"], !name.isEmpty else {
             throw UploadError.invalidMultipart("A part's Content-Disposition is not form-data with a name.")
         }
-        guard partNames.insert(name).inserted else {
-            throw UploadError.invalidParameter(name, "The form field `\(name)` is given more than once.")
+        let repeatable = receiver.fileFields.first { $0.name == name && $0.maxCount > 1 }
+        if let repeatable {
+            let occurrence = occurrences[name, default: 0] + 1
+            guard occurrence <= repeatable.maxCount else {
+                throw UploadError.invalidParameter(
+                    name, "The form field `\(name)` is given more than \(repeatable.maxCount) times.")
+            }
+            occurrences[name] = occurrence
+        } else {
+            guard partNames.insert(name).inserted else {
+                throw UploadError.invalidParameter(name, "The form field `\(name)` is given more than once.")
+            }
         }
         let clientFilename = parsed.parameters["filename"]
 
         if let field = receiver.fileFields.first(where: { $0.name == name }) {
             // Our field name, never the client's filename, names the file.
-            let path = receiver.directory + "/" + field.name
+            let key = field.key(occurrence: occurrences[name] ?? 1)
+            let path = receiver.directory + "/" + key
             let handle = try await FileSystem.shared.openFile(
                 forWritingAt: FilePath(path),
                 options: .newFile(replaceExisting: false))
             let contentType = headers.last(where: { $0.name.lowercased() == "content-type" })?.value
             openFile = OpenFile(
-                field: field, path: path, clientFilename: clientFilename, contentType: contentType,
+                field: field, key: key, path: path, clientFilename: clientFilename, contentType: contentType,
                 handle: handle, writer: handle.bufferedWriter())
         } else if clientFilename == nil {
             openText = (name, ByteBuffer())
@@ -115,8 +131,8 @@ struct PartWriter {
             let isEmpty = file.byteCount == 0
             try await uncancellable { try await file.handle.close(makeChangesVisible: !isEmpty) }
             if !isEmpty {
-                files[file.field.name] = ReceivedFile(
-                    field: file.field.name, path: file.path,
+                files[file.key] = ReceivedFile(
+                    field: file.key, path: file.path,
                     byteCount: file.byteCount, clientFilename: file.clientFilename,
                     contentType: file.contentType)
             }

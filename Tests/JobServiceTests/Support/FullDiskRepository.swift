@@ -27,9 +27,13 @@ final class FullDiskRepository: JobRepository {
         if full { throw DatabaseError(resultCode: .SQLITE_FULL, message: "database or disk is full") }
     }
 
-    func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (job: Job, position: Int) {
-        try await base.enqueue(job, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
+    func enqueueAll(_ jobs: [Job], maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> [(
+        job: Job, position: Int
+    )] {
+        try await base.enqueueAll(jobs, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
     }
+
+    func jobs(inBatch batchID: String) async throws -> [Job] { try await base.jobs(inBatch: batchID) }
 
     func transition(_ id: String, to status: JobStatus, change: @escaping @Sendable (inout Job) -> Void)
         async throws -> Job?

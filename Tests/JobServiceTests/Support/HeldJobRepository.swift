@@ -23,9 +23,13 @@ final class HeldJobRepository: JobRepository {
         return try await base.transition(id, to: status, change: change)
     }
 
-    func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (job: Job, position: Int) {
-        try await base.enqueue(job, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
+    func enqueueAll(_ jobs: [Job], maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> [(
+        job: Job, position: Int
+    )] {
+        try await base.enqueueAll(jobs, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
     }
+
+    func jobs(inBatch batchID: String) async throws -> [Job] { try await base.jobs(inBatch: batchID) }
     func job(id: String) async throws -> Job? { try await base.job(id: id) }
     func activeJobs() async throws -> ActiveJobs { try await base.activeJobs() }
     func list(status: JobStatus?, owner: String?, limit: Int, offset: Int) async throws -> (jobs: [Job], total: Int) {

@@ -20,17 +20,28 @@ final class MemoryJobRepository: JobRepository {
 
     private let state = Mutex(State())
 
-    func enqueue(_ job: Job, maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> (job: Job, position: Int) {
+    func enqueueAll(_ jobs: [Job], maxQueueSize: Int, maxQueuedForOwner: Int?) async throws -> [(
+        job: Job, position: Int
+    )] {
         try state.withLock { state in
             try state.active.checkRoom(
-                for: job.owner, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
-            var job = job
-            state.lastSequence += 1
-            job.sequence = state.lastSequence
-            job.status = .queued
-            state.jobs[job.id] = job
-            return (job, state.active.position(of: job.id))
+                for: jobs.first?.owner, count: jobs.count, maxQueueSize: maxQueueSize,
+                maxQueuedForOwner: maxQueuedForOwner)
+            let stored = jobs.map { job in
+                var job = job
+                state.lastSequence += 1
+                job.sequence = state.lastSequence
+                job.status = .queued
+                state.jobs[job.id] = job
+                return job
+            }
+            let active = state.active
+            return stored.map { ($0, active.position(of: $0.id)) }
         }
+    }
+
+    func jobs(inBatch batchID: String) async throws -> [Job] {
+        state.withLock { $0.bySequence.filter { $0.batchId == batchID } }
     }
 
     func job(id: String) async throws -> Job? {
