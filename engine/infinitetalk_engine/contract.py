@@ -59,6 +59,7 @@ class JobParams:
     color_correction: float | None = None
     audio2_path: str | None = None
     speaker_boxes: list[list[float]] | None = None
+    loras: list[dict[str, Any]] | None = None  # library LoRAs: [{"name": …, "scale": …}]
 
 
 @dataclass

@@ -12,7 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-TYPES = ("string", "integer", "number", "boxes", "path")
+TYPES = ("string", "integer", "number", "boxes", "path", "loras")
+MAX_LORAS = 3  # library LoRAs per job
+MAX_LORA_SCALE = 2.0
 DEFAULT_PROMPT = "A person is talking."
 MAX_SEED = 2_147_483_647
 MAX_LENGTH = 2000  # characters of a prompt
@@ -25,7 +27,8 @@ class ParameterSpec:
     `default` is the value used when the job leaves the key out or null; `None` means the engine decides (it may
     depend on other parameters, e.g. `shift` on the resolution). `requires` names another parameter that must be
     set for this one to be used. A `path` is a file the service provides (from an upload named without `_path`);
-    `boxes` is a list of `count` `[x_min, y_min, x_max, y_max]` boxes in image pixels, with min < max.
+    `boxes` is a list of `count` `[x_min, y_min, x_max, y_max]` boxes in image pixels, with min < max. `loras` is a
+    list of at most `count` `{"name", "scale"}` objects: a name among `choices`, a scale within minimum...maximum.
     """
 
     name: str
@@ -88,6 +91,8 @@ class ParameterSpec:
                 return "must be a list of [x_min, y_min, x_max, y_max] boxes with 0 <= min < max"
             if self.count is not None and len(value) != self.count:
                 return f"must have {self.count} boxes"
+        elif self.type == "loras":
+            return self._loras_problem(value)
         if self.choices is not None and value not in self.choices:
             return f"must be one of {', '.join(str(c) for c in self.choices)}"
         if self.type in ("integer", "number"):
@@ -96,6 +101,34 @@ class ParameterSpec:
             if self.maximum is not None and value > self.maximum:
                 return f"must be at most {_format(self.maximum)}"
         return None
+
+    def _loras_problem(self, value: Any) -> str | None:
+        if not isinstance(value, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) for e in value
+        ):
+            return 'must be a list of {"name", "scale"} objects'
+        if self.count is not None and len(value) > self.count:
+            return f"must have at most {self.count} LoRAs"
+        for entry in value:
+            if self.choices is not None and entry["name"] not in self.choices:
+                return f"names a LoRA that is not in the library ({entry['name']})"
+            scale = entry.get("scale", 1.0)
+            if not _is_number(scale) or not (self.minimum or 0) <= scale <= (self.maximum or MAX_LORA_SCALE):
+                return f"has a scale outside {_format(self.minimum or 0)}...{_format(self.maximum or MAX_LORA_SCALE)}"
+        return None
+
+
+def loras_parameter(names: tuple[str, ...]) -> ParameterSpec:
+    """The `loras` parameter of an engine with a LoRA library of `names`."""
+    return ParameterSpec(
+        "loras",
+        "loras",
+        "Style or identity LoRAs from the server's library, each with a scale.",
+        choices=names,
+        minimum=0,
+        maximum=MAX_LORA_SCALE,
+        count=MAX_LORAS,
+    )
 
 
 def standard_parameters(

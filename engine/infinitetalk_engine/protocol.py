@@ -116,6 +116,12 @@ def _parse_params(raw: dict[str, Any], job_id: str) -> JobParams:
         elif key in ("resolution", "prompt", "negative_prompt", "audio2_path"):
             if not isinstance(value, str):
                 raise bad(key, "a string")
+        elif key == "loras":
+            if not isinstance(value, list) or not all(
+                isinstance(entry, dict) and isinstance(entry.get("name"), str) and _is_number(entry.get("scale", 1))
+                for entry in value
+            ):
+                raise bad(key, 'a list of {"name": string, "scale": number}')
         elif key == "speaker_boxes":
             if not isinstance(value, list) or not all(
                 isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box) for box in value

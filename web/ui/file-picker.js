@@ -33,12 +33,9 @@ export class FilePicker {
 
     this.input.accept = acceptAttribute(this.kind, config);
     root.querySelector(".hint").textContent = limitsInWords(this.kind, config);
-    // The speech zone takes several recordings at once: one video each, sent as one batch.
-    this.input.multiple = this.field === "audio";
+    // One file from the dialog; several recordings dropped together make a batch (GenerateForm.routeDrop).
     this.input.addEventListener("change", () => {
-      const chosen = [...this.input.files];
-      if (chosen.length > 1) this.chooseMany(chosen);
-      else if (chosen.length > 0) this.choose(chosen[0]);
+      if (this.input.files.length > 0) this.choose(this.input.files[0]);
     });
     root.querySelector("[data-action=remove]").addEventListener("click", () => {
       this.clear();

@@ -146,6 +146,9 @@ extension ConfigurationSetting {
             \.gpus, GPUSelection.parse),
         .init("weights", "Model weights folder passed to the engine as --weights.") { $0.engine.weights = $1 },
         .init("device", "Device passed to the engine as --device (cuda, cpu).") { $0.engine.device = $1 },
+        .init("lora-dir", "The LoRA library folder of the infinitetalk engine (default <weights>/loras).") {
+            $0.engine.loraDirectory = $1
+        },
         .init("engine-python", "Python running `-m infinitetalk_engine` (default <repo>/.venv/bin/python).") {
             $0.engine.python = $1
         },

@@ -57,6 +57,7 @@ extension EngineConfiguration {
         if let weights { arguments += ["--weights", weights] }
         if let device { arguments += ["--device", device] }
         if let maxAudioSeconds { arguments += ["--max-audio-seconds", String(maxAudioSeconds)] }
+        if let loraDirectory { arguments += ["--engine-option", "lora_dir=\(loraDirectory)"] }
         return arguments
     }
 

@@ -123,6 +123,8 @@ public struct EngineConfiguration: Sendable {
     public var python: String?
     /// The whole command line, replacing the python one (tests, custom engines).
     public var command: [String]?
+    /// The LoRA library folder, passed as `--engine-option lora_dir=…` (default: the engine's, `<weights>/loras`).
+    public var loraDirectory: String?
     /// The engine's `CUDA_VISIBLE_DEVICES` (one engine per GPU, `--gpus`); `nil`: as the service has it.
     public var visibleDevices: String?
     /// Passed as `--max-audio-seconds`: the engine refuses longer audio with `bad_audio` before any model work.

@@ -12,6 +12,7 @@ struct SystemController<Context: RequestContext>: Sendable {
         router.getAndHead("/metrics", use: prometheus)
         router.getAndHead("/openapi.json", use: openAPI)
         router.getAndHead("/api/config", use: clientConfiguration)
+        router.getAndHead("/api/loras", use: loras)
     }
 
     struct Health: Encodable, Sendable { let status: String }
@@ -31,6 +32,8 @@ struct SystemController<Context: RequestContext>: Sendable {
         @NullEncoded var twoSpeakers: Bool?
         /// The engine's memory profile (`resident`, `fp8`); `null` for the preview engine.
         @NullEncoded var memoryProfile: String?
+        /// Whether jobs may name LoRAs of the library (`loras`, `GET /api/loras`); `null` before the engine's hello.
+        @NullEncoded var supportsLoras: Bool?
         /// Each engine process (several with `--gpus`).
         let instances: [Instance]
 
@@ -63,6 +66,7 @@ struct SystemController<Context: RequestContext>: Sendable {
             name: hello?.engine ?? configuration.engine.name, version: hello?.engineVersion,
             isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device,
             twoSpeakers: hello?.capabilities.twoSpeakers, memoryProfile: hello?.capabilities.memoryProfile,
+            supportsLoras: hello.map { $0.capabilities.parameters?.contains { $0.name == "loras" } ?? false },
             instances: await queue.engine.statuses().map(EngineSummary.Instance.init))
     }
 
@@ -115,6 +119,22 @@ struct SystemController<Context: RequestContext>: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: document)))
+    }
+
+    // MARK: - GET /api/loras
+
+    struct LoraLibrary: Encodable, Sendable {
+        /// Whether the engine applies LoRAs (`loras` in a submit); `false` for the preview engine.
+        let supported: Bool
+        let loras: [EngineHello.LoraListing]
+    }
+
+    /// The engine's LoRA library as its hello listed it: name, size, rank, key style, targeted layers, and whether
+    /// each fits the loaded model (if not, why).
+    @Sendable func loras(request: Request, context: Context) async throws -> JSONResponse<LoraLibrary> {
+        let hello = await queue.engine.waitForHello(timeout: configuration.engine.helloTimeout)
+        let supported = hello?.capabilities.parameters?.contains { $0.name == "loras" } ?? false
+        return JSONResponse(LoraLibrary(supported: supported, loras: hello?.capabilities.loras ?? []))
     }
 
     // MARK: - GET /api/config

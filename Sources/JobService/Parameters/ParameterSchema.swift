@@ -6,8 +6,13 @@ import Foundation
 public struct ParameterSchema: Sendable, Equatable {
     /// In the engine's order (the order a form shows them).
     public let parameters: [ParameterSpec]
+    /// Why each library LoRA that does not fit the engine's model does not (`capabilities.loras`).
+    public let loraProblems: [String: String]
 
-    public init(engine parameters: [ParameterSpec], maxSteps: Int, maxPromptLength: Int) {
+    public init(
+        engine parameters: [ParameterSpec], maxSteps: Int, maxPromptLength: Int, loraProblems: [String: String] = [:]
+    ) {
+        self.loraProblems = loraProblems
         self.parameters = parameters.map { spec in
             var spec = spec
             if spec.name == "steps", spec.type == "integer" {
@@ -22,9 +27,13 @@ public struct ParameterSchema: Sendable, Equatable {
 
     /// The schema of the engine that said `hello`, with this service's limits.
     public init(hello: EngineHello, configuration: ServiceConfiguration) {
+        var problems: [String: String] = [:]
+        for lora in hello.capabilities.loras ?? [] where !lora.fits {
+            problems[lora.name] = lora.reason ?? "it does not fit the engine's model"
+        }
         self.init(
             engine: hello.capabilities.parameters ?? [], maxSteps: configuration.maxSteps,
-            maxPromptLength: configuration.maxPromptLength)
+            maxPromptLength: configuration.maxPromptLength, loraProblems: problems)
     }
 
     public func spec(named name: String) -> ParameterSpec? {
@@ -45,11 +54,18 @@ public struct ParameterSchema: Sendable, Equatable {
         fields: [String: String], uploads: Set<String> = [],
         randomSeed: (ClosedRange<Int>) -> Int = { Int.random(in: $0) }
     ) throws -> JobParameters {
+        if spec(named: "loras") == nil, let loras = fields["loras"], !loras.trimmingCharacters(in: .whitespaces).isEmpty
+        {
+            throw APIError(
+                .unprocessableContent, code: "lora_unsupported",
+                message: "This engine cannot apply LoRAs (the preview engine has no model); leave loras out.",
+                field: "loras")
+        }
         var values: [String: ParameterValue] = [:]
         for spec in parameters where spec.isFormField {
             let text = fields[spec.name]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             if !text.isEmpty {
-                values[spec.name] = try Self.read(text, as: spec)
+                values[spec.name] = try read(text, as: spec)
             } else if spec.name == "seed", spec.type == "integer", spec.default.isNull {
                 values[spec.name] = .integer(randomSeed(Self.integerRange(of: spec)))
             } else {
@@ -71,25 +87,27 @@ public struct ParameterSchema: Sendable, Equatable {
 
     // MARK: - One field
 
-    private static func read(_ text: String, as spec: ParameterSpec) throws -> ParameterValue {
+    private func read(_ text: String, as spec: ParameterSpec) throws -> ParameterValue {
         let name = spec.name
         let value: ParameterValue
         switch spec.type {
         case "integer":
-            let range = integerRange(of: spec)
+            let range = Self.integerRange(of: spec)
             guard let number = Int(text), range.contains(number) else {
-                throw APIError.invalidParameter(name, "\(name) must be an integer\(rangeInWords(of: spec)).")
+                throw APIError.invalidParameter(name, "\(name) must be an integer\(Self.rangeInWords(of: spec)).")
             }
             value = .integer(number)
         case "number":
             guard let number = Double(text), number.isFinite, number >= spec.minimum ?? -.infinity,
                 number <= spec.maximum ?? .infinity
             else {
-                throw APIError.invalidParameter(name, "\(name) must be a number\(rangeInWords(of: spec)).")
+                throw APIError.invalidParameter(name, "\(name) must be a number\(Self.rangeInWords(of: spec)).")
             }
             value = .number(number)
         case "boxes":
-            value = .boxes(try boxes(text, as: spec))
+            value = .boxes(try Self.boxes(text, as: spec))
+        case "loras":
+            return try loras(text, as: spec)
         default:
             if let maxLength = spec.maxLength, text.count > maxLength {
                 throw APIError.invalidParameter(name, "\(name) is longer than \(maxLength) characters.")
@@ -103,6 +121,45 @@ public struct ParameterSchema: Sendable, Equatable {
                 name, "\(name) must be one of \(choices.map(\.text).joined(separator: ", ")).")
         }
         return value
+    }
+
+    /// `[{"name": "…", "scale": 0.8}, …]`: at most `count` LoRAs of the library (`choices`), each scale within
+    /// minimum...maximum (default 1). An unknown name is 422 `unknown_lora`; a file that does not fit the engine's
+    /// model, 422 `invalid_lora` with the engine's reason.
+    private func loras(_ text: String, as spec: ParameterSpec) throws -> ParameterValue {
+        let (low, high) = (spec.minimum ?? 0, spec.maximum ?? 2)
+        let shape = APIError.invalidParameter(
+            spec.name,
+            "\(spec.name) must be JSON: [{\"name\": \"…\", \"scale\": 1.0}, …], at most \(spec.count ?? 3) LoRAs, scales \(Self.number(low))...\(Self.number(high))."
+        )
+        struct Entry: Decodable {
+            let name: String
+            let scale: Double?
+        }
+        guard let entries = try? JSONDecoder().decode([Entry].self, from: Data(text.utf8)) else { throw shape }
+        guard entries.count <= spec.count ?? 3 else { throw shape }
+        var value: [ParameterValue] = []
+        for entry in entries {
+            let scale = entry.scale ?? 1
+            guard scale.isFinite, (low...high).contains(scale) else { throw shape }
+            guard spec.choices?.contains(.string(entry.name)) ?? false else {
+                throw APIError(
+                    .unprocessableContent, code: "unknown_lora",
+                    message: "There is no LoRA \(entry.name) in the library (GET /api/loras lists them).",
+                    field: spec.name)
+            }
+            if let problem = loraProblems[entry.name] {
+                throw APIError(
+                    .unprocessableContent, code: "invalid_lora",
+                    message: "The LoRA \(entry.name) does not fit this engine's model: \(problem).", field: spec.name)
+            }
+            value.append(.object(["name": .string(entry.name), "scale": .number(scale)]))
+        }
+        return .list(value)
+    }
+
+    private static func number(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
     }
 
     /// `[[x_min, y_min, x_max, y_max], ...]` in image pixels, each with 0 <= min < max, `count` of them.

@@ -65,5 +65,5 @@ public struct ParameterSpec: Codable, Sendable, Equatable {
     }
 
     /// Whether clients set it as a text form field (not a file, not a type this service does not know).
-    public var isFormField: Bool { ["string", "integer", "number", "boxes"].contains(type) }
+    public var isFormField: Bool { ["string", "integer", "number", "boxes", "loras"].contains(type) }
 }

@@ -10,6 +10,8 @@ public enum ParameterValue: Codable, Sendable, Equatable, Hashable {
     /// A JSON value of another shape (e.g. a `choices` entry of a future engine); kept as it came.
     case list([ParameterValue])
     case bool(Bool)
+    /// A JSON object (a `loras` entry: `{"name", "scale"}`).
+    case object([String: ParameterValue])
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -25,6 +27,8 @@ public enum ParameterValue: Codable, Sendable, Equatable, Hashable {
             self = .string(value)
         } else if let value = try? container.decode([[Double]].self) {
             self = .boxes(value)
+        } else if let value = try? container.decode([String: ParameterValue].self) {
+            self = .object(value)
         } else {
             self = .list(try container.decode([ParameterValue].self))
         }
@@ -40,6 +44,7 @@ public enum ParameterValue: Codable, Sendable, Equatable, Hashable {
         case .boxes(let value): try container.encode(value)
         case .list(let value): try container.encode(value)
         case .bool(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
         }
     }
 
@@ -65,7 +70,7 @@ public enum ParameterValue: Codable, Sendable, Equatable, Hashable {
         case .integer(let value): String(value)
         case .number(let value): value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
         case .bool(let value): String(value)
-        case .boxes, .list:
+        case .boxes, .list, .object:
             (try? String(decoding: JSONEncoder().encode(self), as: UTF8.self)) ?? "?"
         }
     }

@@ -20,6 +20,20 @@ public struct EngineHello: Codable, Sendable, Equatable {
         public var maxSteps: Int?
         /// How the model's weights sit in GPU memory (`resident`, `fp8`); absent for engines without a model.
         public var memoryProfile: String?
+        /// The LoRA library (engines that take `loras`).
+        public var loras: [LoraListing]?
+    }
+
+    /// One file of the engine's LoRA library, as its hello lists it.
+    public struct LoraListing: Codable, Sendable, Equatable {
+        public var name: String
+        public var sizeBytes: Int
+        public var rank: Int
+        public var style: String
+        public var targets: Int
+        public var modules: [String]
+        public var fits: Bool
+        public var reason: String?
     }
 
     public var protocolVersion: Int

@@ -49,8 +49,9 @@ from ..media.audio import load_speech
 from ..media.image import BUCKETS, choose_bucket, load_image, plan_resize_crop, resize_and_crop
 from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
-from ..parameters import DEFAULT_PROMPT, parameter_capabilities, standard_parameters
+from ..parameters import DEFAULT_PROMPT, loras_parameter, parameter_capabilities, standard_parameters
 from .loading import WeightsError
+from .lora_library import LibraryLora, RuntimeLoras, library, linear_shapes, list_library, read_library_lora, resolve
 from .memory_plan import ModelSizes
 from .memory_profiles import CHOICES as PROFILE_CHOICES
 from .memory_profiles import ProfileChoice, choose_profile
@@ -103,6 +104,7 @@ class EngineSettings:
     vae_dtype: torch.dtype = torch.float32
     compile: bool = False
     memory_profile: str = "auto"  # auto, resident, fp8 (memory_profiles.py)
+    lora_dir: str | None = None  # the LoRA library (default: <weights>/loras)
 
     @classmethod
     def from_options(cls, extra: dict[str, str]) -> EngineSettings:
@@ -118,6 +120,7 @@ class EngineSettings:
             "vae_dtype",
             "compile",
             "memory_profile",
+            "lora_dir",
         }
         unknown = sorted(set(extra) - known)
         if unknown:
@@ -141,6 +144,7 @@ class EngineSettings:
                 vae_dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[extra.get("vae_dtype", "fp32")],
                 compile=switch[extra.get("compile", "off")] is True,
                 memory_profile=extra.get("memory_profile", "auto"),
+                lora_dir=extra.get("lora_dir"),
             )
             if settings.memory_profile not in PROFILE_CHOICES:
                 raise ValueError(f"memory_profile must be one of {', '.join(PROFILE_CHOICES)}")
@@ -169,6 +173,43 @@ class InfiniteTalkEngine(Engine):
         self.models = None
         self._device_lock = threading.Lock()  # one job at a time on the device; others wait their turn
         self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.lora_dir = Path(self.settings.lora_dir) if self.settings.lora_dir else self.layout.root / "loras"
+        self.loras = list_library(self.lora_dir, self._dit_linear_shapes())
+        self._lora_cache: dict[str, tuple[float, LibraryLora]] = {}
+
+    def _dit_linear_shapes(self) -> dict[str, tuple[int, int]] | None:
+        """The DiT's linear layers, from its config on the meta device (for the library's fit check); `None`
+        when the library is empty or the folder lacks the configs (then `load()` names what is missing)."""
+        if not library(self.lora_dir):
+            return None
+        try:
+            from transformers import Wav2Vec2Config
+
+            from .loading import parameters_on_meta
+            from .model_set import dit_config
+            from .models.transformer import InfiniteTalkTransformer
+
+            wav2vec = Wav2Vec2Config.from_json_file(str(self.layout.wav2vec / "config.json"))
+            with parameters_on_meta():
+                dit = InfiniteTalkTransformer(dit_config(self.layout, wav2vec.num_hidden_layers, wav2vec.hidden_size))
+            return linear_shapes(dit)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _library_loras(self, requested: list[dict] | None) -> list[tuple[LibraryLora, float]]:
+        """The job's library LoRAs, read once and kept while their files do not change."""
+        chosen = []
+        for entry in requested or []:
+            path = self.lora_dir / f"{entry['name']}.safetensors"
+            try:
+                modified = path.stat().st_mtime
+                cached = self._lora_cache.get(entry["name"])
+                if cached is None or cached[0] != modified:
+                    self._lora_cache[entry["name"]] = (modified, read_library_lora(path))
+            except (OSError, WeightsError) as exc:
+                raise EngineError("invalid_lora", f"LoRA {entry['name']} cannot be read: {exc}") from exc
+            chosen.append((self._lora_cache[entry["name"]][1], float(entry.get("scale", 1.0))))
+        return chosen
 
     def _choose_memory_profile(self) -> ProfileChoice:
         """The profile asked for, or with `auto` the first that fits the GPU's free memory (memory_profiles.py)."""
@@ -202,6 +243,7 @@ class InfiniteTalkEngine(Engine):
             two_speakers=bool(two),
             lora_scale=self.settings.use_lora,
         )
+        parameters.append(loras_parameter(tuple(lora.name for lora in self.loras)))
         return {
             **parameter_capabilities(parameters),
             "fps": FPS,
@@ -209,6 +251,7 @@ class InfiniteTalkEngine(Engine):
             "device": str(self.device),
             "is_preview": False,
             "memory_profile": self.memory.profile,
+            "loras": [lora.to_json() for lora in self.loras],
         }
 
     def load(self) -> None:
@@ -352,16 +395,24 @@ class InfiniteTalkEngine(Engine):
             )
 
         hooks = Hooks(on_step=on_step, check_cancelled=ctx.check_cancelled, on_clip=on_clip)
-        with Mp4Writer(
-            job.output_path,
-            width,
-            height,
-            audio=mix,
-            max_frames=n_frames,
-            crf=self.options.video_crf or 20,
-            preset=self.options.video_preset or "veryfast",
-            live=live_stream_folder(job, ctx),
-        ) as writer:
+        styles = self._library_loras(params.loras)
+        for lora, _scale in styles:
+            _, problems = resolve(lora, models.dit)
+            if problems:
+                raise EngineError("invalid_lora", f"LoRA {lora.name} does not fit this model: {'; '.join(problems)}")
+        with (
+            Mp4Writer(
+                job.output_path,
+                width,
+                height,
+                audio=mix,
+                max_frames=n_frames,
+                crf=self.options.video_crf or 20,
+                preset=self.options.video_preset or "veryfast",
+                live=live_stream_folder(job, ctx),
+            ) as writer,
+            RuntimeLoras(models.dit, styles),  # hooks only for this job: the weights are never changed
+        ):
             for clip in generate_clips(models.dit, models.vae, cond, settings, hooks, self.device):
                 writer.write(to_uint8_frames(clip.frames))
                 writer.end_clip()  # its live segment
