@@ -25,6 +25,19 @@ def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
+def submit(server, files: dict[str, tuple[str, bytes]], key: str):
+    """POSTs `files` in a fresh multipart encoding with `Idempotency-Key: key`."""
+    body, content_type = multipart(files)
+    return urllib3.request(
+        "POST",
+        server.url + "api/generate",
+        body=body,
+        headers={"Content-Type": content_type, "Idempotency-Key": key},
+        timeout=60,
+        retries=False,
+    )
+
+
 def test_a_retry_during_the_first_upload_gets_the_same_answer_and_no_second_job(own_server, media):
     files = {
         "image": ("astronaut.png", (media / "astronaut.png").read_bytes()),
@@ -41,15 +54,7 @@ def test_a_retry_during_the_first_upload_gets_the_same_answer_and_no_second_job(
     )
     first.sendall(head.encode() + body[: len(body) // 2])
     # Meanwhile the retry (a new multipart encoding of the same content) is answered
-    retry_body, retry_type = multipart(files)
-    retry = urllib3.request(
-        "POST",
-        own_server.url + "api/generate",
-        body=retry_body,
-        headers={"Content-Type": retry_type, "Idempotency-Key": key},
-        timeout=60,
-        retries=False,
-    )
+    retry = submit(own_server, files, key)
     assert retry.status == 200, retry.data
     # Then the first finishes its upload and gets the very same answer
     first.sendall(body[len(body) // 2 :])
@@ -63,13 +68,5 @@ def test_a_retry_during_the_first_upload_gets_the_same_answer_and_no_second_job(
     assert b"idempotent-replayed: true" in head_text.lower()
     assert own_server.get_json("api/requests")["total"] == before + 1
     # And the same key with other content is refused
-    other_body, other_type = multipart({**files, "audio": ("other.wav", files["audio"][1] + b"\0\0")})
-    conflict = urllib3.request(
-        "POST",
-        own_server.url + "api/generate",
-        body=other_body,
-        headers={"Content-Type": other_type, "Idempotency-Key": key},
-        timeout=60,
-        retries=False,
-    )
+    conflict = submit(own_server, {**files, "audio": ("other.wav", files["audio"][1] + b"\0\0")}, key)
     assert conflict.status == 422 and json.loads(conflict.data)["error"]["code"] == "idempotency_key_reused"

@@ -93,6 +93,11 @@ struct AuthMiddleware: RouterMiddleware {
 }
 
 extension APIError {
+    /// 429 with `Retry-After: seconds`.
+    static func tooManyRequests(_ code: String, _ message: String, retryAfter seconds: Int) -> APIError {
+        APIError(.tooManyRequests, code: code, message: message, headers: [.retryAfter: String(seconds)])
+    }
+
     static func unauthorized(_ message: String) -> APIError {
         APIError(
             .unauthorized, code: "unauthorized", message: message,

@@ -32,13 +32,9 @@ public struct KeyLimits: Sendable {
             Int(
                 (Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
                     .rounded(.up)))
-        var headers = HTTPFields()
-        headers[.retryAfter] = String(seconds)
-        throw APIError(
-            .tooManyRequests, code: "rate_limited",
-            message:
-                "This key may submit \(Self.format(perMinute)) jobs a minute; try again in \(seconds) s.",
-            headers: headers)
+        throw APIError.tooManyRequests(
+            "rate_limited", "This key may submit \(Self.format(perMinute)) jobs a minute; try again in \(seconds) s.",
+            retryAfter: seconds)
     }
 
     private static func format(_ rate: Double) -> String {

@@ -120,25 +120,19 @@ public struct JobQueue: Sendable {
         let firstJobSeconds =
             queue.queued.first.map { reporter.estimator.expectedSeconds(forAudio: $0.audioSeconds) } ?? 0
         let retryAfter = Int(min(3600, max(5, wait - firstJobSeconds)).rounded(.up))
-        var headers = HTTPFields()
-        headers[.retryAfter] = String(retryAfter)
-        return APIError(
-            .tooManyRequests, code: "queue_full",
-            message: "The queue is full (\(maxQueueSize) requests); try again in about \(retryAfter) s.",
-            headers: headers)
+        return .tooManyRequests(
+            "queue_full", "The queue is full (\(maxQueueSize) requests); try again in about \(retryAfter) s.",
+            retryAfter: retryAfter)
     }
 
     /// 429 `key_queue_full`, with `Retry-After` set to about one job's run: the earliest a queued job of the key
     /// can have started.
     private func keyQueueFullError(_ full: OwnerQueueFull) -> APIError {
         let retryAfter = Int(min(3600, max(5, reporter.estimator.expectedSeconds(forAudio: 10))).rounded(.up))
-        var headers = HTTPFields()
-        headers[.retryAfter] = String(retryAfter)
-        return APIError(
-            .tooManyRequests, code: "key_queue_full",
-            message:
-                "This key already has \(full.queued) requests queued, its most; try again when one has started (in about \(retryAfter) s).",
-            headers: headers)
+        return .tooManyRequests(
+            "key_queue_full",
+            "This key already has \(full.queued) requests queued, its most; try again when one has started (in about \(retryAfter) s).",
+            retryAfter: retryAfter)
     }
 
     /// Cancels a queued or running job.
