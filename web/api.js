@@ -65,6 +65,7 @@ const idPath = (id) => encodeURIComponent(id);
 
 export const getConfig = () => requestJSON("api/config");
 export const getQueue = () => requestJSON("api/queue");
+export const getLoras = () => requestJSON("api/loras");
 export const getStatus = (id) => requestJSON(`api/status/${idPath(id)}`);
 export const cancelRequest = (id) => requestJSON(`api/cancel/${idPath(id)}`, { method: "POST" });
 export const cancelBatch = (id) => requestJSON(`api/batches/${idPath(id)}`, { method: "DELETE" });

@@ -3,6 +3,7 @@
 // length, default), the same one the server checks uploads against, so mistakes show before uploading.
 
 import { elementsById } from "./elements.js";
+import { LoraOptions } from "./lora-options.js";
 
 /** The form's inputs, by parameter name. A parameter the engine does not declare has its field hidden. */
 const FIELDS = {
@@ -64,6 +65,7 @@ export class OptionsForm {
       promptCount: "prompt-count",
     }, form));
     this.buildResolutionChoices();
+    this.loras = new LoraOptions(this.specs.get("loras"));
 
     // A field for a parameter this engine does not take is not shown (and never sent).
     for (const [name, { id }] of Object.entries(FIELDS)) {
@@ -134,6 +136,8 @@ export class OptionsForm {
         values[name] = spec.type === "integer" || spec.type === "number" ? String(Number(text)) : text;
       }
     }
+    const loras = this.loras.value();
+    if (loras) values.loras = loras;
     // A problem hidden in the closed "Advanced" section must be visible to be fixed.
     if (problems.some(({ input }) => this.advanced.contains(input))) this.advanced.open = true;
     return { values, problems };

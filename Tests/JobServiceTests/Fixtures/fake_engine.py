@@ -35,6 +35,7 @@ parser.add_argument("--resolutions", default="480p,720p", help="the resolution p
 parser.add_argument("--default-steps", type=int, default=4)
 parser.add_argument("--max-steps", type=int, default=50)
 parser.add_argument("--record-jobs", metavar="DIR", help="write each job message to DIR/<job_id>.json")
+parser.add_argument("--loras", default="", help="a LoRA library of these names (comma-separated); the last misfits")
 parser.add_argument("--segments", type=int, default=0, help="clips of live stream written to a job's segments_dir")
 args = parser.parse_args()
 
@@ -219,6 +220,20 @@ def parameters():
     ]
     if args.two_speakers:
         specs.append({"name": "audio2_path", "type": "path", "description": "", "default": None})
+    if args.loras:
+        names = args.loras.split(",")
+        specs.append(
+            {
+                "name": "loras",
+                "type": "loras",
+                "description": "",
+                "default": None,
+                "choices": names,
+                "minimum": 0,
+                "maximum": 2,
+                "count": 3,
+            }
+        )
     specs.append(
         {
             "name": "speaker_boxes",
@@ -230,6 +245,25 @@ def parameters():
         }
     )
     return specs
+
+
+def library() -> list[dict]:
+    """The `--loras` library as hello lists it: every file fits but the last."""
+    names = args.loras.split(",") if args.loras else []
+    last = len(names) - 1
+    return [
+        {
+            "name": name,
+            "size_bytes": 1000,
+            "rank": 16,
+            "style": "kijai",
+            "targets": 400,
+            "modules": ["self_attn.q"],
+            "fits": index < last,
+            "reason": None if index < last else "400 of 400 targets have other shapes",
+        }
+        for index, name in enumerate(names)
+    ]
 
 
 def main():
@@ -250,6 +284,7 @@ def main():
                 "two_speakers": args.two_speakers,
                 "default_steps": args.default_steps,
                 "max_steps": args.max_steps,
+                "loras": library(),
             },
         }
     )
