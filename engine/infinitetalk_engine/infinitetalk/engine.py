@@ -29,6 +29,7 @@ Engine options (`--engine-option KEY=VALUE`):
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import math
 import threading
@@ -55,7 +56,7 @@ from .lora_library import LibraryLora, RuntimeLoras, library, linear_shapes, lis
 from .memory_plan import ModelSizes
 from .memory_profiles import CHOICES as PROFILE_CHOICES
 from .memory_profiles import ProfileChoice, choose_profile
-from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, to_uint8_frames
+from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, reference_latents, to_uint8_frames
 from .sampler.schedule import DEFAULT_SHIFT
 from .weights import WeightsLayout
 
@@ -73,6 +74,7 @@ DEFAULT_SEED = 42
 DEFAULT_MAX_STEPS = 50
 FACE_SCALE = 0.05  # upstream's margin for the default left/right speaker halves
 TEXT_CACHE_SIZE = 16
+IMAGE_CACHE_SIZE = 4  # portraits whose encodings are kept (a batch shares one)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # Share of the job's progress before generation (audio, image, text) and after it (finishing the MP4).
 BEFORE_GENERATION, AFTER_GENERATION = 0.05, 0.02
@@ -173,6 +175,7 @@ class InfiniteTalkEngine(Engine):
         self.models = None
         self._device_lock = threading.Lock()  # one job at a time on the device; others wait their turn
         self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._image_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self.lora_dir = Path(self.settings.lora_dir) if self.settings.lora_dir else self.layout.root / "loras"
         self.loras = list_library(self.lora_dir, self._dit_linear_shapes())
         self._lora_cache: dict[str, tuple[float, LibraryLora]] = {}
@@ -336,9 +339,7 @@ class InfiniteTalkEngine(Engine):
         height, width = bucket_size(picture.width, picture.height, params.resolution, self.settings.buckets)
         image = conditioning_image(picture, height, width)
         image = image.to(self.device)  # (3, H, W) [-1, 1]
-        from .models.image_encoder import encode_image
-
-        clip_features = encode_image(models.clip, image[None])  # (1, 257, 1280)
+        clip_features, image_latents = self._encode_reference(job.image_path, image, settings.frame_num)
         masks = speaker_masks(
             picture.width,
             picture.height,
@@ -378,6 +379,7 @@ class InfiniteTalkEngine(Engine):
             clip_features=clip_features,
             audio=audio,
             ref_target_masks=masks.to(self.device),
+            image_latents=image_latents,
         )
         mix = np.clip(np.sum(tracks, axis=0), -1.0, 1.0).astype(np.float32)
 
@@ -470,6 +472,26 @@ class InfiniteTalkEngine(Engine):
             color_correction=color,
             seed=DEFAULT_SEED if params.seed is None else params.seed,
         )
+
+    def _encode_reference(self, image_path: str, image: torch.Tensor, frame_num: int):
+        """The portrait's CLIP features and VAE reference latents, cached by the picture's bytes and bucket: jobs
+        that share a portrait (a batch, or the same picture again) encode it once."""
+        from .models.image_encoder import encode_image
+
+        digest = hashlib.sha256(Path(image_path).read_bytes()).hexdigest()
+        key = (digest, tuple(image.shape), frame_num)
+        if key in self._image_cache:
+            self._image_cache.move_to_end(key)
+            return self._image_cache[key]
+        models = self.models
+        encoded = (
+            encode_image(models.clip, image[None]),  # (1, 257, 1280)
+            reference_latents(models.vae, image, frame_num, self.device),
+        )
+        self._image_cache[key] = encoded
+        while len(self._image_cache) > IMAGE_CACHE_SIZE:
+            self._image_cache.popitem(last=False)
+        return encoded
 
     def _encode_text(self, prompt: str) -> torch.Tensor:
         """The prompt's trimmed umT5 output, cached: the default prompts are the same for every job."""

@@ -84,6 +84,16 @@ class Conditioning:
     audio: Sequence[torch.Tensor]  # per speaker: (n_frames, layers, hidden) wav2vec features, 25 fps
     ref_target_masks: torch.Tensor  # (3, H/8, W/8) person 1 / person 2 / background masks
     context_negative: torch.Tensor | None = None  # (L', text_dim); needed when text_scale != 1
+    # `reference_latents` of `image`, when the caller has them already (jobs that share a portrait, e.g. a batch)
+    image_latents: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def reference_latents(vae, image: torch.Tensor, frame_num: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The VAE latents every clip is conditioned on: the still image followed by `frame_num - 1` black frames
+    (16, T_lat, h, w), and the image alone, the first clip's motion frame (16, 1, h, w)."""
+    image = image.to(device, torch.float32)
+    padded = torch.cat([image[:, None], image.new_zeros(3, frame_num - 1, *image.shape[1:])], dim=1)
+    return vae.encode(padded).to(device), vae.encode(image[:, None]).to(device)
 
 
 @dataclass
@@ -187,9 +197,8 @@ def generate_clips(
 
     # 2. Conditioning shared by every clip (the reference image is a still).
     image = cond.image.to(device, torch.float32)
-    padded = torch.cat([image[:, None], image.new_zeros(3, settings.frame_num - 1, height, width)], dim=1)
-    y = torch.cat([first_frame_mask(t_lat, lat_h, lat_w, device), vae.encode(padded).to(device)])  # (20, T_lat, h, w)
-    motion = vae.encode(image[:, None]).to(device)  # (16, 1, h, w)
+    encoded, motion = cond.image_latents or reference_latents(vae, image, settings.frame_num, device)
+    y = torch.cat([first_frame_mask(t_lat, lat_h, lat_w, device), encoded])  # (20, T_lat, h, w)
     masks = cond.ref_target_masks.to(device)
     audio = list(cond.audio)
     null_tokens = None
