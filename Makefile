@@ -12,7 +12,7 @@ APT_PACKAGES := ffmpeg espeak-ng chromium chromium-driver libsqlite3-dev wrk
 STAMPS := .make
 SWIFT_RELEASE := .build/release/infinitetalk
 
-.PHONY: run test lint test-swift test-engine test-web parity memory-plan bench bench-engine bench-gpu build build-release deps lock format clean
+.PHONY: run test lint test-swift test-engine test-web parity memory-plan bench bench-engine bench-shared bench-gpu build build-release deps lock format clean
 
 run: deps build-release
 	$(SWIFT_RELEASE) serve --port $(PORT) --data-dir $(DATA_DIR) --engine $(ENGINE) $(if $(WEIGHTS),--weights $(WEIGHTS))
@@ -97,6 +97,10 @@ memory-plan: deps
 
 bench-engine: deps
 	$(PYTHON) bench/engine_bench.py
+
+# What jobs sharing a portrait save (tiny random weights, CPU).
+bench-shared: deps
+	$(PYTHON) bench/shared_encodings_bench.py
 
 bench-gpu:
 	python3 bench/gpu_bench.py
