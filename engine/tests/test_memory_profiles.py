@@ -65,3 +65,22 @@ def test_a_resident_engine_says_so_and_an_unknown_profile_is_a_load_failure(tmp_
     assert engine.capabilities()["memory_profile"] == "resident"
     with pytest.raises(EngineError, match="memory_profile"):
         InfiniteTalkEngine(EngineOptions(weights=str(folder), device="cpu", extra={"memory_profile": "huge"}))
+
+
+def test_an_fp8_engine_stores_umt5_in_float8_and_encodes_prompts_close_to_resident(tmp_path):
+    folder = write_tiny_weights(tmp_path / "weights")
+
+    def engine(profile):
+        made = InfiniteTalkEngine(
+            EngineOptions(weights=str(folder), device="cpu", extra={**TINY_JOB_OPTIONS, "memory_profile": profile})
+        )
+        made.load()
+        return made
+
+    fp8, resident = engine("fp8"), engine("resident")
+    layers = [(name, m) for name, m in fp8.models.t5.encoder.named_modules() if isinstance(m, Fp8Linear)]
+    assert layers and not any(name.endswith(".wo") for name, _ in layers), "the feed-forward outputs stay"
+    ours, theirs = fp8._encode_text("A person is talking."), resident._encode_text("A person is talking.")
+    # e4m3 keeps 3 mantissa bits per weight (per-row scales): a few percent of the context's scale.
+    relative = ((ours.float() - theirs.float()).norm() / theirs.float().norm()).item()
+    assert ours.shape == theirs.shape and relative < 0.05, relative

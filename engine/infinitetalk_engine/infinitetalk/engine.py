@@ -522,7 +522,9 @@ class InfiniteTalkEngine(Engine):
 
 
 def _bytes_of(module: torch.nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in module.parameters())
+    """Its weights' bytes, fp8 layers' buffers included."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _fits_on(device: torch.device, needed: float) -> bool:

@@ -7,7 +7,8 @@ measured ones (a planned figure is never reported as a measurement).
 
 Profiles (see docs/infinitetalk-engine.md, "Memory profiles"):
 - resident: every model on the GPU, DiT and umT5 in bf16, CLIP fp16, VAE and wav2vec2 fp32.
-- fp8: the DiT's block linears in fp8 (+ one float32 scale per output row); umT5 (bf16) in host memory: it encodes
+- fp8: the DiT's block linears in fp8 (+ one float32 scale per output row); umT5 in host memory (its linears in
+  fp8 too, but for the feed-forward outputs): it encodes
   a prompt the engine has not cached on the GPU when the GPU has room for it then, else on the CPU (so it never
   sets the peak).
 - offload: DiT blocks in pinned host memory, two on the GPU at a time (one computing, one arriving); umT5 runs on

@@ -243,6 +243,15 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     t5 = load_t5_encoder(
         layout.t5, t5_args(layout.t5), dtype=torch.bfloat16 if on_gpu else torch.float32, device=t5_device
     )
+    if options.memory_profile == "fp8":
+        from .models.fp8_linear import Fp8Linear, replace_linears
+
+        # Not the feed-forward output layers: transformers casts their input to `wo.weight.dtype`.
+        def to_fp8(linear):
+            return Fp8Linear.quantize(linear, linear.weight.dtype)
+
+        quantized = replace_linears(t5.encoder, to_fp8, lambda name: name.endswith(".wo"))
+        log.info("memory profile fp8: %d umT5 linears stored as float8 (the feed-forward outputs stay)", quantized)
     stage("umT5", t)
     # 2. CLIP (fp16 on GPU, as upstream's autocast). 3. VAE (fp32 by default). 4. wav2vec2 (fp32).
     t = time.perf_counter()
