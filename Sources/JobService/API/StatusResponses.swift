@@ -40,6 +40,16 @@ struct SubmitResponse: Encodable, Sendable {
     /// The place the job got in the queue (it may already have started by the time the client reads this).
     var positionInQueue: Int
     var params: JobParameters
+
+    /// The answer for `job` as stored, at `position`.
+    init(stored job: Job, position: Int) {
+        requestId = job.id
+        status = job.status
+        message = job.message
+        timestamp = job.createdAt
+        positionInQueue = position
+        params = job.parameters
+    }
 }
 
 /// `GET /api/queue`.

@@ -75,11 +75,7 @@ struct BatchController<Context: CallerContext>: Sendable {
             return JSONResponse(
                 BatchSubmitResponse(
                     batchId: batchID, status: "queued", requestIds: stored.map(\.job.id),
-                    requests: stored.map {
-                        SubmitResponse(
-                            requestId: $0.job.id, status: $0.job.status, message: $0.job.message,
-                            timestamp: $0.job.createdAt, positionInQueue: $0.position, params: $0.job.parameters)
-                    }))
+                    requests: stored.map { SubmitResponse(stored: $0.job, position: $0.position) }))
         } catch {
             for id in jobIDs { files.removeUploads(of: id) }
             throw JobController<Context>.apiError(from: error)
@@ -93,12 +89,7 @@ struct BatchController<Context: CallerContext>: Sendable {
         let most = configuration.maxBatchSize
         let image = FileField("image", kind: .image, maxCount: most)
         let audio = FileField("audio", kind: .audio, maxCount: most)
-        var receiver = try MultipartReceiver(
-            contentType: request.headers[.contentType], directory: folder, limits: configuration.uploadLimits,
-            fileFields: [image, audio])
-        receiver.beforeWriting = { [watermark = queue.diskWatermark] bytes in try watermark.checkRoom(writing: bytes) }
-        try receiver.checkContentLength(request.headers[.contentLength].flatMap { Int($0) })
-        let upload = try await receiver.receive(request.body)
+        let upload = try await jobs.receiveUpload(request, into: folder, fileFields: [image, audio])
         let images = (1...most).compactMap { upload.files[image.key(occurrence: $0)] }
         let audios = (1...most).compactMap { upload.files[audio.key(occurrence: $0)] }
         guard images.count == 1 || images.count == audios.count else {
@@ -136,9 +127,7 @@ struct BatchController<Context: CallerContext>: Sendable {
     }
 
     private func statusResponse(_ id: String, _ batch: [Job]) async throws -> BatchStatusResponse {
-        var statuses: [JobStatusResponse] = []
-        for job in batch { statuses.append(try await queue.status(of: job)) }
-        return BatchStatusResponse(batchID: id, statuses: statuses)
+        BatchStatusResponse(batchID: id, statuses: try await queue.statuses(of: batch))
     }
 
     /// Cancels every job of the batch that has not finished; 200 with the batch's status.

@@ -50,10 +50,7 @@ struct JobController<Context: CallerContext>: Sendable {
             let submit = { () async throws -> (jobID: String, json: String) in
                 let (stored, position) = try await queue.submit(received.job, maxQueuedForOwner: maxQueued)
                 logger.info("job \(id) queued (\(String(format: "%.1f", stored.audioSeconds)) s of audio)")
-                let answer = SubmitResponse(
-                    requestId: id, status: stored.status, message: stored.message, timestamp: stored.createdAt,
-                    positionInQueue: position, params: stored.parameters)
-                return (id, try APIJSON.encodeString(answer))
+                return (id, try APIJSON.encodeString(SubmitResponse(stored: stored, position: position)))
             }
             guard let idempotencyKey, let fingerprint = received.fingerprint else {
                 return Self.jsonResponse(try await submit().json)
@@ -76,6 +73,19 @@ struct JobController<Context: CallerContext>: Sendable {
         }
     }
 
+    /// Streams `request`'s multipart body into `folder` (the parts of `fileFields` as files), refusing a declared
+    /// length above the caps at once and stopping when the disk reaches the low-disk watermark.
+    func receiveUpload(_ request: Request, into folder: String, fileFields: [FileField] = FileField.generateFields)
+        async throws -> ReceivedUpload
+    {
+        var receiver = try MultipartReceiver(
+            contentType: request.headers[.contentType], directory: folder, limits: configuration.uploadLimits,
+            fileFields: fileFields)
+        receiver.beforeWriting = { [watermark = queue.diskWatermark] bytes in try watermark.checkRoom(writing: bytes) }
+        try receiver.checkContentLength(request.headers[.contentLength].flatMap { Int($0) })
+        return try await receiver.receive(request.body)
+    }
+
     /// 200 with `json`; a replayed answer says so in `Idempotent-Replayed: true`.
     private static func jsonResponse(_ json: String, replayed: Bool = false) -> Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
@@ -90,11 +100,7 @@ struct JobController<Context: CallerContext>: Sendable {
     {
         let schema = try await queue.engine.parameterSchema(configuration: configuration)
         let limits = configuration.uploadLimits
-        var receiver = try MultipartReceiver(
-            contentType: request.headers[.contentType], directory: folder, limits: limits)
-        receiver.beforeWriting = { [watermark = queue.diskWatermark] bytes in try watermark.checkRoom(writing: bytes) }
-        try receiver.checkContentLength(request.headers[.contentLength].flatMap { Int($0) })
-        let upload = try await receiver.receive(request.body)
+        let upload = try await receiveUpload(request, into: folder)
         guard let imageFile = upload.files["image"], let audioFile = upload.files["audio"] else {
             throw UploadError.missingFile(
                 upload.files["image"] == nil ? .image : .audio,

@@ -66,7 +66,7 @@ struct SystemController<Context: RequestContext>: Sendable {
             name: hello?.engine ?? configuration.engine.name, version: hello?.engineVersion,
             isPreview: hello?.capabilities.isPreview, ready: ready, device: hello?.capabilities.device,
             twoSpeakers: hello?.capabilities.twoSpeakers, memoryProfile: hello?.capabilities.memoryProfile,
-            supportsLoras: hello.map { $0.capabilities.parameters?.contains { $0.name == "loras" } ?? false },
+            supportsLoras: hello?.capabilities.takesLoras,
             instances: await queue.engine.statuses().map(EngineSummary.Instance.init))
     }
 
@@ -133,8 +133,8 @@ struct SystemController<Context: RequestContext>: Sendable {
     /// each fits the loaded model (if not, why).
     @Sendable func loras(request: Request, context: Context) async throws -> JSONResponse<LoraLibrary> {
         let hello = await queue.engine.waitForHello(timeout: configuration.engine.helloTimeout)
-        let supported = hello?.capabilities.parameters?.contains { $0.name == "loras" } ?? false
-        return JSONResponse(LoraLibrary(supported: supported, loras: hello?.capabilities.loras ?? []))
+        return JSONResponse(
+            LoraLibrary(supported: hello?.capabilities.takesLoras ?? false, loras: hello?.capabilities.loras ?? []))
     }
 
     // MARK: - GET /api/config

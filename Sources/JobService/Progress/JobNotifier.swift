@@ -17,19 +17,9 @@ public struct JobNotifier: Sendable {
         observers.stream()
     }
 
-    /// Adds a job (`insert` writes it) and announces it, in one turn of the notification order: a worker that claims
-    /// the job the moment it is written announces `processing` only after this `queued`.
-    func enqueued(_ insert: @escaping @Sendable () async throws -> (job: Job, position: Int)) async throws -> (
-        job: Job, position: Int
-    ) {
-        try await order.run { [self] in
-            let inserted = try await insert()
-            await publish(inserted.job, queueChanged: true)
-            return inserted
-        }
-    }
-
-    /// `enqueued` for several jobs added at once: each one's `status_update`, the queue's change once, after the last.
+    /// Adds jobs (`insert` writes them) and announces them, in one turn of the notification order: each one's
+    /// `status_update`, then the queue's change once, after the last. A worker that claims a job the moment it is
+    /// written announces `processing` only after this `queued`.
     func enqueuedAll(_ insert: @escaping @Sendable () async throws -> [(job: Job, position: Int)]) async throws
         -> [(job: Job, position: Int)]
     {

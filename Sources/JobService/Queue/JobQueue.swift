@@ -80,19 +80,7 @@ public struct JobQueue: Sendable {
     /// - Returns: the stored job and its 1-based place in the queue.
     /// - Parameter maxQueuedForOwner: the most queued jobs of `job.owner` (429 `key_queue_full` beyond).
     func submit(_ job: Job, maxQueuedForOwner: Int? = nil) async throws -> (job: Job, position: Int) {
-        let stored: (job: Job, position: Int)
-        do {
-            stored = try await notifier.enqueued { [repository, maxQueueSize] in
-                try await repository.enqueue(job, maxQueueSize: maxQueueSize, maxQueuedForOwner: maxQueuedForOwner)
-            }
-        } catch is QueueFull {
-            throw try await queueFullError()
-        } catch let full as OwnerQueueFull {
-            throw keyQueueFullError(full)
-        }
-        metrics.countJob(.queued)
-        worker.wakeUp()
-        return stored
+        try await submitAll([job], maxQueuedForOwner: maxQueuedForOwner)[0]
     }
 
     /// Stores all of `jobs` (a batch, one owner's) or none, as `submit` does one.
@@ -153,6 +141,11 @@ public struct JobQueue: Sendable {
 
     public func status(of job: Job) async throws -> JobStatusResponse {
         try await reporter.status(of: job)
+    }
+
+    /// Status objects of many jobs, estimated against one snapshot of the queue.
+    func statuses(of jobs: [Job]) async throws -> [JobStatusResponse] {
+        try await reporter.statuses(of: jobs)
     }
 
     /// One page of history, newest first, optionally of one status; plus the total count.

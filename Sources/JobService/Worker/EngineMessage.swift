@@ -22,6 +22,9 @@ public struct EngineHello: Codable, Sendable, Equatable {
         public var memoryProfile: String?
         /// The LoRA library (engines that take `loras`).
         public var loras: [LoraListing]?
+
+        /// Whether jobs may name LoRAs of the library: the engine declares the `loras` parameter.
+        public var takesLoras: Bool { parameters?.contains { $0.name == "loras" } ?? false }
     }
 
     /// One file of the engine's LoRA library, as its hello lists it.
