@@ -83,7 +83,7 @@ def read_library_lora(path: Path) -> LibraryLora:
                 if module is None:
                     ignored[key] = "not a LoRA key of a known style"
                     continue
-                styles.add("peft" if ".lora_A." in key or ".lora_B." in key else "kijai")
+                styles.add(_style(key))
                 value = tensors.get(key).to(torch.float32)
                 update = updates.setdefault(module, Update())
                 if part == "alpha":
@@ -103,6 +103,10 @@ def read_library_lora(path: Path) -> LibraryLora:
     return LibraryLora(path.stem, path, path.stat().st_size, "+".join(sorted(styles)), updates, ignored)
 
 
+def _style(key: str) -> str:
+    return "peft" if ".lora_A." in key or ".lora_B." in key else "kijai"
+
+
 def _split(key: str) -> tuple[str | None, str | None]:
     for suffix, part in SUFFIXES.items():
         if key.endswith(suffix):
@@ -117,35 +121,38 @@ def _split(key: str) -> tuple[str | None, str | None]:
 
 def resolve(lora: LibraryLora, dit: nn.Module) -> tuple[dict[str, Update], list[str]]:
     """The updates by the DiT's module names, and every reason the LoRA does not fit (empty: it fits)."""
+    names, problems = match_targets({m: _shape(u) for m, u in lora.updates.items()}, linear_shapes(dit))
+    return {names[module]: update for module, update in lora.updates.items() if module in names}, problems
+
+
+def match_targets(
+    targets: dict[str, tuple[int, int]], shapes: dict[str, tuple[int, int]]
+) -> tuple[dict[str, str], list[str]]:
+    """Each LoRA target (its key's module name -> (out, in)) matched to a linear layer of the model (`shapes`, by the
+    model's names): the matches (target -> layer name), and every reason some do not match (empty: all do)."""
     from .models.transformer_weights import model_key
 
-    linears = {name: m for name, m in dit.named_modules() if hasattr(m, "in_features") and hasattr(m, "out_features")}
-    resolved: dict[str, Update] = {}
+    names: dict[str, str] = {}
     missing: list[str] = []
     mismatched: list[str] = []
-    for module, update in lora.updates.items():
-        name = module if module in linears else _model_name(module, model_key)
-        layer = linears.get(name)
-        if layer is None:
+    for module, got in targets.items():
+        name = module if module in shapes else _model_name(module, model_key)
+        expected = shapes.get(name) if name else None
+        if expected is None:
             missing.append(module)
-            continue
-        expected = (layer.out_features, layer.in_features)
-        got = _shape(update)
-        if got != expected:
+        elif got != expected:
             mismatched.append(f"{module} is {got[0]}x{got[1]}, the model's {expected[0]}x{expected[1]}")
-            continue
-        resolved[name] = update
+        else:
+            names[module] = name
     problems = []
     if missing:
-        problems.append(
-            f"{len(missing)} of {len(lora.updates)} targets have no layer in this model (e.g. {missing[0]})"
-        )
+        problems.append(f"{len(missing)} of {len(targets)} targets have no layer in this model (e.g. {missing[0]})")
     if mismatched:
         problems.append(
-            f"{len(mismatched)} of {len(lora.updates)} targets have other shapes (e.g. {mismatched[0]}): a LoRA for "
+            f"{len(mismatched)} of {len(targets)} targets have other shapes (e.g. {mismatched[0]}): a LoRA for "
             "another model size?"
         )
-    return resolved, problems
+    return names, problems
 
 
 def _model_name(module: str, model_key) -> str | None:
@@ -246,11 +253,9 @@ class LoraListing:
         }
 
 
-def list_library(folder: Path | None, linear_shapes: dict[str, tuple[int, int]] | None) -> list[LoraListing]:
-    """Every file of the library, with whether it fits a model whose linear layers have `linear_shapes`
+def list_library(folder: Path | None, model_shapes: dict[str, tuple[int, int]] | None) -> list[LoraListing]:
+    """Every file of the library, with whether it fits a model whose linear layers have `model_shapes`
     (module name -> (out, in); `None`: not checked)."""
-    from .models.transformer_weights import model_key
-
     listings = []
     for path in library(folder):
         try:
@@ -265,26 +270,14 @@ def list_library(folder: Path | None, linear_shapes: dict[str, tuple[int, int]] 
             module, part = _split(key)
             if module is None or part not in ("down", "up"):
                 continue
-            styles.add("peft" if ".lora_A." in key or ".lora_B." in key else "kijai")
+            styles.add(_style(key))
             pairs.setdefault(module, {})[part] = shape
         pairs = {m: p for m, p in pairs.items() if "down" in p and "up" in p}
         rank = max((p["down"][0] for p in pairs.values()), default=0)
         kinds = sorted({".".join(m.split(".")[2:]) if m.startswith("blocks.") else m for m in pairs})
         reason = None if pairs else "no low-rank LoRA weights in it"
-        if pairs and linear_shapes is not None:
-            missing = mismatched = 0
-            for module, pair in pairs.items():
-                name = module if module in linear_shapes else _model_name(module, model_key)
-                expected = linear_shapes.get(name) if name else None
-                if expected is None:
-                    missing += 1
-                elif (pair["up"][0], pair["down"][1]) != expected:
-                    mismatched += 1
-            problems = []
-            if missing:
-                problems.append(f"{missing} of {len(pairs)} targets have no layer in this model")
-            if mismatched:
-                problems.append(f"{mismatched} of {len(pairs)} targets have other shapes (another model size?)")
+        if pairs and model_shapes is not None:
+            _, problems = match_targets({m: (p["up"][0], p["down"][1]) for m, p in pairs.items()}, model_shapes)
             reason = "; ".join(problems) or None
         listings.append(
             LoraListing(
