@@ -92,6 +92,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--color-correction", type=float, default=1.0)
     p.add_argument("--compile", action="store_true", help="torch.compile each DiT block")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument(
+        "--lora-rank", type=int, default=32, help="measure a library LoRA of this rank on every block layer (0: skip)"
+    )
     return p.parse_args(argv)
 
 
@@ -181,12 +184,53 @@ class Timer:
 class TimedDit:
     def __init__(self, dit, timer: Timer):
         self.dit, self.timer = dit, timer
+        self.last_call: tuple | None = None  # a forward's inputs, replayed to measure the LoRA hooks' cost
 
     def project_audio(self, windows):
         return self.timer.timed("audio_projection", self.dit.project_audio, windows)
 
     def __call__(self, *a, **k):
+        self.last_call = (a, k)
         return self.timer.timed("dit_forward", self.dit, *a, **k)
+
+
+def lora_costs(dit, call: tuple, timer: Timer, rank: int) -> dict:
+    """What a library LoRA of `rank` on every linear layer of every block costs: switching it on (updates to the
+    device, hooks registered) and off, and one DiT forward with it against one without (same inputs)."""
+    from infinitetalk_engine.infinitetalk.lora_library import LibraryLora, RuntimeLoras, Update, linear_shapes
+
+    g = torch.Generator().manual_seed(1)
+    updates = {
+        name: Update(down=torch.randn(rank, inputs, generator=g) * 0.01, up=torch.randn(out, rank, generator=g) * 0.01)
+        for name, (out, inputs) in linear_shapes(dit).items()
+        if name.startswith("blocks.")
+    }
+    lora = LibraryLora("bench", Path("bench.safetensors"), 0, "kijai", updates)
+    args, kwargs = call
+
+    def seconds_of(fn) -> float:
+        timer.sync()
+        started = time.perf_counter()
+        with torch.no_grad():
+            fn()
+        timer.sync()
+        return time.perf_counter() - started
+
+    forward = lambda: dit(*args, **kwargs)  # noqa: E731
+    plain = min(seconds_of(forward) for _ in range(2))
+    hooks = RuntimeLoras(dit, [(lora, 1.0)])
+    switch_on = seconds_of(hooks.__enter__)
+    with_lora = min(seconds_of(forward) for _ in range(2))
+    switch_off = seconds_of(hooks.__exit__)
+    return {
+        "rank": rank,
+        "targets": len(updates),
+        "switch_on_seconds": round(switch_on, 4),
+        "switch_off_seconds": round(switch_off, 4),
+        "forward_seconds_plain": round(plain, 4),
+        "forward_seconds_with_lora": round(with_lora, 4),
+        "forward_overhead_percent": round(100 * (with_lora - plain) / plain, 1),
+    }
 
 
 class TimedVae:
@@ -282,7 +326,8 @@ def main(argv=None) -> dict:
     live = LiveStreamFolder(str(out / "live"), on_segment=lambda s: first_segment.append(time.perf_counter()))
     writer = Mp4Writer(str(out / "bench.mp4"), width, height, audio=np.zeros(video_frames * 640, np.float32), live=live)
     sampling_started = clip_started = time.perf_counter()
-    for clip in generate_clips(TimedDit(dit, timer), TimedVae(vae, timer), cond, settings, Hooks(), device):
+    timed_dit = TimedDit(dit, timer)
+    for clip in generate_clips(timed_dit, TimedVae(vae, timer), cond, settings, Hooks(), device):
         timer.sync()
         encode_started = time.perf_counter()
         writer.write(to_uint8_frames(clip.frames))
@@ -301,6 +346,8 @@ def main(argv=None) -> dict:
 
     writer.close()
     shutil.rmtree(out, ignore_errors=True)
+    lora = lora_costs(dit, timed_dit.last_call, timer, args.lora_rank) if args.lora_rank else None
+    timed_dit.last_call = None
 
     # 4. Report.
     steady = clip_seconds[1:] or clip_seconds
@@ -339,6 +386,7 @@ def main(argv=None) -> dict:
         "peak_vram_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
         "peak_host_rss_gb": round(peak_host_rss_gb(), 2),
         "target_gpu_seconds_per_video_second": 3.5,
+        "library_lora": lora,
     }
     result["other_seconds_per_clip"] = round(per_clip - sum(result["phases_seconds_per_clip"].values()), 3)
     print(json.dumps(result, indent=1))

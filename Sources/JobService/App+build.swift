@@ -95,6 +95,7 @@ public func buildApplication(
         webhooks: database.webhooks, logger: logger)
     jobs.addRoutes(to: router)
     BatchController(jobs: jobs).addRoutes(to: router)
+    LoraController(jobs: jobs).addRoutes(to: router)
     ResultController(queue: queue, files: files).addRoutes(to: router)
     LiveStreamController(queue: queue, files: files).addRoutes(to: router)
     SystemController(queue: queue, configuration: configuration).addRoutes(to: router)

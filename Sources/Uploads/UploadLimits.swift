@@ -6,6 +6,9 @@ public struct UploadLimits: Sendable, Equatable {
     public var maxImageBytes: Int
     /// Largest accepted audio file, in bytes (50 MiB); applies to each audio field.
     public var maxAudioBytes: Int
+    /// Largest accepted LoRA file (`POST /api/loras`), in bytes (2 GiB: a rank-128 LoRA of the 14B model in bf16 is
+    /// about 1.2 GB).
+    public var maxLoraBytes: Int
     /// Widest accepted image, in pixels, read from the header.
     public var maxImageWidth: Int
     /// Tallest accepted image, in pixels, read from the header.
@@ -31,6 +34,7 @@ public struct UploadLimits: Sendable, Equatable {
     public init(
         maxImageBytes: Int = 10 * 1024 * 1024,
         maxAudioBytes: Int = 50 * 1024 * 1024,
+        maxLoraBytes: Int = 2 * 1024 * 1024 * 1024,
         maxImageWidth: Int = 4096,
         maxImageHeight: Int = 4096,
         minImageSide: Int = 64,
@@ -44,6 +48,7 @@ public struct UploadLimits: Sendable, Equatable {
     ) {
         self.maxImageBytes = maxImageBytes
         self.maxAudioBytes = maxAudioBytes
+        self.maxLoraBytes = maxLoraBytes
         self.maxImageWidth = maxImageWidth
         self.maxImageHeight = maxImageHeight
         self.minImageSide = minImageSide
@@ -61,14 +66,17 @@ public struct UploadLimits: Sendable, Equatable {
         switch kind {
         case .image: maxImageBytes
         case .audio: maxAudioBytes
+        case .lora: maxLoraBytes
         }
     }
 }
 
-/// The two kinds of media an upload carries; picks the limits and error codes that apply.
+/// The kinds of file an upload carries; picks the limits and error codes that apply.
 public enum MediaKind: String, Sendable, Hashable {
     /// The portrait: `maxImageBytes`, `*_image` codes.
     case image
     /// Speech: `maxAudioBytes`, `*_audio` codes.
     case audio
+    /// A LoRA for the engine's library: `maxLoraBytes`, `*_lora` codes.
+    case lora
 }

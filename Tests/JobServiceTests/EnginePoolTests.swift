@@ -57,6 +57,26 @@ import Testing
         await running.value
     }
 
+    @Test func aLoRAIsAddedByOneEngineAndTheOthersReadTheirLibraryAgain() async throws {
+        let engines = [ScriptedEngine(hello: hello), ScriptedEngine(hello: hello), ScriptedEngine(hello: hello)]
+        let (pool, running) = try await runPool(engines)
+        guard case .added(let listing) = await pool.addLora(name: "anime", path: "/uploads/anime") else {
+            Issue.record("not added")
+            return
+        }
+        #expect(listing.name == "anime")
+        var added: [[String]] = []
+        var rescans: [Int] = []
+        for engine in engines {
+            added.append(await engine.addedLoras)
+            rescans.append(await engine.rescans)
+        }
+        #expect(added.filter { $0 == ["anime"] }.count == 1 && added.filter(\.isEmpty).count == 2)
+        #expect(zip(added, rescans).allSatisfy { $0.0.isEmpty ? $0.1 == 1 : $0.1 == 0 })
+        await pool.stop()
+        await running.value
+    }
+
     @Test func aPoolWithOneEngineDownServesOnTheOthers() async throws {
         let working = ScriptedEngine(hello: hello)
         let down = SilentEngine(hello: nil, ready: false)

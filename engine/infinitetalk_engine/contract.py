@@ -141,3 +141,13 @@ class Engine(abc.ABC):
 
         Raise `EngineError` for failures with a code, `JobCancelled` (via `ctx.check_cancelled()`) on cancel.
         """
+
+    def add_lora(self, name: str, source: str) -> dict[str, Any]:
+        """Check the LoRA file `source` against the loaded model and copy it into the library as `name`; returns its
+        listing (as `capabilities()["loras"]` lists it). Raise `EngineError` (`invalid_lora`, `lora_exists`, ...)
+        when nothing was added. Engines without a LoRA library refuse with `lora_unsupported`."""
+        raise EngineError("lora_unsupported", f"the {self.name} engine does not apply LoRAs")
+
+    def rescan_loras(self) -> None:
+        """Read the LoRA library again (files added or removed by hand); `capabilities()` then lists them."""
+        return None  # engines without a library have nothing to read

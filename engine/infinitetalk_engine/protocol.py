@@ -52,7 +52,22 @@ class ShutdownMessage:
     pass
 
 
-Incoming = JobMessage | CancelMessage | HeartbeatMessage | ShutdownMessage
+@dataclass(frozen=True)
+class AddLoraMessage:
+    """Validate the LoRA file at `path` and add it to the library as `name`: answered by a new `hello` then
+    `lora_added`, or by `lora_refused` alone, with the same `request_id`."""
+
+    request_id: str
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class RescanMessage:
+    """Read the LoRA library folder again and send a new `hello`."""
+
+
+Incoming = JobMessage | CancelMessage | HeartbeatMessage | ShutdownMessage | AddLoraMessage | RescanMessage
 
 
 def parse_message(line: str | bytes) -> Incoming:
@@ -76,6 +91,10 @@ def parse_message(line: str | bytes) -> Incoming:
         return HeartbeatMessage(seq)
     if kind == "shutdown":
         return ShutdownMessage()
+    if kind == "add_lora":
+        return AddLoraMessage(*(_require_string(data, key, None) for key in ("request_id", "name", "path")))
+    if kind == "rescan":
+        return RescanMessage()
     if kind is None:
         raise BadMessage("message has no 'type'", job_id)
     raise BadMessage(f"unknown message type {kind!r}", job_id)
@@ -254,6 +273,25 @@ class HeartbeatReply(Event):
     type: ClassVar[str] = "heartbeat"
     seq: int
     active_jobs: list[str]
+
+
+@dataclass
+class LoraAdded(Event):
+    """The answer to `add_lora`: the file is in the library, listed as `lora` (as in `hello`)."""
+
+    type: ClassVar[str] = "lora_added"
+    request_id: str
+    lora: dict[str, Any]
+
+
+@dataclass
+class LoraRefused(Event):
+    """The answer to `add_lora`: nothing was added (`invalid_lora`, `lora_exists`, `lora_unsupported`, ...)."""
+
+    type: ClassVar[str] = "lora_refused"
+    request_id: str
+    code: str
+    message: str
 
 
 @dataclass

@@ -22,6 +22,7 @@ from .job_context import MIN_PROGRESS_INTERVAL, ProtocolJobContext
 from .media.video import remove_partial_output
 from .parameters import ParameterSpec, check_params
 from .protocol import (
+    AddLoraMessage,
     BadMessage,
     Bye,
     CancelMessage,
@@ -32,8 +33,11 @@ from .protocol import (
     HeartbeatReply,
     Hello,
     JobMessage,
+    LoraAdded,
+    LoraRefused,
     MessageWriter,
     Ready,
+    RescanMessage,
     ShutdownMessage,
     parse_message,
 )
@@ -69,6 +73,7 @@ class Worker:
         self._jobs: dict[str, RunningJob] = {}
         self._lock = threading.Lock()  # guards state and _jobs
         self._stop = threading.Event()
+        self._library_lock = threading.Lock()  # one library change (and its hello) at a time
 
     # MARK: - lifecycle
 
@@ -141,9 +146,44 @@ class Worker:
                 self._start(message.request)
             elif isinstance(message, ShutdownMessage):
                 self.stop()
+            elif isinstance(message, AddLoraMessage):
+                # Copying a large file takes a while: heartbeats and cancels keep being answered meanwhile.
+                threading.Thread(target=self._add_lora, args=(message,), name="add-lora", daemon=True).start()
+            elif isinstance(message, RescanMessage):
+                self._library_changed(self.engine.rescan_loras)
         except Exception:  # a bug in handling must not kill the input thread
             log.error("handling %s failed:\n%s", type(message).__name__, traceback.format_exc())
             self.writer.send(Error(getattr(message, "job_id", None), "internal", INTERNAL_MESSAGE, False))
+
+    # MARK: - LoRA library
+
+    def _add_lora(self, message: AddLoraMessage) -> None:
+        with self._lock:
+            ready = self.state is WorkerState.READY
+        if not ready:
+            self.writer.send(LoraRefused(message.request_id, "not_ready", "the engine is not ready"))
+            return
+        try:
+            listing = self._library_changed(lambda: self.engine.add_lora(message.name, message.path))
+        except EngineError as exc:
+            self.writer.send(LoraRefused(message.request_id, exc.code, exc.message))
+        except Exception:
+            log.error("adding LoRA %s failed:\n%s", message.name, traceback.format_exc())
+            self.writer.send(LoraRefused(message.request_id, "internal", INTERNAL_MESSAGE))
+        else:
+            self.writer.send(LoraAdded(message.request_id, listing))
+
+    def _library_changed(self, change):
+        """Runs `change` (which alters the LoRA library), then says `hello` again with the new capabilities (the
+        `loras` parameter's choices follow the library), before any answer to the change."""
+        with self._library_lock:
+            result = change()
+            capabilities = self.engine.capabilities()
+            parameters = [ParameterSpec.from_json(spec) for spec in capabilities["parameters"]]
+            with self._lock:
+                self.capabilities, self.parameters = capabilities, parameters
+            self.writer.send(Hello(self.engine.name, self.engine.version, capabilities))
+        return result
 
     def _cancel(self, job_id: str) -> None:
         with self._lock:

@@ -24,3 +24,6 @@ def test_gpu_bench_runs_tiny_on_cpu_and_reports(tmp_path):
     assert abs(result["gpu_seconds_per_video_second"] - result["seconds_per_clip"] / stride_seconds) < 0.01
     assert result["phases_seconds_per_clip"]["dit_forward"] > 0 and result["phases_seconds_per_clip"]["vae_decode"] > 0
     assert result["peak_host_rss_gb"] > 0 and result["build_seconds"] > 0
+    lora = result["library_lora"]
+    assert lora["rank"] == 32 and lora["targets"] > 0 and lora["forward_seconds_with_lora"] > 0
+    assert lora["switch_on_seconds"] >= 0 and lora["switch_off_seconds"] >= 0

@@ -135,3 +135,65 @@ def test_the_engine_lists_its_library_in_hello_and_applies_a_jobs_loras(tmp_path
     with pytest.raises(EngineError) as refused:
         run_tiny_job(engine, tmp_path, loras=[{"name": "for-another-model", "scale": 1.0}])
     assert refused.value.code == "invalid_lora" and "other shapes" in str(refused.value)
+
+
+def test_an_added_lora_is_checked_against_the_model_then_copied_into_the_library(tmp_path):
+    from in_process_engine import TINY_JOB_OPTIONS
+    from tiny_weights import write_tiny_weights
+
+    from infinitetalk_engine.contract import EngineError, EngineOptions
+    from infinitetalk_engine.infinitetalk.engine import InfiniteTalkEngine
+
+    engine = InfiniteTalkEngine(
+        EngineOptions(weights=str(write_tiny_weights(tmp_path / "weights")), device="cpu", extra=TINY_JOB_OPTIONS)
+    )
+    engine.load()
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    write_both_styles(uploads, engine.models.dit)
+    save_file(
+        {
+            "diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.zeros(4, 1536),
+            "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.zeros(1536, 4),
+        },
+        uploads / "big.safetensors",
+    )
+    (uploads / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    assert engine.capabilities()["loras"] == []
+
+    added = engine.add_lora("my-style", str(uploads / "style-peft.safetensors"))
+    assert added["name"] == "my-style" and added["fits"] and added["rank"] == 2 and added["style"] == "peft"
+    library = tmp_path / "weights" / "loras"
+    assert [p.name for p in library.iterdir()] == ["my-style.safetensors"], "no partial file is left behind"
+    assert [lora["name"] for lora in engine.capabilities()["loras"]] == ["my-style"]
+    spec = next(p for p in engine.capabilities()["parameters"] if p["name"] == "loras")
+    assert spec["choices"] == ["my-style"]
+    styled = run_tiny_job(engine, tmp_path, seed=3, loras=[{"name": "my-style", "scale": 1.0}])
+    assert styled.frames > 0
+
+    def refusal(name, file):
+        with pytest.raises(EngineError) as refused:
+            engine.add_lora(name, str(uploads / file))
+        return refused.value.code, refused.value.message
+
+    assert refusal("my-style", "style-kijai.safetensors")[0] == "lora_exists"
+    code, message = refusal("big", "big.safetensors")
+    assert code == "invalid_lora" and "1 of 1 targets have other shapes" in message
+    code, message = refusal("junk", "junk.safetensors")
+    assert code == "invalid_lora" and "uploads" not in message
+    assert refusal("../escape", "style-kijai.safetensors")[0] == "invalid_lora"
+    assert [p.name for p in library.iterdir()] == ["my-style.safetensors"], "refused files are not kept"
+
+
+def test_a_library_file_added_by_hand_is_listed_after_a_rescan(engine, tmp_path):
+    folder = engine.lora_dir
+    try:
+        engine.lora_dir = tmp_path
+        engine.rescan_loras()
+        assert engine.capabilities()["loras"] == []
+        write_both_styles(tmp_path, engine.models.dit)
+        engine.rescan_loras()
+        assert [lora["name"] for lora in engine.capabilities()["loras"]] == ["style-kijai", "style-peft"]
+    finally:
+        engine.lora_dir = folder
+        engine.rescan_loras()

@@ -9,6 +9,7 @@ from engine_process import validate
 
 from infinitetalk_engine.contract import JobResult
 from infinitetalk_engine.protocol import (
+    AddLoraMessage,
     BadMessage,
     Bye,
     CancelMessage,
@@ -21,6 +22,7 @@ from infinitetalk_engine.protocol import (
     MessageWriter,
     Progress,
     Ready,
+    RescanMessage,
     Segment,
     ShutdownMessage,
     Stage,
@@ -87,6 +89,14 @@ def test_cancel_heartbeat_and_shutdown_parse():
     assert parse_message('{"type":"cancel","job_id":"a"}') == CancelMessage("a")
     assert parse_message(b'{"type":"heartbeat","seq":17}') == HeartbeatMessage(17)
     assert parse_message('{"type":"shutdown"}') == ShutdownMessage()
+
+
+def test_library_messages_parse():
+    line = '{"type":"add_lora","request_id":"r1","name":"anime","path":"/tmp/upload"}'
+    assert parse_message(line) == AddLoraMessage("r1", "anime", "/tmp/upload")
+    assert parse_message('{"type":"rescan"}') == RescanMessage()
+    with pytest.raises(BadMessage, match="path"):
+        parse_message('{"type":"add_lora","request_id":"r1","name":"anime"}')
 
 
 @pytest.mark.parametrize(

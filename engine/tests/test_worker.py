@@ -305,3 +305,58 @@ def test_a_failed_load_is_load_failed_with_no_job_and_exit_status_1(tmp_path):
     )
     h.thread.join(10)
     assert h.exit_status == [1]
+
+
+class LibraryEngine(FakeEngine):
+    """A fake engine with a LoRA library: `add_lora` adds the name unless the file's name says `bad`."""
+
+    def __init__(self):
+        super().__init__()
+        self.loras: list[str] = []
+
+    def capabilities(self):
+        capabilities = super().capabilities()
+        return {**capabilities, "loras": [self.listing(name) for name in self.loras]}
+
+    @staticmethod
+    def listing(name):
+        return {"name": name, "size_bytes": 1, "rank": 1, "style": "kijai", "targets": 1, "modules": ["ffn.0"],
+                "fits": True, "reason": None}  # fmt: skip
+
+    def add_lora(self, name, source):
+        if "bad" in source:
+            raise EngineError("invalid_lora", "3 of 3 targets have other shapes")
+        self.loras.append(name)
+        return self.listing(name)
+
+
+def test_adding_a_lora_says_hello_again_with_it_before_answering_and_a_refusal_changes_nothing(tmp_path):
+    harness = Harness(LibraryEngine(), tmp_path)
+    assert harness.next("hello")["capabilities"]["loras"] == []
+    harness.next("ready")
+    harness.send({"type": "add_lora", "request_id": "r1", "name": "anime", "path": "/uploads/anime"})
+    hello = harness.next()
+    assert hello["type"] == "hello" and [lora["name"] for lora in hello["capabilities"]["loras"]] == ["anime"]
+    assert harness.next() == {"type": "lora_added", "request_id": "r1", "lora": LibraryEngine.listing("anime")}
+    harness.send({"type": "add_lora", "request_id": "r2", "name": "other", "path": "/uploads/bad"})
+    refused = harness.next()
+    assert refused["request_id"] == "r2" and refused["code"] == "invalid_lora" and "other shapes" in refused["message"]
+    harness.send({"type": "rescan"})
+    assert [lora["name"] for lora in harness.next("hello")["capabilities"]["loras"]] == ["anime"]
+    harness.close_stdin()
+
+
+def test_an_engine_without_a_library_refuses_to_add_a_lora(harness):
+    harness.send({"type": "add_lora", "request_id": "r1", "name": "anime", "path": "/uploads/anime"})
+    refused = harness.next("lora_refused")
+    assert refused["code"] == "lora_unsupported" and refused["request_id"] == "r1"
+
+
+def test_a_lora_sent_while_loading_is_refused_as_not_ready(tmp_path):
+    gate = threading.Event()
+    harness = Harness(FakeEngine(load_gate=gate), tmp_path)
+    harness.next("hello")
+    harness.send({"type": "add_lora", "request_id": "r1", "name": "anime", "path": "/uploads/anime"})
+    assert harness.next("lora_refused")["code"] == "not_ready"
+    gate.set()
+    harness.close_stdin()

@@ -206,6 +206,9 @@ extension ConfigurationSetting {
         .init(
             "max-audio-bytes", "Largest audio upload (default 50M = 52428800 bytes).", \.uploadLimits.maxAudioBytes,
             parseBytes),
+        .init(
+            "max-lora-bytes", "Largest LoRA upload of POST /api/loras (default 2G = 2147483648 bytes).",
+            \.uploadLimits.maxLoraBytes, parseBytes),
         .init("max-image-width", "Widest image in pixels (default 4096).", \.uploadLimits.maxImageWidth, parseInt),
         .init("max-image-height", "Tallest image in pixels (default 4096).", \.uploadLimits.maxImageHeight, parseInt),
         .init("min-image-side", "Shortest image side in pixels (default 64).", \.uploadLimits.minImageSide, parseInt),

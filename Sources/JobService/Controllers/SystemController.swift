@@ -12,7 +12,6 @@ struct SystemController<Context: RequestContext>: Sendable {
         router.getAndHead("/metrics", use: prometheus)
         router.getAndHead("/openapi.json", use: openAPI)
         router.getAndHead("/api/config", use: clientConfiguration)
-        router.getAndHead("/api/loras", use: loras)
     }
 
     struct Health: Encodable, Sendable { let status: String }
@@ -121,28 +120,14 @@ struct SystemController<Context: RequestContext>: Sendable {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: document)))
     }
 
-    // MARK: - GET /api/loras
-
-    struct LoraLibrary: Encodable, Sendable {
-        /// Whether the engine applies LoRAs (`loras` in a submit); `false` for the preview engine.
-        let supported: Bool
-        let loras: [EngineHello.LoraListing]
-    }
-
-    /// The engine's LoRA library as its hello listed it: name, size, rank, key style, targeted layers, and whether
-    /// each fits the loaded model (if not, why).
-    @Sendable func loras(request: Request, context: Context) async throws -> JSONResponse<LoraLibrary> {
-        let hello = await queue.engine.waitForHello(timeout: configuration.engine.helloTimeout)
-        return JSONResponse(
-            LoraLibrary(supported: hello?.capabilities.takesLoras ?? false, loras: hello?.capabilities.loras ?? []))
-    }
-
     // MARK: - GET /api/config
 
     struct ClientConfiguration: Encodable, Sendable {
         struct Limits: Encodable, Sendable {
             let maxImageBytes: Int
             let maxAudioBytes: Int
+            /// Largest LoRA upload (`POST /api/loras`).
+            let maxLoraBytes: Int
             let maxImageWidth: Int
             let maxImageHeight: Int
             let minImageSide: Int
@@ -196,7 +181,8 @@ struct SystemController<Context: RequestContext>: Sendable {
             ClientConfiguration(
                 limits: .init(
                     maxImageBytes: limits.maxImageBytes, maxAudioBytes: limits.maxAudioBytes,
-                    maxImageWidth: limits.maxImageWidth, maxImageHeight: limits.maxImageHeight,
+                    maxLoraBytes: limits.maxLoraBytes, maxImageWidth: limits.maxImageWidth,
+                    maxImageHeight: limits.maxImageHeight,
                     minImageSide: limits.minImageSide, minAudioSeconds: limits.minAudioSeconds,
                     maxAudioSeconds: limits.maxAudioSeconds, maxQueueSize: configuration.maxQueueSize,
                     maxPromptLength: configuration.maxPromptLength),

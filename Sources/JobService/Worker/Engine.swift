@@ -30,6 +30,23 @@ public protocol Engine: Actor {
 
     /// Each engine process behind this one, as clients see it (one, unless it is an `EnginePool`).
     func statuses() async -> [EngineInstanceStatus]
+
+    /// Asks the engine to check the LoRA file at `path` and copy it into its library as `name`.
+    func addLora(name: String, path: String) async -> LoraAddition
+    /// Asks the engine to read its LoRA library again (a file added by hand, or by another engine of a pool).
+    func rescanLoras() async
+}
+
+/// What came of asking an engine to add a LoRA to its library.
+public enum LoraAddition: Sendable, Equatable {
+    /// In the library, as listed (the engine's `hello` lists it too).
+    case added(EngineHello.LoraListing)
+    /// Nothing was added: `invalid_lora`, `lora_exists`, `lora_unsupported`, `not_ready`, `engine_unavailable`, ...
+    case refused(code: String, message: String)
+
+    /// No engine could be asked (none ready, or it stopped before answering).
+    public static let engineUnavailable = LoraAddition.refused(
+        code: "engine_unavailable", message: "The engine is not ready; try again shortly")
 }
 
 extension Engine {
@@ -47,4 +64,11 @@ extension Engine {
     }
 
     public func stop() { stop(timeout: .seconds(5)) }
+
+    /// Engines without a LoRA library.
+    public func addLora(name: String, path: String) async -> LoraAddition {
+        .refused(code: "lora_unsupported", message: "This engine does not apply LoRAs")
+    }
+
+    public func rescanLoras() async {}
 }

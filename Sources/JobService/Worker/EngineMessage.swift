@@ -116,6 +116,10 @@ public enum EngineEvent: Sendable, Equatable {
     case error(EngineError)
     case heartbeat(seq: Int)
     case bye
+    /// The answer to `add_lora`: the file is in the library (a new `hello` listing it came first).
+    case loraAdded(requestID: String, lora: EngineHello.LoraListing)
+    /// The answer to `add_lora`: nothing was added.
+    case loraRefused(requestID: String, code: String, message: String)
     /// A line that is not a protocol message we know (kept for the log).
     case unreadable(line: String, reason: String)
 
@@ -146,6 +150,21 @@ public enum EngineEvent: Sendable, Equatable {
                 struct Beat: Decodable { let seq: Int }
                 return .heartbeat(seq: try decoder.decode(Beat.self, from: data).seq)
             case "bye": return .bye
+            case "lora_added":
+                struct Added: Decodable {
+                    let requestId: String
+                    let lora: EngineHello.LoraListing
+                }
+                let added = try decoder.decode(Added.self, from: data)
+                return .loraAdded(requestID: added.requestId, lora: added.lora)
+            case "lora_refused":
+                struct Refused: Decodable {
+                    let requestId: String
+                    let code: String
+                    let message: String
+                }
+                let refused = try decoder.decode(Refused.self, from: data)
+                return .loraRefused(requestID: refused.requestId, code: refused.code, message: refused.message)
             default: return .unreadable(line: line, reason: "unknown type `\(envelope.type)`")
             }
         } catch {
@@ -174,6 +193,11 @@ public enum EngineCommand: Sendable, Equatable {
     case cancel(jobID: String)
     case heartbeat(seq: Int)
     case shutdown
+    /// Check the LoRA file at `path` and copy it into the library as `name` (answered by `lora_added` or
+    /// `lora_refused` with `requestID`).
+    case addLora(requestID: String, name: String, path: String)
+    /// Read the LoRA library folder again (answered by a new `hello`).
+    case rescan
 
     /// The JSON line, without the newline.
     public func encoded() -> String {
@@ -194,6 +218,10 @@ public enum EngineCommand: Sendable, Equatable {
             data = try? encoder.encode(Beat(seq: seq))
         case .shutdown:
             data = try? encoder.encode(["type": "shutdown"])
+        case .addLora(let requestID, let name, let path):
+            data = try? encoder.encode(["type": "add_lora", "request_id": requestID, "name": name, "path": path])
+        case .rescan:
+            data = try? encoder.encode(["type": "rescan"])
         }
         return String(decoding: data ?? Data(), as: UTF8.self)
     }

@@ -95,6 +95,20 @@ public actor EnginePool: Engine {
         await members[index].engine.cancel(jobID: jobID)
     }
 
+    /// One ready engine checks and adds the file; the others (which share the library folder) then read it again.
+    public func addLora(name: String, path: String) async -> LoraAddition {
+        guard let first = await readySlots().first else { return .engineUnavailable }
+        let outcome = await members[first.index].engine.addLora(name: name, path: path)
+        if case .added = outcome {
+            for (index, member) in members.enumerated() where index != first.index { await member.engine.rescanLoras() }
+        }
+        return outcome
+    }
+
+    public func rescanLoras() async {
+        for member in members { await member.engine.rescanLoras() }
+    }
+
     /// Each engine as clients see it (`/api/config`, `/readyz`, `/metrics`).
     public func statuses() async -> [EngineInstanceStatus] {
         var statuses: [EngineInstanceStatus] = []

@@ -31,6 +31,8 @@ public actor EngineSupervisor: Engine {
     private var loadFailure: String?
     private var activeJobs: [String: AsyncStream<EngineJobEvent>.Continuation] = [:]
     private var cancelDeadlines: [String: Duration] = [:]
+    /// `add_lora` requests waiting for their answer, by request id.
+    private var loraAdditions: [String: CheckedContinuation<LoraAddition, Never>] = [:]
     private var isStopping = false
     private var stopDeadline: Duration?
 
@@ -58,6 +60,41 @@ public actor EngineSupervisor: Engine {
         guard activeJobs[jobID] != nil, let process else { return }
         process.send(.cancel(jobID: jobID))
         cancelDeadlines[jobID] = clock.now + configuration.cancelTimeout
+    }
+
+    // MARK: - LoRA library
+
+    /// Asks the ready engine to check the LoRA file at `path` and copy it into its library as `name`. The engine
+    /// says `hello` again (listing it) before answering; an engine that stops meanwhile answers `engine_unavailable`.
+    public func addLora(name: String, path: String) async -> LoraAddition {
+        guard case .ready = state, let process, !isStopping else { return .engineUnavailable }
+        let requestID = UUID().uuidString
+        return await withCheckedContinuation { continuation in
+            loraAdditions[requestID] = continuation
+            process.send(.addLora(requestID: requestID, name: name, path: path))
+        }
+    }
+
+    /// Asks the engine to read its LoRA library again, and waits (up to the heartbeat timeout) for the new `hello`,
+    /// so that jobs sent afterwards may name what it found.
+    public func rescanLoras() async {
+        guard case .ready = state, let process, !isStopping else { return }
+        let hellos = helloObservers.stream()
+        process.send(.rescan)
+        let clock = self.clock
+        let timeout = configuration.heartbeatTimeout
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in hellos { return }
+            }
+            group.addTask { try? await clock.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func answerLoraAddition(_ requestID: String, with outcome: LoraAddition) {
+        loraAdditions.removeValue(forKey: requestID)?.resume(returning: outcome)
     }
 
     // MARK: - Life cycle
@@ -257,6 +294,8 @@ public actor EngineSupervisor: Engine {
             lastHello = hello
             helloObservers.yield(hello)
             logger.info("engine hello: \(hello.engine) \(hello.engineVersion) on \(hello.capabilities.device)")
+            // A hello after `ready` follows a change of the LoRA library: the ready state carries it.
+            if case .ready = state { setState(.ready(hello)) }
         case .ready(let loadSeconds):
             guard lastHello != nil, let hello = lastHello, case .starting = state else {
                 logger.warning("engine sent `ready` out of order; ignored")
@@ -276,6 +315,10 @@ public actor EngineSupervisor: Engine {
             break
         case .bye:
             logger.info("engine said bye")
+        case .loraAdded(let requestID, let lora):
+            answerLoraAddition(requestID, with: .added(lora))
+        case .loraRefused(let requestID, let code, let message):
+            answerLoraAddition(requestID, with: .refused(code: code, message: message))
         case .unreadable(let line, let reason):
             logger.warning("ignoring engine output (\(reason)): \(line.prefix(200))")
         }
@@ -310,6 +353,8 @@ public actor EngineSupervisor: Engine {
         }
         activeJobs.removeAll()
         cancelDeadlines.removeAll()
+        for (_, waiter) in loraAdditions { waiter.resume(returning: .engineUnavailable) }
+        loraAdditions.removeAll()
     }
 
     private func setState(_ newState: EngineState) {

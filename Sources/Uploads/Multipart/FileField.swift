@@ -35,6 +35,8 @@ public struct FileField: Sendable, Hashable {
     public static let audio = FileField("audio", kind: .audio)
     /// An optional second speaker, `audio2`.
     public static let secondAudio = FileField("audio2", kind: .audio, isRequired: false)
+    /// A LoRA for the engine's library (`POST /api/loras`), `file`.
+    public static let lora = FileField("file", kind: .lora)
     /// The fields of `POST /api/generate`: `image`, `audio`, optional `audio2`.
     public static let generateFields: [FileField] = [.image, .audio, .secondAudio]
 }

@@ -13,6 +13,7 @@ Used by the Swift worker tests: it needs only the Python standard library and an
 import argparse
 import json
 import os
+import pathlib
 import sys
 import threading
 import time
@@ -221,14 +222,13 @@ def parameters():
     if args.two_speakers:
         specs.append({"name": "audio2_path", "type": "path", "description": "", "default": None})
     if args.loras:
-        names = args.loras.split(",")
         specs.append(
             {
                 "name": "loras",
                 "type": "loras",
                 "description": "",
                 "default": None,
-                "choices": names,
+                "choices": [lora["name"] for lora in library()],
                 "minimum": 0,
                 "maximum": 2,
                 "count": 3,
@@ -247,10 +247,13 @@ def parameters():
     return specs
 
 
+added_loras: list[str] = []  # names added by `add_lora`
+
+
 def library() -> list[dict]:
-    """The `--loras` library as hello lists it: every file fits but the last."""
+    """The `--loras` library as hello lists it (every file fits but the last of `--loras`), then the added ones."""
     names = args.loras.split(",") if args.loras else []
-    last = len(names) - 1
+    misfit = names[-1] if names else None
     return [
         {
             "name": name,
@@ -259,35 +262,59 @@ def library() -> list[dict]:
             "style": "kijai",
             "targets": 400,
             "modules": ["self_attn.q"],
-            "fits": index < last,
-            "reason": None if index < last else "400 of 400 targets have other shapes",
+            "fits": name != misfit,
+            "reason": None if name != misfit else "400 of 400 targets have other shapes",
         }
-        for index, name in enumerate(names)
+        for name in names + added_loras
     ]
+
+
+def hello():
+    return {
+        "type": "hello",
+        "protocol_version": 1,
+        "engine": "fake",
+        "engine_version": "0.0.1",
+        "capabilities": {
+            "parameters": parameters(),
+            "resolutions": args.resolutions.split(","),
+            "fps": 25,
+            "max_concurrent_jobs": args.max_jobs,
+            "device": "cpu",
+            "is_preview": True,
+            "two_speakers": args.two_speakers,
+            "default_steps": args.default_steps,
+            "max_steps": args.max_steps,
+            "loras": library(),
+        },
+    }
+
+
+def add_lora(message):
+    """Adds the name unless the file is missing, holds `misfit`, or the name is taken (saying hello again first)."""
+    request_id, name, path = message["request_id"], message["name"], message["path"]
+    refusal = None
+    if not args.loras:
+        refusal = ("lora_unsupported", "the fake engine runs without a LoRA library")
+    elif not os.path.isfile(path):
+        refusal = ("invalid_lora", "the file is not there")
+    elif b"misfit" in pathlib.Path(path).read_bytes():
+        refusal = ("invalid_lora", "3 of 3 targets have other shapes (e.g. blocks.0.ffn.0 is 8x8, the model's 16x8)")
+    elif name in [lora["name"] for lora in library()]:
+        refusal = ("lora_exists", f"the library already has a LoRA named {name}")
+    else:
+        added_loras.append(name)
+    if refusal:
+        send({"type": "lora_refused", "request_id": request_id, "code": refusal[0], "message": refusal[1]})
+    else:
+        send(hello())
+        listing = next(lora for lora in library() if lora["name"] == name)
+        send({"type": "lora_added", "request_id": request_id, "lora": {**listing, "size_bytes": os.path.getsize(path)}})
 
 
 def main():
     garbage("fake engine says hi on stdout (not a protocol message)")
-    send(
-        {
-            "type": "hello",
-            "protocol_version": 1,
-            "engine": "fake",
-            "engine_version": "0.0.1",
-            "capabilities": {
-                "parameters": parameters(),
-                "resolutions": args.resolutions.split(","),
-                "fps": 25,
-                "max_concurrent_jobs": args.max_jobs,
-                "device": "cpu",
-                "is_preview": True,
-                "two_speakers": args.two_speakers,
-                "default_steps": args.default_steps,
-                "max_steps": args.max_steps,
-                "loras": library(),
-            },
-        }
-    )
+    send(hello())
     if args.fail_load:
         send(
             {
@@ -320,6 +347,10 @@ def main():
             threading.Thread(target=run_job, args=(message,), daemon=True).start()
         elif kind == "cancel":
             cancelled.add(message["job_id"])
+        elif kind == "add_lora":
+            add_lora(message)
+        elif kind == "rescan":
+            send(hello())
         elif kind == "shutdown":
             for job_id in list(active):
                 cancelled.add(job_id)

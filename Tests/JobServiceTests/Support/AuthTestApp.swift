@@ -18,15 +18,17 @@ enum AuthTestApp {
     /// - Parameters:
     ///   - settings: more settings (flag → value).
     ///   - aliceLimits: alice's own submit rate per minute and queued-job cap.
+    ///   - engine: the engine (default: one that never runs jobs).
     static func run(
         settings: [String: String] = [:], clock: any ServiceClock = SystemClock(),
-        aliceLimits: (rate: Double?, maxQueued: Int?) = (nil, nil),
+        aliceLimits: (rate: Double?, maxQueued: Int?) = (nil, nil), engine: (any Engine)? = nil,
         _ body: @escaping @Sendable (InfiniteTalkService, any TestClientProtocol, Keys) async throws -> Void
     ) async throws {
         let configuration = TestSupport.configuration(
             engine: [], settings: settings.merging(["auth": "on"]) { mine, _ in mine })
         let service = try await buildApplication(
-            configuration, repository: MemoryJobRepository(), engine: SilentEngine(hello: TestSupport.fakeEngineHello),
+            configuration, repository: MemoryJobRepository(),
+            engine: engine ?? SilentEngine(hello: TestSupport.fakeEngineHello),
             clock: clock, logger: TestSupport.quietLogger)
         var tokens: [String] = []
         var aliceKey: APIKey?

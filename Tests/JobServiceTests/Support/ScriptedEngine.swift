@@ -24,6 +24,19 @@ actor ScriptedEngine: Engine {
     private let submissions = AsyncStream.makeStream(of: RunningJob.self)
     private var running: [String: RunningJob] = [:]
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    /// The LoRAs it was asked to add (it adds each) and how often it was asked to read its library again.
+    private(set) var addedLoras: [String] = []
+    private(set) var rescans = 0
+
+    func addLora(name: String, path: String) -> LoraAddition {
+        addedLoras.append(name)
+        return .added(
+            EngineHello.LoraListing(
+                name: name, sizeBytes: 1, rank: 1, style: "kijai", targets: 1, modules: ["ffn.0"], fits: true,
+                reason: nil))
+    }
+
+    func rescanLoras() { rescans += 1 }
 
     init(hello: EngineHello) {
         lastHello = hello

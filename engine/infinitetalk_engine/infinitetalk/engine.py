@@ -52,7 +52,17 @@ from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
 from ..parameters import DEFAULT_PROMPT, loras_parameter, parameter_capabilities, standard_parameters
 from .loading import WeightsError
-from .lora_library import LibraryLora, RuntimeLoras, library, linear_shapes, list_library, read_library_lora, resolve
+from .lora_library import (
+    LibraryLora,
+    LoraRefused,
+    RuntimeLoras,
+    add_to_library,
+    library,
+    linear_shapes,
+    list_library,
+    read_library_lora,
+    resolve,
+)
 from .memory_plan import ModelSizes
 from .memory_profiles import CHOICES as PROFILE_CHOICES
 from .memory_profiles import ProfileChoice, choose_profile
@@ -177,14 +187,14 @@ class InfiniteTalkEngine(Engine):
         self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._image_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self.lora_dir = Path(self.settings.lora_dir) if self.settings.lora_dir else self.layout.root / "loras"
-        self.loras = list_library(self.lora_dir, self._dit_linear_shapes())
+        self.loras = list_library(self.lora_dir, self._dit_linear_shapes() if library(self.lora_dir) else None)
         self._lora_cache: dict[str, tuple[float, LibraryLora]] = {}
 
     def _dit_linear_shapes(self) -> dict[str, tuple[int, int]] | None:
-        """The DiT's linear layers, from its config on the meta device (for the library's fit check); `None`
-        when the library is empty or the folder lacks the configs (then `load()` names what is missing)."""
-        if not library(self.lora_dir):
-            return None
+        """The DiT's linear layers (for the library's fit check): the loaded model's, or before loading from its
+        config on the meta device; `None` when the folder lacks the configs (then `load()` names what is missing)."""
+        if self.models is not None:
+            return linear_shapes(self.models.dit)
         try:
             from transformers import Wav2Vec2Config
 
@@ -198,6 +208,20 @@ class InfiniteTalkEngine(Engine):
             return linear_shapes(dit)
         except (OSError, ValueError, KeyError):
             return None
+
+    def add_lora(self, name: str, source: str) -> dict[str, Any]:
+        shapes = self._dit_linear_shapes()
+        if shapes is None:
+            raise EngineError("not_ready", "the model's layers are unknown until it has loaded")
+        try:
+            listing = add_to_library(Path(source), self.lora_dir, name, shapes)
+        except LoraRefused as exc:
+            raise EngineError(exc.code, exc.message) from exc
+        self.rescan_loras()
+        return listing.to_json()
+
+    def rescan_loras(self) -> None:
+        self.loras = list_library(self.lora_dir, self._dit_linear_shapes() if library(self.lora_dir) else None)
 
     def _library_loras(self, requested: list[dict] | None) -> list[tuple[LibraryLora, float]]:
         """The job's library LoRAs, read once and kept while their files do not change."""

@@ -15,8 +15,11 @@ stays merged at load (`lora.py`, upstream's rule), as before.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -256,42 +259,86 @@ class LoraListing:
 def list_library(folder: Path | None, model_shapes: dict[str, tuple[int, int]] | None) -> list[LoraListing]:
     """Every file of the library, with whether it fits a model whose linear layers have `model_shapes`
     (module name -> (out, in); `None`: not checked)."""
-    listings = []
-    for path in library(folder):
-        try:
-            with TensorFile(path) as tensors:
-                shapes = {key: tuple(tensors.shape(key)) for key in tensors}
-        except WeightsError as exc:
-            listings.append(LoraListing(path.stem, path.stat().st_size, 0, "?", 0, (), False, f"unreadable: {exc}"))
+    return [listing_of(path, model_shapes) for path in library(folder)]
+
+
+def listing_of(path: Path, model_shapes: dict[str, tuple[int, int]] | None) -> LoraListing:
+    """One LoRA file as `hello` lists it, from its header only."""
+    try:
+        with TensorFile(path) as tensors:
+            shapes = {key: tuple(tensors.shape(key)) for key in tensors}
+    except WeightsError as exc:
+        return LoraListing(path.stem, path.stat().st_size, 0, "?", 0, (), False, f"unreadable: {exc}")
+    pairs: dict[str, dict[str, tuple]] = {}
+    styles = set()
+    for key, shape in shapes.items():
+        module, part = _split(key)
+        if module is None or part not in ("down", "up"):
             continue
-        pairs: dict[str, dict[str, tuple]] = {}
-        styles = set()
-        for key, shape in shapes.items():
-            module, part = _split(key)
-            if module is None or part not in ("down", "up"):
-                continue
-            styles.add(_style(key))
-            pairs.setdefault(module, {})[part] = shape
-        pairs = {m: p for m, p in pairs.items() if "down" in p and "up" in p}
-        rank = max((p["down"][0] for p in pairs.values()), default=0)
-        kinds = sorted({".".join(m.split(".")[2:]) if m.startswith("blocks.") else m for m in pairs})
-        reason = None if pairs else "no low-rank LoRA weights in it"
-        if pairs and model_shapes is not None:
-            _, problems = match_targets({m: (p["up"][0], p["down"][1]) for m, p in pairs.items()}, model_shapes)
-            reason = "; ".join(problems) or None
-        listings.append(
-            LoraListing(
-                path.stem,
-                path.stat().st_size,
-                int(rank),
-                "+".join(sorted(styles)) or "?",
-                len(pairs),
-                tuple(kinds),
-                reason is None,
-                reason,
-            )
-        )
-    return listings
+        styles.add(_style(key))
+        pairs.setdefault(module, {})[part] = shape
+    pairs = {m: p for m, p in pairs.items() if "down" in p and "up" in p}
+    rank = max((p["down"][0] for p in pairs.values()), default=0)
+    kinds = sorted({".".join(m.split(".")[2:]) if m.startswith("blocks.") else m for m in pairs})
+    reason = None if pairs else "no low-rank LoRA weights in it"
+    if pairs and model_shapes is not None:
+        _, problems = match_targets({m: (p["up"][0], p["down"][1]) for m, p in pairs.items()}, model_shapes)
+        reason = "; ".join(problems) or None
+    return LoraListing(
+        path.stem,
+        path.stat().st_size,
+        int(rank),
+        "+".join(sorted(styles)) or "?",
+        len(pairs),
+        tuple(kinds),
+        reason is None,
+        reason,
+    )
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def add_to_library(source: Path, folder: Path, name: str, model_shapes: dict[str, tuple[int, int]]) -> LoraListing:
+    """Checks the LoRA file `source` (readable, LoRA keys of a known style, every target a layer of the model with
+    its shape) and copies it into `folder` as `<name>.safetensors`, never over an existing file. Raises `LoraRefused`
+    and leaves the library as it was when anything is wrong."""
+    if not NAME_PATTERN.fullmatch(name) or name.endswith(".safetensors"):
+        raise LoraRefused("invalid_lora", f"{name!r} is not a LoRA name (letters, digits, '.', '_', '-'; 64 at most)")
+    destination = Path(folder) / f"{name}.safetensors"
+    if destination.exists():
+        raise LoraRefused("lora_exists", f"the library already has a LoRA named {name}")
+    source = Path(source)
+
+    def refused(message: str) -> LoraRefused:  # the upload's temporary path is no business of the client's
+        return LoraRefused("invalid_lora", message.replace(str(source), name).replace(source.name, name))
+
+    listing = listing_of(source, model_shapes)
+    if not listing.fits:
+        raise refused(f"{name} does not fit this model: {listing.reason}")
+    try:
+        read_library_lora(source)  # every tensor's bytes, not only the header
+    except WeightsError as exc:
+        raise refused(str(exc)) from exc
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    partial = Path(folder) / f".{name}.{os.getpid()}.partial"
+    try:
+        shutil.copyfile(source, partial)
+        os.link(partial, destination)  # unlike a rename, fails when the name was taken meanwhile
+    except FileExistsError as exc:
+        raise LoraRefused("lora_exists", f"the library already has a LoRA named {name}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return replace(listing, name=name, size_bytes=destination.stat().st_size)
+
+
+class LoraRefused(Exception):
+    """Why a LoRA was not added to the library (`code` as the protocol's `lora_refused`)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
