@@ -104,6 +104,7 @@ bench-shared: deps
 
 bench-gpu:
 	python3 bench/gpu_bench.py
+	python3 bench/gpu_bench.py --profile offload --lora-rank 0
 
 clean:
 	rm -rf .build $(STAMPS) $(DATA_DIR)

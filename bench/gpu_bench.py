@@ -91,6 +91,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae-dtype", choices=["bf16", "fp32"], default="fp32", help="VAE dtype (upstream: fp32)")
     p.add_argument("--color-correction", type=float, default=1.0)
     p.add_argument("--compile", action="store_true", help="torch.compile each DiT block")
+    p.add_argument(
+        "--profile",
+        choices=["resident", "offload"],
+        default="resident",
+        help="offload: DiT blocks in pinned host memory, streamed to the device (BlockStreamer)",
+    )
+    p.add_argument("--offload-ahead", type=int, default=1, help="offload: blocks copied ahead of the computing one")
+    p.add_argument(
+        "--attention", choices=["auto", "flash", "efficient", "cudnn", "math"], default="auto", help="SDPA kernel"
+    )
+    p.add_argument(
+        "--encode",
+        choices=["background", "inline"],
+        default="background",
+        help="H.264-encode each clip on a thread while the next is sampled (as the engine does), or inline",
+    )
     p.add_argument("--json", help="also write the results here")
     p.add_argument(
         "--lora-rank", type=int, default=32, help="measure a library LoRA of this rank on every block layer (0: skip)"
@@ -260,6 +276,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     ensure_carried_packages()
     from infinitetalk_engine.infinitetalk.loading import peak_host_rss_gb
+    from infinitetalk_engine.infinitetalk.models.attention_backend import sdpa_backend
     from infinitetalk_engine.infinitetalk.pipeline import (
         Conditioning,
         Hooks,
@@ -267,10 +284,13 @@ def main(argv=None) -> dict:
         generate_clips,
         to_uint8_frames,
     )
+    from infinitetalk_engine.media.background_encoder import BackgroundClipEncoder, InlineClipEncoder
     from infinitetalk_engine.media.live_stream import LiveStreamFolder
     from infinitetalk_engine.media.video import Mp4Writer
 
     device = torch.device(args.device)
+    if args.compile and args.profile == "offload":
+        sys.exit("--compile and --profile offload do not go together (the engine ignores compile=on in offload)")
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("CUDA is not available; use --device cpu (with --tiny)")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[
@@ -291,6 +311,15 @@ def main(argv=None) -> dict:
         torch.cuda.synchronize(device)
     build_seconds = time.perf_counter() - started
     params = sum(p.numel() for p in dit.parameters())
+    offload_seconds = None
+    if args.profile == "offload":
+        from infinitetalk_engine.infinitetalk.models.block_offload import BlockStreamer
+
+        started = time.perf_counter()
+        BlockStreamer.install(dit, device, ahead=args.offload_ahead)
+        offload_seconds = time.perf_counter() - started
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
     # 2. Synthetic conditioning for exactly `clips` clips.
     g = torch.Generator().manual_seed(0)
@@ -327,22 +356,25 @@ def main(argv=None) -> dict:
     writer = Mp4Writer(str(out / "bench.mp4"), width, height, audio=np.zeros(video_frames * 640, np.float32), live=live)
     sampling_started = clip_started = time.perf_counter()
     timed_dit = TimedDit(dit, timer)
-    for clip in generate_clips(timed_dit, TimedVae(vae, timer), cond, settings, Hooks(), device):
-        timer.sync()
-        encode_started = time.perf_counter()
-        writer.write(to_uint8_frames(clip.frames))
-        writer.end_clip()
-        timer.seconds["encode"] += time.perf_counter() - encode_started
-        now = time.perf_counter()
-        clip_seconds.append(now - clip_started)
-        phases.append(dict(timer.seconds))
-        timer.reset()
-        clip_started = now
-        print(
-            f"clip {clip.index + 1}/{clip.clips}: {clip_seconds[-1]:.2f} s "
-            f"({', '.join(f'{k} {v:.2f}' for k, v in phases[-1].items())})",
-            flush=True,
-        )
+    encoder = (BackgroundClipEncoder if args.encode == "background" else InlineClipEncoder)(writer)
+    clips = generate_clips(timed_dit, TimedVae(vae, timer), cond, settings, Hooks(), device)
+    with sdpa_backend(args.attention), encoder:
+        for clip in clips:
+            timer.sync()
+            encode_started = time.perf_counter()  # background: only the wait for the previous clip's encoding
+            encoder.submit(to_uint8_frames(clip.frames))
+            timer.seconds["encode"] += time.perf_counter() - encode_started
+            now = time.perf_counter()
+            clip_seconds.append(now - clip_started)
+            phases.append(dict(timer.seconds))
+            timer.reset()
+            clip_started = now
+            print(
+                f"clip {clip.index + 1}/{clip.clips}: {clip_seconds[-1]:.2f} s "
+                f"({', '.join(f'{k} {v:.2f}' for k, v in phases[-1].items())})",
+                flush=True,
+            )
+        encoder.finish()
 
     writer.close()
     shutil.rmtree(out, ignore_errors=True)
@@ -362,6 +394,11 @@ def main(argv=None) -> dict:
         "dtype": str(dtype),
         "vae_dtype": args.vae_dtype,
         "compile": args.compile,
+        "memory_profile": args.profile,
+        "attention": args.attention,
+        "encode": args.encode,
+        "offload_ahead": args.offload_ahead if args.profile == "offload" else None,
+        "offload_setup_seconds": None if offload_seconds is None else round(offload_seconds, 2),
         "size": f"{height}x{width}",
         "frames_per_clip": frame_num,
         "motion_frames": motion,

@@ -27,3 +27,18 @@ def test_gpu_bench_runs_tiny_on_cpu_and_reports(tmp_path):
     lora = result["library_lora"]
     assert lora["rank"] == 32 and lora["targets"] > 0 and lora["forward_seconds_with_lora"] > 0
     assert lora["switch_on_seconds"] >= 0 and lora["switch_off_seconds"] >= 0
+
+
+def test_gpu_bench_runs_the_offload_profile_tiny_on_cpu(tmp_path):
+    report = tmp_path / "bench.json"
+    subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--tiny", "--device", "cpu", "--profile", "offload",
+         "--lora-rank", "0", "--json", str(report)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )  # fmt: skip
+    result = json.loads(report.read_text())
+    assert result["memory_profile"] == "offload" and result["offload_ahead"] == 1
+    assert result["offload_setup_seconds"] >= 0 and result["phases_seconds_per_clip"]["dit_forward"] > 0
+    assert result["library_lora"] is None

@@ -1,5 +1,6 @@
-"""Memory profiles: `auto` picks the first of resident, fp8 whose planned peak fits the GPU's free memory; an fp8
-engine stores the DiT's block linears as float8, keeps umT5 in host memory, says so in hello, and makes videos."""
+"""Memory profiles: `auto` picks the first of resident, fp8, offload whose planned peak fits the GPU's free memory
+(offload also needs its pinned host memory); an fp8 engine stores the DiT's block linears as float8, keeps umT5 in
+host memory, says so in hello, and makes videos."""
 
 import pytest
 import torch
@@ -32,16 +33,27 @@ def test_auto_takes_fp8_on_a_card_too_small_for_resident(full_size):
     assert choose_profile("auto", "cuda", free, 48 * GIB, full_size).profile == "fp8"
 
 
-def test_auto_on_a_card_too_small_for_fp8_says_what_it_needs(full_size):
-    with pytest.raises(ValueError, match=r"fp8, plans .* GiB at 480p\. The offload profile .* not implemented yet"):
-        choose_profile("auto", "cuda", 20 * GIB, 24 * GIB, full_size)
+def test_auto_takes_offload_on_a_24_gb_card_when_the_host_has_the_memory(full_size):
+    host = 64 * GIB
+    choice = choose_profile("auto", "cuda", 22 * GIB, 24 * GIB, full_size, host_available_bytes=host)
+    assert choice.profile == "offload"
+    pinned = plan(full_size, "offload", "480p").pinned_host
+    with pytest.raises(ValueError, match=r"pinned host memory, and this machine has 16\.0 GiB available"):
+        choose_profile("auto", "cuda", 22 * GIB, 24 * GIB, full_size, host_available_bytes=16 * GIB)
+    assert pinned > 16 * GIB
 
 
-def test_a_profile_asked_for_is_taken_and_offload_is_refused_plainly(full_size):
+def test_auto_on_a_card_too_small_for_offload_says_what_it_needs(full_size):
+    with pytest.raises(ValueError, match=r"the smallest profile, offload, plans .* GiB at 480p"):
+        choose_profile("auto", "cuda", 4 * GIB, 8 * GIB, full_size)
+
+
+def test_a_profile_asked_for_is_taken_and_an_unknown_one_refused(full_size):
     assert choose_profile("fp8", "cuda", 1 * GIB, 24 * GIB, full_size).profile == "fp8"
+    assert choose_profile("offload", "cuda", 20 * GIB, 24 * GIB, full_size).profile == "offload"
     assert choose_profile("auto", "cpu", None, None, None).profile == "resident"
-    with pytest.raises(ValueError, match="not implemented yet"):
-        choose_profile("offload", "cuda", 139 * GIB, 141 * GIB, full_size)
+    with pytest.raises(ValueError, match="pinned host memory"):
+        choose_profile("offload", "cuda", 20 * GIB, 24 * GIB, full_size, host_available_bytes=GIB)
     with pytest.raises(ValueError, match="unknown memory_profile"):
         choose_profile("tiny", "cuda", 139 * GIB, 141 * GIB, full_size)
 

@@ -21,11 +21,13 @@ from schemathesis.core.failures import FailureGroup
 EXAMPLES = 50  # per operation and generation mode
 
 # Where a schema-valid request is still refused, for reasons no OpenAPI document can state: an upload whose bytes
-# are not a picture or speech (415, 422), and a plain GET of the WebSocket, which an HTTP client cannot upgrade
-# (426, documented).
+# are not a picture or speech (415, 422), a LoRA upload to the preview engine, which applies none (422
+# lora_unsupported, documented), and a plain GET of the WebSocket, which an HTTP client cannot upgrade (426,
+# documented).
 REFUSED_BEYOND_THE_SCHEMA = {
     "POST /api/generate": [positive_data_acceptance],
     "POST /api/batches": [positive_data_acceptance],
+    "POST /api/loras": [positive_data_acceptance],
     "GET /ws": [positive_data_acceptance],
 }
 

@@ -24,6 +24,11 @@ Engine options (`--engine-option KEY=VALUE`):
   frame_num=81, motion_frames=9   clip length and overlap (1 + 4k each)
   buckets=HxW[,HxW...]   FOR TESTS/DEBUG: replace the 480p/720p bucket tables with these sizes (multiples of 16)
   max_steps=50           the largest `steps` a job may ask for
+  memory_profile=auto|resident|fp8|offload   how the weights sit in GPU memory (memory_profiles.py; default auto)
+  offload_ahead=1        offload: DiT blocks copied to the GPU ahead of the one computing
+  encode_in_background=on|off   H.264-encode each clip on a thread while the next clip is sampled (default on)
+  attention=auto|flash|efficient|cudnn|math   restrict PyTorch's attention kernels (default auto: PyTorch picks)
+  lora_dir=DIR           the LoRA library (default <weights>/loras)
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from PIL import Image
 from .. import __version__
 from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
 from ..media.audio import load_speech
+from ..media.background_encoder import BackgroundClipEncoder, InlineClipEncoder
 from ..media.image import BUCKETS, choose_bucket, load_image, plan_resize_crop, resize_and_crop
 from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
@@ -65,7 +71,8 @@ from .lora_library import (
 )
 from .memory_plan import ModelSizes
 from .memory_profiles import CHOICES as PROFILE_CHOICES
-from .memory_profiles import ProfileChoice, choose_profile
+from .memory_profiles import ProfileChoice, choose_profile, host_available_bytes
+from .models.attention_backend import ATTENTION_BACKENDS, sdpa_backend
 from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, reference_latents, to_uint8_frames
 from .sampler.schedule import DEFAULT_SHIFT
 from .weights import WeightsLayout
@@ -115,7 +122,10 @@ class EngineSettings:
     max_steps: int = DEFAULT_MAX_STEPS
     vae_dtype: torch.dtype = torch.float32
     compile: bool = False
-    memory_profile: str = "auto"  # auto, resident, fp8 (memory_profiles.py)
+    memory_profile: str = "auto"  # auto, resident, fp8, offload (memory_profiles.py)
+    offload_ahead: int = 1  # offload: blocks copied ahead of the one computing
+    encode_in_background: bool = True  # H.264-encode a clip while the next one is sampled
+    attention: str = "auto"  # PyTorch SDPA backend of the DiT's attention (sdpa_backend)
     lora_dir: str | None = None  # the LoRA library (default: <weights>/loras)
 
     @classmethod
@@ -132,6 +142,9 @@ class EngineSettings:
             "vae_dtype",
             "compile",
             "memory_profile",
+            "offload_ahead",
+            "encode_in_background",
+            "attention",
             "lora_dir",
         }
         unknown = sorted(set(extra) - known)
@@ -156,8 +169,15 @@ class EngineSettings:
                 vae_dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[extra.get("vae_dtype", "fp32")],
                 compile=switch[extra.get("compile", "off")] is True,
                 memory_profile=extra.get("memory_profile", "auto"),
+                offload_ahead=int(extra.get("offload_ahead", 1)),
+                encode_in_background=switch[extra.get("encode_in_background", "on")] is not False,
+                attention=extra.get("attention", "auto"),
                 lora_dir=extra.get("lora_dir"),
             )
+            if settings.offload_ahead < 1:
+                raise ValueError("offload_ahead must be at least 1")
+            if settings.attention not in ATTENTION_BACKENDS:
+                raise ValueError(f"attention must be one of {', '.join(ATTENTION_BACKENDS)}")
             if settings.memory_profile not in PROFILE_CHOICES:
                 raise ValueError(f"memory_profile must be one of {', '.join(PROFILE_CHOICES)}")
             SamplerSettings(frame_num=settings.frame_num, motion_frames=settings.motion_frames).validate()
@@ -179,6 +199,8 @@ class InfiniteTalkEngine(Engine):
         self.device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise EngineError("load_failed", f"--device {options.device}: CUDA is not available on this machine")
+        if self.device.type != "cuda" and self.settings.attention in ("efficient", "cudnn"):
+            raise EngineError("load_failed", f"attention={self.settings.attention} needs a CUDA GPU")
         self.max_jobs = options.max_jobs or 1
         self.memory = self._choose_memory_profile()
         log.info("memory profile %s: %s", self.memory.profile, self.memory.reason)
@@ -247,13 +269,21 @@ class InfiniteTalkEngine(Engine):
         if two is None:
             two = self.layout.adapter(True).is_file()
         sizes = None
-        if self.settings.memory_profile == "auto" and free is not None:
+        if self.settings.memory_profile in ("auto", "offload") and free is not None:
             try:
                 sizes = ModelSizes.from_weights(self.layout.root)
             except (OSError, ValueError, KeyError):  # an incomplete folder: load() names what is missing
                 sizes = ModelSizes.full_size()
         try:
-            return choose_profile(self.settings.memory_profile, self.device.type, free, total, sizes, bool(two))
+            return choose_profile(
+                self.settings.memory_profile,
+                self.device.type,
+                free,
+                total,
+                sizes,
+                bool(two),
+                host_available_bytes() if self.device.type == "cuda" else None,
+            )
         except ValueError as exc:
             raise EngineError("load_failed", str(exc)) from exc
 
@@ -292,12 +322,15 @@ class InfiniteTalkEngine(Engine):
             two_speakers=self.settings.two_speakers,
             vae_dtype=self.settings.vae_dtype,
             memory_profile=self.memory.profile,
+            offload_ahead=self.settings.offload_ahead,
         )
         try:
             self.models = load_model_set(self.layout, options)
         except ValueError as exc:  # a WeightsError naming the file, or a DiT config this model cannot run
             raise EngineError("load_failed", str(exc)) from exc
-        if self.settings.compile:
+        if self.settings.compile and self.models.offload is not None:
+            log.warning("compile=on is ignored in the offload profile: its blocks change device around each forward")
+        elif self.settings.compile:
             for block in self.models.dit.blocks:
                 block.compile()
 
@@ -324,10 +357,13 @@ class InfiniteTalkEngine(Engine):
         if self.device.type == "cuda":
             free_bytes, total_bytes = torch.cuda.mem_get_info(self.device)
             free = f"{free_bytes / 2**30:.1f} of {total_bytes / 2**30:.1f} GiB free after freeing the job's memory"
+        smaller = {"resident": "memory_profile=fp8 or offload", "fp8": "memory_profile=offload"}.get(
+            self.memory.profile
+        )
         return (
             f"the GPU ({self.device}) ran out of memory on a {job.params.resolution or '480p'} job with the "
             f"{self.memory.profile} memory profile ({free}): {detail}. A lower resolution needs less memory"
-            f"{'' if self.memory.profile == 'fp8' else ', and so does memory_profile=fp8'}."
+            f"{f', and so does {smaller}' if smaller else ''}."
         )
 
     # MARK: - one job
@@ -438,10 +474,11 @@ class InfiniteTalkEngine(Engine):
                 live=live_stream_folder(job, ctx),
             ) as writer,
             RuntimeLoras(models.dit, styles),  # hooks only for this job: the weights are never changed
+            sdpa_backend(self.settings.attention),
+            (BackgroundClipEncoder if self.settings.encode_in_background else InlineClipEncoder)(writer) as encoder,
         ):
             for clip in generate_clips(models.dit, models.vae, cond, settings, hooks, self.device):
-                writer.write(to_uint8_frames(clip.frames))
-                writer.end_clip()  # its live segment
+                encoder.submit(to_uint8_frames(clip.frames))  # then its live segment; the next clip samples meanwhile
                 clips_done = clip.index + 1
                 ctx.progress(
                     generation_fraction(clips_done * (steps + 1), clip.clips * (steps + 1)),
@@ -450,6 +487,7 @@ class InfiniteTalkEngine(Engine):
                     clip=clips_done,
                     clips=clip.clips,
                 )
+            encoder.finish()
             ctx.check_cancelled()
             # 6. Finish the file (flush the encoders, rename the part file).
             ctx.stage("encoding_video", "Finishing the MP4")

@@ -234,6 +234,7 @@ def stream_into(
     name: str,
     device: torch.device | str,
     only_keys: set[str] | None = None,
+    place: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     **stream,
 ) -> LoadReport:
     """Fill `module` (built under `parameters_on_meta`) from `files`, one tensor at a time.
@@ -243,7 +244,8 @@ def stream_into(
     several files is taken from the last one, and the earlier copies are reported as `overridden` (the InfiniteTalk
     adapter is overlaid on the base DiT this way). `transform` is called for file keys in `transform_keys` (or all
     keys when that is None), on the device, in float32. With `only_keys` (file keys), just those are (re)loaded and
-    only they are accounted for.
+    only they are accounted for. `place(target, tensor)` may move each tensor elsewhere before it is assigned (the
+    offload profile keeps the DiT's blocks in host memory).
     """
     started = time.perf_counter()
     report = LoadReport(name)
@@ -265,6 +267,8 @@ def stream_into(
             continue
         if not value.is_floating_point():
             value = value.to(current.dtype)
+        if place is not None:
+            value = place(target, value)
         prefix = target[: -len(leaf)]
         if hasattr(owner, "assign_loaded"):  # a module that keeps what it is given in its own form (Fp8Linear)
             assigned.update(prefix + name for name in owner.assign_loaded(leaf, value))

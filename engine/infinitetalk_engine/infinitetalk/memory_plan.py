@@ -11,9 +11,9 @@ Profiles (see docs/infinitetalk-engine.md, "Memory profiles"):
   fp8 too, but for the feed-forward outputs): it encodes
   a prompt the engine has not cached on the GPU when the GPU has room for it then, else on the CPU (so it never
   sets the peak).
-- offload: DiT blocks in pinned host memory, two on the GPU at a time (one computing, one arriving); umT5 runs on
-  the CPU (a prompt takes seconds there, and contexts are cached); the other encoders are on the GPU only while
-  they run; VAE in bf16 with a tiled decode.
+- offload: DiT blocks in pinned host memory, two on the GPU at a time (one computing, one arriving); umT5 in host
+  memory as in fp8 (it visits the GPU when there is room then); the other encoders (CLIP, VAE, wav2vec2: about
+  1.5 GB together) stay on the GPU, and the VAE decodes whole frames in fp32 as upstream does.
 
 Run: `python -m infinitetalk_engine.infinitetalk.memory_plan [--weights DIR]` (or `make memory-plan`).
 """
@@ -33,7 +33,6 @@ RESOLUTIONS = {"480p": (640, 640), "720p": (960, 960)}
 FRAMES = 81  # one clip; the sampler holds one clip's latents at a time
 CUDA_CONTEXT = 1.0 * GIB  # CUDA context, cuBLAS/cuDNN workspaces and the allocator's rounding, roughly
 ADAPTER_PARTS = ("audio_proj.", "audio_cross_attn.", ".norm_x.")
-VAE_TILE = 256  # the offload profile decodes 256x256 pixel tiles
 VAE_LIVE_MAPS = 6  # full-resolution decoder feature maps alive at once (input, conv, norm, residual, 2 cached frames)
 
 
@@ -153,28 +152,23 @@ def plan(sizes: ModelSizes, profile: str, resolution: str, two_speakers: bool = 
     else:  # offload: two blocks on the GPU, the rest pinned on the host
         dit = 2 * block_bf16 / s.num_blocks + outside + adapters
     t5, clip, wav2vec = s.t5 * bf16, s.clip * fp16, s.wav2vec * fp32
-    vae_bytes = fp32 if profile != "offload" else bf16
+    vae_bytes = fp32
     vae = s.vae * vae_bytes
-    # What stays on the GPU between jobs: everything in resident; no umT5 in fp8; only the DiT's non-block part in
-    # offload (encoders come and go).
-    encoders = {"resident": t5 + clip + vae + wav2vec, "fp8": clip + vae + wav2vec, "offload": 0}[profile]
+    # What stays on the GPU between jobs: everything in resident; all but umT5 in fp8 and offload.
+    encoders = clip + vae + wav2vec + (t5 if profile == "resident" else 0)
     base = dit + encoders
-    visiting = profile == "offload"  # encoders on the GPU only while they run
 
     phases = {
-        "audio features": base + (wav2vec if visiting else 0) + _wav2vec_activations(),
-        "prompt": base
-        # fp8: umT5 visits the GPU only when it fits in what is free then, so it never raises the peak.
-        + (_t5_activations(s) if profile != "offload" else 0),
-        "image": base + (clip + vae if visiting else 0) + _vae_encode_activations(s, height, width, vae_bytes),
+        "audio features": base + _wav2vec_activations(),
+        # fp8, offload: umT5 visits the GPU only when it fits in what is free then, so it never raises the peak.
+        "prompt": base + _t5_activations(s),
+        "image": base + _vae_encode_activations(s, height, width, vae_bytes),
         "denoising": base + _dit_activations(s, height, width),
-        "decoding": base
-        + (vae if visiting else 0)
-        + _vae_decode_activations(s, height, width, vae_bytes, tiled=profile == "offload"),
+        "decoding": base + _vae_decode_activations(s, height, width, vae_bytes),
     }
     phases = {name: value + CUDA_CONTEXT for name, value in phases.items()}
     peak_phase = max(phases, key=phases.__getitem__)
-    pinned = block_bf16 * (s.num_blocks - 2) / s.num_blocks if profile == "offload" else 0.0
+    pinned = block_bf16 if profile == "offload" else 0.0  # every block keeps its host copy
     return Plan(profile, resolution, phases[peak_phase], peak_phase, pinned, phases)
 
 
@@ -205,13 +199,12 @@ def _vae_encode_activations(s: ModelSizes, height: int, width: int, value_bytes:
     return video + VAE_LIVE_MAPS * s.vae_base_dim * 4 * height * width * value_bytes
 
 
-def _vae_decode_activations(s: ModelSizes, height: int, width: int, value_bytes: int, tiled: bool) -> float:
+def _vae_decode_activations(s: ModelSizes, height: int, width: int, value_bytes: int) -> float:
     """Decoded frame by frame with causal caches: the decoder's last-stage feature maps (base_dim channels, the 4
     frames one latent frame becomes, full resolution) times the maps alive at once, plus the growing output video
-    (fp32). A tiled decode holds one tile's maps instead of the whole frame's."""
-    map_h, map_w = (min(height, VAE_TILE), min(width, VAE_TILE)) if tiled else (height, width)
+    (fp32)."""
     video = 3 * FRAMES * height * width * 4
-    return video + VAE_LIVE_MAPS * s.vae_base_dim * 4 * map_h * map_w * value_bytes
+    return video + VAE_LIVE_MAPS * s.vae_base_dim * 4 * height * width * value_bytes
 
 
 def _t5_activations(s: ModelSizes) -> float:

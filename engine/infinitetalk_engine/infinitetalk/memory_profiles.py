@@ -1,8 +1,7 @@
 """Which memory profile the engine loads with: the one asked for (`--engine-option memory_profile=…`), or with
-`auto` the first of resident, fp8 whose planned peak at 480p (`memory_plan.plan`) fits in the GPU's free memory.
-
-Only resident and fp8 exist so far; offload (blocks streamed from pinned host memory, for 12-24 GB cards) is planned
-and refused with a message that says what the GPU would need.
+`auto` the first of resident, fp8, offload whose planned peak at 480p (`memory_plan.plan`) fits in the GPU's free
+memory. Offload also needs its pinned host memory (every DiT block's bf16 copy) to be available on the host: that is
+checked before loading, with an error that says how much is needed and how much there is.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from .memory_plan import GIB, ModelSizes, plan
 
 CHOICES = ("auto", "resident", "fp8", "offload")
-IMPLEMENTED = ("resident", "fp8")
+ORDER = ("resident", "fp8", "offload")  # most resident first: fastest
 # Free memory kept aside for the allocator's fragmentation and other processes on the GPU.
 HEADROOM = 0.05
 
@@ -30,31 +29,57 @@ def choose_profile(
     total_bytes: int | None,
     sizes: ModelSizes | None,
     two_speakers: bool = False,
+    host_available_bytes: int | None = None,
 ) -> ProfileChoice:
-    """The profile to load, and why; raises ValueError for an unknown or unimplemented profile, or when none fits."""
+    """The profile to load, and why; raises ValueError for an unknown profile, when none fits the GPU, or when the
+    host lacks the pinned memory offload needs (`host_available_bytes`: `None` is not checked)."""
     if requested not in CHOICES:
         raise ValueError(f"unknown memory_profile {requested!r}; expected one of {', '.join(CHOICES)}")
-    if requested == "offload":
-        raise ValueError(
-            "the offload memory profile (for 12-24 GB GPUs) is not implemented yet; use resident or fp8 on a GPU "
-            "with the memory `make memory-plan` lists"
-        )
     if requested != "auto":
+        if requested == "offload" and device_type == "cuda" and sizes is not None:
+            check_host_memory(plan(sizes, "offload", "480p", two_speakers).pinned_host, host_available_bytes)
         return ProfileChoice(requested, "asked for (memory_profile)")
     if device_type != "cuda" or free_bytes is None or sizes is None:
         return ProfileChoice("resident", f"on {device_type}: weights in host memory")
     usable = free_bytes * (1 - HEADROOM)
     needs = {}
-    for profile in IMPLEMENTED:
-        needs[profile] = plan(sizes, profile, "480p", two_speakers).peak_vram
+    for profile in ORDER:
+        planned = plan(sizes, profile, "480p", two_speakers)
+        needs[profile] = planned.peak_vram
         if needs[profile] <= usable:
+            if profile == "offload":
+                check_host_memory(planned.pinned_host, host_available_bytes)
             total = f" of {total_bytes / GIB:.1f}" if total_bytes else ""
             return ProfileChoice(
                 profile,
                 f"planned peak {needs[profile] / GIB:.1f} GiB at 480p fits in {free_bytes / GIB:.1f}{total} GiB free",
             )
     raise ValueError(
-        f"the GPU has {free_bytes / GIB:.1f} GiB free; the smallest profile available, fp8, plans "
-        f"{needs['fp8'] / GIB:.1f} GiB at 480p. The offload profile for smaller GPUs is not implemented yet: free "
-        "the GPU of other processes, or use a GPU with more memory"
+        f"the GPU has {free_bytes / GIB:.1f} GiB free; the smallest profile, offload, plans "
+        f"{needs['offload'] / GIB:.1f} GiB at 480p: free the GPU of other processes, or use a GPU with more memory"
     )
+
+
+def check_host_memory(pinned_bytes: float, available_bytes: int | None) -> None:
+    """Raises ValueError when the host has less memory available than offload pins (plus a margin for the rest)."""
+    if available_bytes is None:
+        return
+    needed = pinned_bytes * (1 + HEADROOM)
+    if needed > available_bytes:
+        raise ValueError(
+            f"the offload memory profile keeps the DiT's blocks in {pinned_bytes / GIB:.1f} GiB of pinned host "
+            f"memory, and this machine has {available_bytes / GIB:.1f} GiB available: close other programs, add "
+            "memory, or use a GPU with room for the fp8 profile"
+        )
+
+
+def host_available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None

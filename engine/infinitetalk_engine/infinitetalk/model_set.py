@@ -51,8 +51,10 @@ class ModelSetOptions:
     use_lora: bool = True
     two_speakers: bool | None = None  # None: load the multi adapter when the file is there
     vae_dtype: torch.dtype = torch.float32  # upstream runs the VAE in fp32
-    # resident: every model on the device; fp8: the DiT's block linears in fp8, umT5 in host memory (memory_plan.py)
+    # resident: every model on the device; fp8: the DiT's block linears in fp8, umT5 in host memory; offload: the
+    # DiT's blocks in pinned host memory, streamed to the device one block ahead, umT5 in host memory (memory_plan.py)
     memory_profile: str = "resident"
+    offload_ahead: int = 1  # offload: blocks copied ahead of the one computing
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -77,6 +79,7 @@ class ModelSet:
     adapters: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # kind -> module name -> tensor
     active_adapter: str = "single"
     load_seconds: float = 0.0
+    offload: object | None = None  # models.block_offload.BlockStreamer in the offload profile
 
     @property
     def two_speakers(self) -> bool:
@@ -239,7 +242,7 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     # 1. Tokenizer + umT5 (bf16 like the file on GPU).
     t = time.perf_counter()
     tokenizer = load_tokenizer(layout.tokenizer)
-    t5_device = torch.device("cpu") if options.memory_profile == "fp8" else device
+    t5_device = torch.device("cpu") if options.memory_profile in ("fp8", "offload") else device
     t5 = load_t5_encoder(
         layout.t5, t5_args(layout.t5), dtype=torch.bfloat16 if on_gpu else torch.float32, device=t5_device
     )
@@ -303,6 +306,11 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
         # file does not name (they then come from the DiT's own files, as loaded).
         models.adapters["single"] = _adapter_params(dit, set(adapter_keys) | set(models.adapters["multi"]))
         stage("two-speaker adapter", t)
+    if options.memory_profile == "offload":
+        from .models.block_offload import BlockStreamer, block_bytes
+
+        models.offload = BlockStreamer.install(dit, device, ahead=options.offload_ahead)
+        log.info("memory profile offload: %.1f GB of DiT blocks in host memory", block_bytes(dit.blocks) / 1e9)
     models.load_seconds = time.perf_counter() - started
     return models
 
@@ -317,13 +325,18 @@ def _dit_stream(options: ModelSetOptions, device, lora, scale: float, only_keys:
     """How DiT files are streamed: Wan key names, the compute dtype, the LoRA merged at `scale` on the device."""
     from .models.transformer_weights import dit_stream
 
-    return dit_stream(
+    stream = dit_stream(
         device=device,
         dtype=options.compute_dtype,
         transform=None if lora is None else (lambda key, tensor: lora.merge_into(key, tensor, scale)),
         transform_keys=None if lora is None else lora.targets(),
         only_keys=only_keys,
     )
+    if options.memory_profile == "offload":  # each block tensor leaves the device as soon as it is loaded (merged)
+        from .models.block_offload import to_host
+
+        stream["place"] = lambda target, tensor: to_host(tensor) if target.startswith("blocks.") else tensor
+    return stream
 
 
 def _load_dit(dit, layout: WeightsLayout, stream: dict) -> LoadReport:
@@ -347,11 +360,13 @@ def _read_adapter(dit, layout: WeightsLayout, stream: dict) -> dict[str, torch.T
     """The multi adapter's tensors (module names), checked against the DiT's parameter names and shapes."""
     params = dict(dit.named_parameters())
     path = layout.adapter(True)
+    stream = dict(stream)
+    place = stream.pop("place", lambda _name, tensor: tensor)
     tensors: dict[str, torch.Tensor] = {}
     for _, key, name, tensor in stream_tensors([path], **stream):
         if name not in params or params[name].shape != tensor.shape:
             raise weights_error(path, f"{key} does not fit the DiT (shape {tuple(tensor.shape)})")
-        tensors[name] = tensor
+        tensors[name] = place(name, tensor)
     return tensors
 
 
