@@ -55,6 +55,7 @@ class JobParams:
     shift: float | None = None
     text_guidance_scale: float | None = None
     audio_guidance_scale: float | None = None
+    audio_guidance_steps: int | None = None  # audio guidance on the first N steps only (None: every step)
     lora_scale: float | None = None
     color_correction: float | None = None
     audio2_path: str | None = None

@@ -138,6 +138,7 @@ def standard_parameters(
     max_steps: int,
     two_speakers: bool,
     lora_scale: bool = False,
+    audio_guidance_steps: bool = False,
 ) -> list[ParameterSpec]:
     """The parameters of the InfiniteTalk model family, in the order a form shows them.
 
@@ -160,6 +161,17 @@ def standard_parameters(
         ParameterSpec("text_guidance_scale", "number", "How closely to follow the prompt.", minimum=0, maximum=20),
         ParameterSpec("audio_guidance_scale", "number", "How closely to follow the audio.", minimum=0, maximum=20),
     ]
+    if audio_guidance_steps:
+        specs.append(
+            ParameterSpec(
+                "audio_guidance_steps",
+                "integer",
+                "Apply audio guidance on the first N steps only: each later step needs one model pass fewer "
+                "(faster; default: every step, as upstream).",
+                minimum=0,
+                maximum=max_steps,
+            )
+        )
     if lora_scale:
         specs.append(ParameterSpec("lora_scale", "number", "LoRA strength (re-merged, slow).", minimum=0, maximum=4))
     specs.append(ParameterSpec("color_correction", "number", "Colour drift correction strength.", minimum=0, maximum=1))

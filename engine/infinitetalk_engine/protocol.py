@@ -128,7 +128,7 @@ def _parse_params(raw: dict[str, Any], job_id: str) -> JobParams:
     for key, value in raw.items():
         if value is None or key not in {f.name for f in fields(JobParams)}:
             continue
-        if key in ("steps", "seed"):
+        if key in ("steps", "seed", "audio_guidance_steps"):
             minimum = 1 if key == "steps" else 0
             if not _is_int(value) or value < minimum:
                 raise bad(key, f"an integer >= {minimum}")

@@ -28,5 +28,5 @@ def tiny_engine(folder: Path) -> InfiniteTalkEngine:
 def run_tiny_job(engine: InfiniteTalkEngine, folder: Path, seconds: float = 0.2, **params) -> JobResult:
     """One job of `seconds` of audio (0.2 s: one clip) and one step (plus `params`)."""
     audio = write_wav(folder / "speech.wav", seconds)
-    job = JobRequest("job", str(IMAGE), str(audio), str(folder / "out.mp4"), JobParams(steps=1, **params))
+    job = JobRequest("job", str(IMAGE), str(audio), str(folder / "out.mp4"), JobParams(**{"steps": 1, **params}))
     return engine.run(job, ProtocolJobContext("job", lambda _: None, threading.Event(), min_interval=0))

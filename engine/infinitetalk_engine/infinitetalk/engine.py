@@ -299,6 +299,7 @@ class InfiniteTalkEngine(Engine):
             max_steps=self.settings.max_steps,
             two_speakers=bool(two),
             lora_scale=self.settings.use_lora,
+            audio_guidance_steps=True,
         )
         parameters.append(loras_parameter(tuple(lora.name for lora in self.loras)))
         return {
@@ -512,6 +513,8 @@ class InfiniteTalkEngine(Engine):
             problems.append("guidance scales must not be negative")
         if not 0 <= color <= 1:
             problems.append(f"color_correction must be in [0, 1], got {color}")
+        if params.audio_guidance_steps is not None and params.audio_guidance_steps < 0:
+            problems.append(f"audio_guidance_steps must not be negative, got {params.audio_guidance_steps}")
         if params.lora_scale is not None and not 0 <= params.lora_scale <= 4:
             problems.append(f"lora_scale must be in [0, 4], got {params.lora_scale}")
         if params.lora_scale is not None and not lora:
@@ -531,6 +534,7 @@ class InfiniteTalkEngine(Engine):
             shift=shift,
             text_scale=text,
             audio_scale=audio,
+            audio_guidance_steps=params.audio_guidance_steps,
             color_correction=color,
             seed=DEFAULT_SEED if params.seed is None else params.seed,
         )

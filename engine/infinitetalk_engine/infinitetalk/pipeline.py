@@ -55,6 +55,7 @@ class SamplerSettings:
     shift: float = 7.0  # 7 at 480p, 11 at 720p
     text_scale: float = 1.0  # 1: no text guidance (the distilled LoRA path)
     audio_scale: float = 2.0
+    audio_guidance_steps: int | None = None  # audio guidance on the first N steps only (None: every step)
     color_correction: float = 1.0  # 0..1 strength of the Lab mean/std match to the reference image
     seed: int = 42
     max_frames: int | None = None  # stop after this many frames (upstream's max_frames_num); None: audio length
@@ -66,6 +67,8 @@ class SamplerSettings:
             raise ValueError(f"motion_frames must be 1 + 4k and below frame_num, got {self.motion_frames}")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.audio_guidance_steps is not None and self.audio_guidance_steps < 0:
+            raise ValueError(f"audio_guidance_steps must be at least 0, got {self.audio_guidance_steps}")
         if not 0.0 <= self.color_correction <= 1.0:
             raise ValueError(f"color_correction must be in [0, 1], got {self.color_correction}")
 
@@ -165,6 +168,9 @@ def generate_clips(
     settings.validate()
     hooks = hooks if hooks is not None else Hooks()
     guidance = Guidance(settings.text_scale, settings.audio_scale)
+    # After `audio_guidance_steps`, the audio guidance term is left out: one model pass fewer per step.
+    audio_steps = settings.steps if settings.audio_guidance_steps is None else settings.audio_guidance_steps
+    without_audio = Guidance(settings.text_scale, 1.0, skip_unit_audio=True)
     if any(b in (DROP_TEXT, UNCOND) for b in guidance.branches) and cond.context_negative is None:
         raise ValueError("text_scale != 1 needs the negative prompt's context")
     device = torch.device(device) if device is not None else cond.image.device
@@ -238,13 +244,14 @@ def generate_clips(
             hooks.record(f"clip{index}_step{step}_latent_in", latent)
             hooks.record(f"clip{index}_step{step}_t", t.reshape(1))
             preds = {}
-            for branch in guidance.branches:
+            step_guidance = guidance if step < audio_steps else without_audio
+            for branch in step_guidance.branches:
                 hooks.check_cancelled()  # between passes too: one full-size pass takes seconds
                 preds[branch] = dit(latent, t, contexts[branch], cond.clip_features, y, branch_audio[branch], masks).to(
                     device, torch.float32
                 )
                 hooks.record(f"clip{index}_step{step}_pred_{branch}", preds[branch])
-            latent = euler_step(latent, guidance.combine(preds), t.to(device), t_next.to(device))
+            latent = euler_step(latent, step_guidance.combine(preds), t.to(device), t_next.to(device))
             if not first:
                 draw("randn_like", motion.shape)
             latent[:, :m] = motion

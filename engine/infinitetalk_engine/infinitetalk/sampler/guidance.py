@@ -8,6 +8,7 @@ Branches (each is one DiT call with the same latent and timestep):
 where null audio is one all-zero stream (its projection biases still apply).
 
 text_scale != 1 -> three passes:  uncond + s_t*(cond - drop_text) + s_a*(drop_text - uncond)
+                   (with s_a == 1 and `skip_unit_audio`: two passes, drop_text + s_t*(cond - drop_text))
 text_scale == 1 -> two passes:    drop_audio + s_a*(cond - drop_audio)   (the distilled LoRA path)
 both == 1       -> one pass:      cond (the second pass would cancel out)
 APG (adaptive projected guidance, arXiv 2410.02416) replaces each difference term by a momentum-averaged,
@@ -76,6 +77,9 @@ class Guidance:
     apg_momentum: float = -0.75
     apg_norm_threshold: float = 55.0
     apg_eta: float = 0.0
+    # With audio_scale 1 and text guidance: two passes (cond, drop_text) instead of upstream's three, whose uncond
+    # term then cancels (equal up to rounding; used for steps without audio guidance, never by default).
+    skip_unit_audio: bool = False
     _text_buffer: MomentumBuffer = field(init=False, repr=False)
     _audio_buffer: MomentumBuffer = field(init=False, repr=False)
 
@@ -88,7 +92,13 @@ class Guidance:
         return math.isclose(self.text_scale, 1.0)
 
     @property
+    def audio_is_unit(self) -> bool:
+        return math.isclose(self.audio_scale, 1.0)
+
+    @property
     def branches(self) -> tuple[str, ...]:
+        if not self.text_is_unit and self.skip_unit_audio and self.audio_is_unit and not self.use_apg:
+            return (COND, DROP_TEXT)
         if not self.text_is_unit:
             return (COND, DROP_TEXT, UNCOND)
         if math.isclose(self.audio_scale, 1.0):
@@ -105,6 +115,8 @@ class Guidance:
             return cond
         if self.use_apg:
             return self._combine_apg(preds)
+        if self.branches == (COND, DROP_TEXT):
+            return two_pass(cond, preds[DROP_TEXT], self.text_scale)
         if self.text_is_unit:
             return two_pass(cond, preds[DROP_AUDIO], self.audio_scale)
         return three_pass(cond, preds[DROP_TEXT], preds[UNCOND], self.text_scale, self.audio_scale)
