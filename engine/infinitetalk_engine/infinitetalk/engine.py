@@ -33,10 +33,12 @@ Engine options (`--engine-option KEY=VALUE`):
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import logging
 import math
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -44,14 +46,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from .. import __version__
 from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
-from ..media.audio import load_speech
+from ..media.audio import MixedTracks, open_speech
 from ..media.background_encoder import BackgroundClipEncoder, InlineClipEncoder
 from ..media.image import BUCKETS, choose_bucket, load_image, plan_resize_crop, resize_and_crop
 from ..media.live_stream import live_stream_folder
@@ -73,6 +74,7 @@ from .memory_plan import ModelSizes
 from .memory_profiles import CHOICES as PROFILE_CHOICES
 from .memory_profiles import ProfileChoice, choose_profile, host_available_bytes
 from .models.attention_backend import ATTENTION_BACKENDS, sdpa_backend
+from .models.audio_features import speech_features
 from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, reference_latents, to_uint8_frames
 from .sampler.schedule import DEFAULT_SHIFT
 from .weights import WeightsLayout
@@ -339,9 +341,9 @@ class InfiniteTalkEngine(Engine):
         if self.models is None:
             raise EngineError("not_ready", "models are not loaded", retryable=True)
         out_of_memory = None
-        with self._device_lock:
+        with self._device_lock, tempfile.TemporaryDirectory(prefix="infinitetalk-job-") as scratch:
             try:
-                return self._run(job, ctx)
+                return self._run(job, ctx, scratch)
             except torch.cuda.OutOfMemoryError as exc:
                 out_of_memory = str(exc).splitlines()[0] if str(exc) else "CUDA out of memory"
             finally:
@@ -369,7 +371,7 @@ class InfiniteTalkEngine(Engine):
 
     # MARK: - one job
 
-    def _run(self, job: JobRequest, ctx: JobContext) -> JobResult:
+    def _run(self, job: JobRequest, ctx: JobContext, scratch: str) -> JobResult:
         models = self.models
         params = job.params
         two_speakers = bool(params.audio2_path)
@@ -378,11 +380,12 @@ class InfiniteTalkEngine(Engine):
 
         # 1. Audio: 16 kHz mono, loudness-normalised; 25 video frames per second of speech.
         ctx.stage("decoding_audio", "Decoding audio")
-        tracks = [load_speech(job.audio_path, self.options.max_audio_seconds)[0]]
-        if two_speakers:
-            tracks.append(load_speech(params.audio2_path, self.options.max_audio_seconds)[0])
+        # Kept on disk (`scratch`) and read in pieces: long audio does not grow the job's memory.
+        paths = [job.audio_path, params.audio2_path] if two_speakers else [job.audio_path]
+        limit = self.options.max_audio_seconds
+        tracks = [open_speech(path, f"{scratch}/speaker{i}.f32", limit)[0] for i, path in enumerate(paths)]
         length = max(t.size for t in tracks)
-        tracks = [np.pad(t, (0, length - t.size)) for t in tracks]
+        tracks = [dataclasses.replace(t, padded_to=length) for t in tracks]
         n_frames = int(length / 16000 * FPS)
         if n_frames < 1:
             raise EngineError("bad_audio", "the audio is shorter than one video frame")
@@ -390,7 +393,7 @@ class InfiniteTalkEngine(Engine):
 
         # 2. wav2vec2 features per speaker: (n_frames, layers, hidden).
         ctx.stage("audio_features", "Extracting speech features")
-        audio = [models.audio(track, n_frames) for track in tracks]
+        audio = [speech_features(models.audio, track, n_frames) for track in tracks]
         ctx.progress(0.02)
         ctx.check_cancelled()
 
@@ -442,7 +445,7 @@ class InfiniteTalkEngine(Engine):
             ref_target_masks=masks.to(self.device),
             image_latents=image_latents,
         )
-        mix = np.clip(np.sum(tracks, axis=0), -1.0, 1.0).astype(np.float32)
+        mix = MixedTracks(tuple(tracks)) if two_speakers else tracks[0]  # the writer clips what it reads
 
         def on_clip(index: int, clips: int) -> None:
             ctx.stage("generating", f"Generating clip {index + 1} of {clips}", clip=index + 1, clips=clips)

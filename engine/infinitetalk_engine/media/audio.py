@@ -8,6 +8,9 @@ samples are returned unchanged; the video has `int(seconds * 25)` frames.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -29,6 +32,16 @@ def load_audio(path: str, max_seconds: float | None = None) -> np.ndarray:
     Returns float32 samples, shape (n,). Raises `EngineError("bad_audio")` for a missing, unreadable, empty or
     too long file (`max_seconds`).
     """
+    chunks = list(decode_chunks(path, max_seconds))
+    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    if samples.size == 0:
+        raise EngineError("bad_audio", "the audio stream has no samples")
+    return samples
+
+
+def decode_chunks(path: str, max_seconds: float | None = None) -> Iterator[np.ndarray]:
+    """The decoded 16 kHz mono float32 samples of `path`, chunk by chunk as the decoder gives them (checked: finite,
+    within `max_seconds`)."""
     try:
         container = av.open(path)
     except (OSError, av.FFmpegError, ValueError) as exc:
@@ -39,30 +52,37 @@ def load_audio(path: str, max_seconds: float | None = None) -> np.ndarray:
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         max_samples = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
         total = 0
+
+        def checked(out) -> np.ndarray:
+            nonlocal total
+            chunk = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)  # (1, n) packed mono -> (n,)
+            if not np.isfinite(chunk).all():
+                raise EngineError("bad_audio", "the audio contains NaN or infinite samples")
+            total += chunk.size
+            if max_samples is not None and total > max_samples:
+                raise EngineError("bad_audio", f"audio is longer than the limit of {max_seconds:g} s")
+            return chunk
+
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))  # (1, n) packed mono -> (n,)
-                    total += chunks[-1].size
-                if max_samples is not None and total > max_samples:
-                    raise EngineError("bad_audio", f"audio is longer than the limit of {max_seconds:g} s")
+                    yield checked(out)
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                yield checked(out)
         except (av.FFmpegError, ValueError) as exc:
             raise EngineError("bad_audio", f"audio could not be decoded: {exc}") from exc
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    if samples.size == 0:
-        raise EngineError("bad_audio", "the audio stream has no samples")
-    if not np.isfinite(samples).all():
-        raise EngineError("bad_audio", "the audio contains NaN or infinite samples")
-    if max_samples is not None and samples.size > max_samples:
-        raise EngineError("bad_audio", f"audio is longer than the limit of {max_seconds:g} s")
-    return samples
 
 
 def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """Integrated loudness of `samples` (see `measure_loudness_of_chunks`)."""
+    step = int(round(LOUDNESS_BLOCK_SECONDS * sample_rate * (1 - LOUDNESS_OVERLAP))) * 100
+    return measure_loudness_of_chunks(
+        (samples[start : start + step] for start in range(0, samples.size, step)), samples.size, sample_rate
+    )
+
+
+def measure_loudness_of_chunks(chunks: Iterable[np.ndarray], size: int, sample_rate: int = SAMPLE_RATE) -> float:
     """Integrated loudness in LUFS (ITU-R BS.1770-4, as pyloudnorm's `Meter.integrated_loudness` computes it for
     mono); -inf for silence or audio shorter than one 400 ms block.
 
@@ -76,15 +96,10 @@ def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> flo
     block = int(round(LOUDNESS_BLOCK_SECONDS * sample_rate))  # 6400 samples at 16 kHz
     hop = int(round(block * (1 - LOUDNESS_OVERLAP)))  # 1600: blocks start every 100 ms
     n_blocks = (
-        int(
-            np.round(
-                (samples.size / sample_rate - LOUDNESS_BLOCK_SECONDS)
-                / (LOUDNESS_BLOCK_SECONDS * (1 - LOUDNESS_OVERLAP))
-            )
-        )
+        int(np.round((size / sample_rate - LOUDNESS_BLOCK_SECONDS) / (LOUDNESS_BLOCK_SECONDS * (1 - LOUDNESS_OVERLAP))))
         + 1
     )
-    if samples.size < block or n_blocks < 1:
+    if size < block or n_blocks < 1:
         return -math.inf
 
     # 1. K-weighting (a high shelf, then a high pass), chunk by chunk with the filters' state carried over;
@@ -94,10 +109,10 @@ def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> flo
         pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"),
     ]
     states = [np.zeros(len(lfilter_zi(stage.b, stage.a))) for stage in stages]
-    hop_energy = np.zeros(-(-samples.size // hop))  # (n_hops,) sums of squares
-    chunk = hop * 100  # 10 s at 16 kHz
-    for start in range(0, samples.size, chunk):
-        weighted = samples[start : start + chunk].astype(np.float32)
+    hop_energy = np.zeros(-(-size // hop))  # (n_hops,) sums of squares
+    start = 0
+    for chunk in _regrouped(chunks, hop * 100):  # 10 s at 16 kHz; every chunk but the last a whole number of hops
+        weighted = chunk.astype(np.float32)
         for i, stage in enumerate(stages):
             filtered, states[i] = lfilter(stage.b, stage.a, weighted, zi=states[i])
             weighted = (stage.passband_gain * filtered).astype(np.float32)
@@ -105,6 +120,7 @@ def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> flo
         padded = np.zeros(-(-squares.size // hop) * hop)
         padded[: squares.size] = squares
         hop_energy[start // hop : start // hop + padded.size // hop] = padded.reshape(-1, hop).sum(axis=1)
+        start += chunk.size
 
     # 2. Mean square of each 400 ms block (four hops; past the end counts as silence, as in pyloudnorm).
     hops_per_block = block // hop
@@ -122,6 +138,21 @@ def measure_loudness(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> flo
         if not gated.any():
             return -math.inf
         return float(-0.691 + 10 * np.log10(energy[gated].mean()))
+
+
+def _regrouped(chunks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """`chunks` re-cut into pieces of exactly `size` samples (the last one shorter)."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += chunk.size
+        while held >= size:
+            joined = np.concatenate(pending)
+            yield joined[:size]
+            pending, held = [joined[size:]], held - size
+    if held:
+        yield np.concatenate(pending)
 
 
 def normalize_loudness(
@@ -149,3 +180,87 @@ def load_speech(path: str, max_seconds: float | None = None) -> tuple[np.ndarray
             "bad_audio", f"audio is {samples.size / SAMPLE_RATE:.3f} s long, shorter than one video frame"
         )
     return samples, n_frames
+
+
+@dataclass(frozen=True)
+class SpeechTrack:
+    """Decoded speech kept on disk (raw float32 samples) and read in pieces, loudness gain applied on read: a job's
+    host memory does not grow with the audio's length. Slicing (`track[a:b]`) and `size` make it usable wherever
+    the samples array was (the MP4 writer)."""
+
+    path: Path
+    stored: int  # samples in the file
+    gain: float = 1.0  # multiplies every sample read (loudness normalisation)
+    padded_to: int = 0  # zeros after the stored samples up to this length (two speakers: to the longer track)
+
+    @property
+    def size(self) -> int:
+        return max(self.stored, self.padded_to)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(0, start), min(self.size, stop)
+        samples = np.zeros(max(0, stop - start), np.float32)
+        if start < self.stored and stop > start:
+            with open(self.path, "rb") as f:
+                f.seek(start * 4)
+                stored = np.fromfile(f, dtype="<f4", count=min(stop, self.stored) - start)
+            samples[: stored.size] = stored if self.gain == 1.0 else np.multiply(stored, self.gain, dtype=np.float32)
+        return samples
+
+    def chunks(self, size: int = SAMPLE_RATE * 10) -> Iterator[np.ndarray]:
+        for start in range(0, self.size, size):
+            yield self.read(start, start + size)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("a SpeechTrack is read by contiguous slices")
+        start, stop, _ = index.indices(self.size)
+        return self.read(start, stop)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+@dataclass(frozen=True)
+class MixedTracks:
+    """Several speakers' tracks summed sample by sample (zero past each one's end), clipped to [-1, 1]: the two
+    speakers' soundtrack, read in pieces like a `SpeechTrack`."""
+
+    tracks: tuple[SpeechTrack, ...]
+
+    @property
+    def size(self) -> int:
+        return max(track.size for track in self.tracks)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, _ = index.indices(self.size)
+        mix = np.zeros(max(0, stop - start), np.float32)
+        for track in self.tracks:
+            piece = track[start:stop]
+            mix[: piece.size] += piece
+        return np.clip(mix, -1.0, 1.0)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def open_speech(path: str, raw: str | Path, max_seconds: float | None = None) -> tuple[SpeechTrack, int]:
+    """`load_speech` without holding the samples: decoded into the file `raw` chunk by chunk, loudness measured in a
+    second pass over it. Returns (track, n_video_frames)."""
+    raw = Path(raw)
+    size = 0
+    with open(raw, "wb") as out:
+        for chunk in decode_chunks(path, max_seconds):
+            chunk.astype("<f4", copy=False).tofile(out)
+            size += chunk.size
+    if size == 0:
+        raw.unlink(missing_ok=True)
+        raise EngineError("bad_audio", "the audio stream has no samples")
+    track = SpeechTrack(raw, size)
+    loudness = measure_loudness_of_chunks(track.chunks(), size)
+    if math.isfinite(loudness) and abs(loudness) <= SILENCE_LUFS:
+        track = SpeechTrack(raw, size, 10.0 ** ((TARGET_LUFS - loudness) / 20.0))
+    n_frames = count_video_frames(size)
+    if n_frames < 1:
+        raise EngineError("bad_audio", f"audio is {size / SAMPLE_RATE:.3f} s long, shorter than one video frame")
+    return track, n_frames

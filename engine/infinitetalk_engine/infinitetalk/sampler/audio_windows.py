@@ -35,15 +35,32 @@ def clip_windows(embedding: torch.Tensor, start: int, frame_num: int = FRAME_NUM
     return embedding[window_indices(start, frame_num, embedding.shape[0])]
 
 
-def extend_reverse_tail(embedding: torch.Tensor, end: int) -> torch.Tensor:
+def extend_reverse_tail(embedding, end: int):
     """Extend (n, ...) features past their end for a clip ending at `end` (exclusive): append the last
     `end - n + 3` frames in reverse order (or return them unchanged if `end < n`). With fewer frames than that
-    the whole sequence is appended reversed and clamping covers the rest."""
+    the whole sequence is appended reversed and clamping covers the rest. Features computed on demand
+    (`models.audio_features.StreamedFeatures`) get the same frames by index instead of a copy."""
     n = embedding.shape[0]
     if end < n:
         return embedding
     missing = end - n + TAIL_MARGIN
+    if not isinstance(embedding, torch.Tensor):
+        return MirroredTail(embedding, min(missing, n))
     return torch.cat([embedding, torch.flip(embedding[-missing:], dims=[0])], dim=0)
+
+
+class MirroredTail:
+    """Indexable features (n, ...) followed by their last `extra` frames in reverse order: frame n + j reads frame
+    n - 1 - j."""
+
+    def __init__(self, base, extra: int):
+        self.base = base
+        self.shape = torch.Size((base.shape[0] + extra, *base.shape[1:]))
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        n = self.base.shape[0]
+        index = torch.as_tensor(index)
+        return self.base[torch.where(index < n, index, 2 * n - 1 - index)]
 
 
 @dataclass(frozen=True)
