@@ -1,13 +1,16 @@
 """GPU readiness bench: the full-size InfiniteTalk DiT + Wan VAE with random bf16 weights built directly on the GPU
 (no weight files), run through the production streaming sampler (`pipeline.generate_clips`).
 
-    make bench-gpu                                     # = python3 bench/gpu_bench.py (480p 640x640, 4 steps, 2 passes)
+    make bench-gpu                                     # resident, then offload (480p 640x640, 4 steps, 2 passes)
     python3 bench/gpu_bench.py --size 832x448 --passes 1 --clips 3 --compile --json $OUT/bench.json
     python3 bench/gpu_bench.py --tiny --device cpu     # the same code path on tiny shapes (run by the tests)
 
-Reports model build seconds, seconds per clip (steady state: clips after the first), GPU-seconds per second of
-video (a steady clip adds frame_num - motion_frames frames = 2.88 s), the DiT / VAE / other split, DiT FLOP rate,
-peak VRAM and peak host RAM. Target on one H100: <= 3.5 GPU-s per video-second in bf16.
+On a GPU the results are written to `bench/results/<date>-<gpu>-<profile>.json` (commit them; the README's
+performance table shows the latest). Reports model build seconds, seconds per clip (steady state: clips after the
+first), GPU-seconds per second of video (a steady clip adds frame_num - motion_frames frames = 2.88 s), the DiT /
+VAE / other split, DiT FLOP rate, peak VRAM and peak host RAM, and a library LoRA's switch time and per-forward
+cost. Target on one H100: <= 3.5 GPU-s per video-second in bf16. `--profile offload` streams the DiT's blocks
+from pinned host memory; `--attention` and `--encode` measure those options on and off.
 
 On the lent GPU machine (Python 3.12 + torch + transformers, no diffusers): run `bench/fetch_gpu_wheels.sh` here,
 carry `.whl`; this script installs those wheels into a temporary folder when diffusers is missing.
@@ -427,9 +430,28 @@ def main(argv=None) -> dict:
     }
     result["other_seconds_per_clip"] = round(per_clip - sum(result["phases_seconds_per_clip"].values()), 3)
     print(json.dumps(result, indent=1))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    result["date"] = time.strftime("%Y-%m-%d")
+    result["driver"] = _nvidia_driver() if device.type == "cuda" else None
+    destination = args.json or (results_path(result) if device.type == "cuda" else None)
+    if destination:
+        Path(destination).parent.mkdir(parents=True, exist_ok=True)
+        Path(destination).write_text(json.dumps(result, indent=1))
+        print(f"written to {destination}")
     return result
+
+
+def results_path(result: dict) -> Path:
+    """Where a GPU run is kept: `bench/results/<date>-<gpu>-<profile>.json` (committed, shown in the README)."""
+    gpu = "".join(c if c.isalnum() else "-" for c in result["device"].lower()).strip("-")
+    return REPO / "bench" / "results" / f"{result['date']}-{gpu}-{result['memory_profile']}.json"
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+        return subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 if __name__ == "__main__":

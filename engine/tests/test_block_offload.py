@@ -12,7 +12,7 @@ from torch import nn
 
 from infinitetalk_engine.contract import EngineOptions
 from infinitetalk_engine.infinitetalk.engine import InfiniteTalkEngine
-from infinitetalk_engine.infinitetalk.models.block_offload import BlockStreamer
+from infinitetalk_engine.infinitetalk.models.block_offload import BlockStreamer, visiting
 
 
 def check_schedule(trace, blocks: int, ahead: int) -> None:
@@ -87,8 +87,26 @@ def test_a_failing_forward_leaves_no_block_on_the_device():
     assert [what for what, _ in streamer.trace].count("release") == [w for w, _ in streamer.trace].count("copy")
 
 
-def test_the_blocks_live_in_host_memory_and_umt5_too(weights):
+def test_the_blocks_live_in_host_memory_and_umt5_and_clip_too(weights):
     offload = engine(weights, "offload")
     host = [p.data for p in offload.models.dit.blocks.parameters()]
     assert host and all(t.device.type == "cpu" for t in host)
     assert offload.models.t5.shared.weight.device.type == "cpu"
+    assert next(offload.models.clip.parameters()).device.type == "cpu"
+
+
+def test_a_visiting_model_is_on_the_device_only_while_it_works():
+    class Mover(nn.Linear):
+        moves: list[str] = []
+
+        def to(self, device):
+            self.moves.append(str(device))
+            return self
+
+    layer = Mover(2, 2)
+    with visiting(layer, torch.device("cuda")):
+        assert layer.moves == ["cuda"]
+    assert layer.moves == ["cuda", "cpu"], "back home afterwards"
+    with visiting(layer, torch.device("cpu")):  # already there: nothing moves
+        pass
+    assert layer.moves == ["cuda", "cpu"]

@@ -19,7 +19,7 @@ Engine options (`--engine-option KEY=VALUE`):
   lora_scale=1.0         LoRA strength merged at load time (a job's `lora_scale` re-merges, slowly, see ModelSet)
   two_speakers=auto|on|off   load InfiniteTalk/multi/ beside single/ (auto: when the file exists)
   dtype=bf16|fp16|fp32   DiT weights (default bf16 on GPU, fp32 on CPU)
-  vae_dtype=fp32|bf16    the VAE (default fp32, as upstream; bf16 is faster, slightly less exact)
+  vae_dtype=fp32|bf16    the VAE (default fp32, as upstream, but bf16 in the offload profile on a GPU)
   compile=off|on         torch.compile each DiT block after loading (first job pays the compile time)
   frame_num=81, motion_frames=9   clip length and overlap (1 + 4k each)
   buckets=HxW[,HxW...]   FOR TESTS/DEBUG: replace the 480p/720p bucket tables with these sizes (multiples of 16)
@@ -75,6 +75,7 @@ from .memory_profiles import CHOICES as PROFILE_CHOICES
 from .memory_profiles import ProfileChoice, choose_profile, host_available_bytes
 from .models.attention_backend import ATTENTION_BACKENDS, sdpa_backend
 from .models.audio_features import speech_features
+from .models.block_offload import visiting
 from .pipeline import Conditioning, Hooks, SamplerSettings, generate_clips, reference_latents, to_uint8_frames
 from .sampler.schedule import DEFAULT_SHIFT
 from .weights import WeightsLayout
@@ -122,7 +123,7 @@ class EngineSettings:
     motion_frames: int = 9
     buckets: tuple[tuple[int, int], ...] | None = None
     max_steps: int = DEFAULT_MAX_STEPS
-    vae_dtype: torch.dtype = torch.float32
+    vae_dtype: torch.dtype | None = None  # None: fp32 (upstream), bf16 in the offload profile on a GPU
     compile: bool = False
     memory_profile: str = "auto"  # auto, resident, fp8, offload (memory_profiles.py)
     offload_ahead: int = 1  # offload: blocks copied ahead of the one computing
@@ -168,7 +169,7 @@ class EngineSettings:
                 motion_frames=int(extra.get("motion_frames", 9)),
                 buckets=buckets,
                 max_steps=int(extra.get("max_steps", DEFAULT_MAX_STEPS)),
-                vae_dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[extra.get("vae_dtype", "fp32")],
+                vae_dtype={"fp32": torch.float32, "bf16": torch.bfloat16, None: None}[extra.get("vae_dtype")],
                 compile=switch[extra.get("compile", "off")] is True,
                 memory_profile=extra.get("memory_profile", "auto"),
                 offload_ahead=int(extra.get("offload_ahead", 1)),
@@ -323,7 +324,7 @@ class InfiniteTalkEngine(Engine):
             lora_scale=self.settings.lora_scale,
             use_lora=self.settings.use_lora,
             two_speakers=self.settings.two_speakers,
-            vae_dtype=self.settings.vae_dtype,
+            vae_dtype=self.settings.vae_dtype or self._default_vae_dtype(),
             memory_profile=self.memory.profile,
             offload_ahead=self.settings.offload_ahead,
         )
@@ -336,6 +337,11 @@ class InfiniteTalkEngine(Engine):
         elif self.settings.compile:
             for block in self.models.dit.blocks:
                 block.compile()
+
+    def _default_vae_dtype(self) -> torch.dtype:
+        """fp32 as upstream; bf16 in the offload profile on a GPU, where every GiB counts (memory_plan.py)."""
+        offload_on_gpu = self.memory.profile == "offload" and self.device.type == "cuda"
+        return torch.bfloat16 if offload_on_gpu else torch.float32
 
     def run(self, job: JobRequest, ctx: JobContext) -> JobResult:
         if self.models is None:
@@ -553,10 +559,9 @@ class InfiniteTalkEngine(Engine):
             self._image_cache.move_to_end(key)
             return self._image_cache[key]
         models = self.models
-        encoded = (
-            encode_image(models.clip, image[None]),  # (1, 257, 1280)
-            reference_latents(models.vae, image, frame_num, self.device),
-        )
+        with visiting(models.clip, self.device):  # offload: CLIP lives in host memory, on the GPU only now
+            features = encode_image(models.clip, image[None])  # (1, 257, 1280)
+        encoded = (features, reference_latents(models.vae, image, frame_num, self.device))
         self._image_cache[key] = encoded
         while len(self._image_cache) > IMAGE_CACHE_SIZE:
             self._image_cache.popitem(last=False)

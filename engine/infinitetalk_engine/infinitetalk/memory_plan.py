@@ -12,8 +12,8 @@ Profiles (see docs/infinitetalk-engine.md, "Memory profiles"):
   a prompt the engine has not cached on the GPU when the GPU has room for it then, else on the CPU (so it never
   sets the peak).
 - offload: DiT blocks in pinned host memory, two on the GPU at a time (one computing, one arriving); umT5 in host
-  memory as in fp8 (it visits the GPU when there is room then); the other encoders (CLIP, VAE, wav2vec2: about
-  1.5 GB together) stay on the GPU, and the VAE decodes whole frames in fp32 as upstream does.
+  memory as in fp8 (it visits the GPU when there is room then); CLIP in host memory, on the GPU only while it
+  encodes a portrait; the VAE (in bf16) and wav2vec2 stay on the GPU; the VAE decodes whole frames (not tiled).
 
 Run: `python -m infinitetalk_engine.infinitetalk.memory_plan [--weights DIR]` (or `make memory-plan`).
 """
@@ -152,17 +152,17 @@ def plan(sizes: ModelSizes, profile: str, resolution: str, two_speakers: bool = 
     else:  # offload: two blocks on the GPU, the rest pinned on the host
         dit = 2 * block_bf16 / s.num_blocks + outside + adapters
     t5, clip, wav2vec = s.t5 * bf16, s.clip * fp16, s.wav2vec * fp32
-    vae_bytes = fp32
+    vae_bytes = bf16 if profile == "offload" else fp32
     vae = s.vae * vae_bytes
-    # What stays on the GPU between jobs: everything in resident; all but umT5 in fp8 and offload.
-    encoders = clip + vae + wav2vec + (t5 if profile == "resident" else 0)
+    # What stays on the GPU between jobs: everything in resident; all but umT5 in fp8; VAE and wav2vec2 in offload.
+    encoders = vae + wav2vec + (clip if profile != "offload" else 0) + (t5 if profile == "resident" else 0)
     base = dit + encoders
 
     phases = {
         "audio features": base + _wav2vec_activations(),
         # fp8, offload: umT5 visits the GPU only when it fits in what is free then, so it never raises the peak.
         "prompt": base + _t5_activations(s),
-        "image": base + _vae_encode_activations(s, height, width, vae_bytes),
+        "image": base + (clip if profile == "offload" else 0) + _vae_encode_activations(s, height, width, vae_bytes),
         "denoising": base + _dit_activations(s, height, width),
         "decoding": base + _vae_decode_activations(s, height, width, vae_bytes),
     }

@@ -258,8 +258,9 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     stage("umT5", t)
     # 2. CLIP (fp16 on GPU, as upstream's autocast). 3. VAE (fp32 by default). 4. wav2vec2 (fp32).
     t = time.perf_counter()
+    clip_device = torch.device("cpu") if options.memory_profile == "offload" else device  # visits when used
     clip = load_clip_visual(
-        layout.clip, clip_args(layout.clip), dtype=torch.float16 if on_gpu else torch.float32, device=device
+        layout.clip, clip_args(layout.clip), dtype=torch.float16 if on_gpu else torch.float32, device=clip_device
     )
     stage("CLIP", t)
     t = time.perf_counter()

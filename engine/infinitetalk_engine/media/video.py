@@ -75,7 +75,9 @@ class Mp4Writer:
         self.width, self.height, self.fps = width, height, fps
         self.max_frames = max_frames
         self.frames_written = 0
-        self._audio = audio  # (n,) float; clipped to [-1, 1] frame by frame as it is encoded
+        # (n,) float, or samples read by slices with a `size` (a SpeechTrack on disk); clipped to [-1, 1] frame by
+        # frame as it is encoded
+        self._audio = audio
         self._audio_rate = audio_rate
         self._audio_written = 0
         self._audio_flushed = False

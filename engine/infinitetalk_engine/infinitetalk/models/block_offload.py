@@ -16,6 +16,7 @@ streams, which is how the schedule and the exactness are tested.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -134,3 +135,18 @@ def to_host(tensor: torch.Tensor) -> torch.Tensor:
 def block_bytes(blocks: nn.ModuleList) -> int:
     """Bytes of the blocks' parameters: the pinned host memory the offload profile holds."""
     return sum(p.numel() * p.element_size() for p in blocks.parameters())
+
+
+@contextlib.contextmanager
+def visiting(module: nn.Module, device: torch.device):
+    """`module` on `device` for the duration (and back where it was after); nothing moves if it is there already.
+    The offload profile keeps CLIP in host memory this way, on the GPU only while it encodes a portrait."""
+    home = next(module.parameters()).device
+    if home == torch.device(device):
+        yield module
+        return
+    module.to(device)
+    try:
+        yield module
+    finally:
+        module.to(home)
