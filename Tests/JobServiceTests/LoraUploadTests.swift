@@ -16,9 +16,11 @@ import Testing
         return Data(bytes: &length, count: 8) + header + Data(payload.utf8)
     }
 
-    private func form(_ data: Data, filename: String = "style.safetensors", name: String? = nil) -> MultipartForm {
+    private func form(
+        _ data: Data, filename: String = "style.safetensors", name: String? = nil, field: String = "file"
+    ) -> MultipartForm {
         var form = MultipartForm()
-        form.addFile("file", filename: filename, contentType: "application/octet-stream", data: data)
+        form.addFile(field, filename: filename, contentType: "application/octet-stream", data: data)
         if let name { form.addField("name", name) }
         return form
     }
@@ -60,9 +62,11 @@ import Testing
             let added = try await post(client, form(Self.safetensors()))
             #expect(added.status == .created, "\(added.json)")
             #expect(added.json["name"] == .string("style") && added.json["fits"] == .bool(true))
+            let aliased = try await post(client, form(Self.safetensors(), name: "other", field: "lora"))
+            #expect(aliased.status == .created, "the file may also come as `lora`")
             let library = try await client.execute(uri: "/api/loras", method: .get)
             let names = library.json["loras"]?.arrayValue?.compactMap { $0["name"]?.stringValue }
-            #expect(names == ["anime", "big", "style"])
+            #expect(names == ["anime", "big", "style", "other"])
             let job = try MultipartForm.valid(fields: ["loras": #"[{"name": "style", "scale": 0.8}]"#])
             let submit = try await client.execute(
                 uri: "/api/generate", method: .post, headers: job.headers, body: job.body)

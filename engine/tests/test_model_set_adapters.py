@@ -1,5 +1,6 @@
 """Switching between the one- and two-speaker audio adapters on a loaded model (tiny weights, CPU)."""
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from tiny_weights import write_tiny_weights
@@ -13,7 +14,8 @@ from infinitetalk_engine.infinitetalk.weights import WeightsLayout
 SHARED_KEY = "blocks.0.norm3.weight"
 
 
-def test_going_back_to_one_speaker_restores_every_tensor_the_two_speaker_file_replaced(tmp_path):
+@pytest.mark.parametrize("profile", ["resident", "fp8", "offload"])
+def test_going_back_to_one_speaker_restores_every_tensor_the_two_speaker_file_replaced(tmp_path, profile):
     # Given a two-speaker file that also replaces a DiT tensor the single file does not name
     root = write_tiny_weights(tmp_path)
     multi_path = root / "InfiniteTalk" / "multi" / "infinitetalk.safetensors"
@@ -23,7 +25,8 @@ def test_going_back_to_one_speaker_restores_every_tensor_the_two_speaker_file_re
     )
     multi[SHARED_KEY] = base[SHARED_KEY] + 1.0
     save_file(multi, multi_path)
-    models = load_model_set(WeightsLayout(root), ModelSetOptions(device="cpu", use_lora=False, two_speakers=True))
+    options = ModelSetOptions(device="cpu", use_lora=False, two_speakers=True, memory_profile=profile)
+    models = load_model_set(WeightsLayout(root), options)
     params = lambda: {name: p.detach().clone() for name, p in models.dit.named_parameters()}  # noqa: E731
     one_speaker = params()
     # When the model switches to two speakers and back

@@ -38,7 +38,8 @@ struct LoraController<Context: CallerContext>: Sendable {
 
     // MARK: - POST /api/loras
 
-    /// Form: `file` (the `.safetensors` LoRA) and optional `name` (default: the file's name without its extension).
+    /// Form: `file` (the `.safetensors` LoRA; `lora` is taken too) and optional `name` (default: the file's name
+    /// without its extension).
     /// 201 with the new library entry.
     @Sendable func add(request: Request, context: Context) async throws -> JSONResponse<EngineHello.LoraListing> {
         try Self.checkAdmin(context.caller)
@@ -55,19 +56,19 @@ struct LoraController<Context: CallerContext>: Sendable {
         case .added(let listing):
             return JSONResponse(listing, status: .created)
         case .refused(let code, let message):
-            throw APIError(Self.status(of: code), code: code, message: message, field: FileField.lora.name)
+            throw APIError(Self.status(of: code), code: code, message: message, field: "file")
         }
     }
 
     /// Streams the upload into `folder` and checks its name and header: the file's path and the library name.
     private func receive(_ request: Request, into folder: String) async throws -> (path: String, name: String) {
         do {
-            let upload = try await jobs.receiveUpload(request, into: folder, fileFields: [.lora])
-            guard let file = upload.files[FileField.lora.name] else {
-                throw UploadError.missingFile(.lora, field: FileField.lora.name)
+            let upload = try await jobs.receiveUpload(request, into: folder, fileFields: FileField.loraFields)
+            guard let file = upload.files["file"] ?? upload.files["lora"] else {
+                throw UploadError.missingFile(.lora, field: "file")
             }
             let name = try Self.libraryName(field: upload.fields["name"], clientFilename: file.clientFilename)
-            try SafetensorsHeader.check(fileAt: file.path, field: FileField.lora.name)
+            try SafetensorsHeader.check(fileAt: file.path, field: file.field)
             return (file.path, name)
         } catch {
             throw JobController<Context>.apiError(from: error)

@@ -35,8 +35,10 @@ public struct FileField: Sendable, Hashable {
     public static let audio = FileField("audio", kind: .audio)
     /// An optional second speaker, `audio2`.
     public static let secondAudio = FileField("audio2", kind: .audio, isRequired: false)
-    /// A LoRA for the engine's library (`POST /api/loras`), `file`.
-    public static let lora = FileField("file", kind: .lora)
+    /// A LoRA for the engine's library (`POST /api/loras`), `file` (or `lora`: either name is taken).
+    public static let loraFields = [
+        FileField("file", kind: .lora, isRequired: false), FileField("lora", kind: .lora, isRequired: false),
+    ]
     /// The fields of `POST /api/generate`: `image`, `audio`, optional `audio2`.
     public static let generateFields: [FileField] = [.image, .audio, .secondAudio]
 }

@@ -86,12 +86,17 @@ class ModelSet:
         return "multi" in self.adapters
 
     def use_adapter(self, kind: str) -> None:
-        """Point the DiT's audio-adapter parameters at the `single` or `multi` tensors (no copy)."""
+        """Point the DiT's audio-adapter parameters at the `single` or `multi` tensors (no copy; in the fp8 profile
+        the two-speaker tensors live in host memory and are copied to the device for two-speaker jobs only, and
+        freed when the next job has one speaker)."""
         if kind == self.active_adapter:
             return
         if kind not in self.adapters:
             raise ValueError(f"the {kind}-speaker adapter is not loaded")
-        _assign(self.dit, self.adapters[kind])
+        tensors = self.adapters[kind]
+        if kind == "multi" and self.options.memory_profile == "fp8":
+            tensors = {name: tensor.to(self.device) for name, tensor in tensors.items()}
+        _assign(self.dit, tensors)
         self.active_adapter = kind
 
     def set_lora_scale(self, scale: float) -> float:
@@ -113,7 +118,9 @@ class ModelSet:
         _load_dit(self.dit, self.layout, stream).raise_if_incomplete([self.layout.dit_dir])
         self.adapters["single"] = _adapter_params(self.dit, self.adapters["single"].keys())
         if "multi" in self.adapters:
-            self.adapters["multi"].update(_read_adapter(self.dit, self.layout, stream))
+            self.adapters["multi"].update(
+                _multi_adapter_home(self.options, _read_adapter(self.dit, self.layout, stream))
+            )
         self.lora_scale = scale
         self.use_adapter(previous)
         return time.perf_counter() - started
@@ -297,7 +304,8 @@ def load_model_set(layout: WeightsLayout, options: ModelSetOptions) -> ModelSet:
     if two_speakers:
         t = time.perf_counter()
         lora = _open_lora(layout) if options.use_lora else None
-        models.adapters["multi"] = _read_adapter(dit, layout, _dit_stream(options, device, lora, options.lora_scale))
+        multi = _read_adapter(dit, layout, _dit_stream(options, device, lora, options.lora_scale))
+        models.adapters["multi"] = _multi_adapter_home(options, multi)
         missing = set(models.adapters["single"]) - set(models.adapters["multi"])
         if missing:
             raise weights_error(
@@ -369,6 +377,16 @@ def _read_adapter(dit, layout: WeightsLayout, stream: dict) -> dict[str, torch.T
             raise weights_error(path, f"{key} does not fit the DiT (shape {tuple(tensor.shape)})")
         tensors[name] = place(name, tensor)
     return tensors
+
+
+def _multi_adapter_home(options: ModelSetOptions, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fp8 profile keeps the two-speaker adapter in host memory until a two-speaker job needs it (the offload
+    profile's `place` already put it there, with the blocks); the resident profile keeps it on the device."""
+    if options.memory_profile != "fp8":
+        return tensors
+    from .models.block_offload import to_host
+
+    return {name: to_host(tensor) for name, tensor in tensors.items()}
 
 
 def _assign(module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
