@@ -104,6 +104,7 @@ bench-shared: deps
 
 bench-gpu:
 	python3 bench/gpu_bench.py
+	python3 bench/gpu_bench.py --passes 1 --lora-rank 0
 	python3 bench/gpu_bench.py --profile offload --lora-rank 0
 
 clean:

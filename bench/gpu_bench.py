@@ -1,11 +1,11 @@
 """GPU readiness bench: the full-size InfiniteTalk DiT + Wan VAE with random bf16 weights built directly on the GPU
 (no weight files), run through the production streaming sampler (`pipeline.generate_clips`).
 
-    make bench-gpu                                     # resident, then offload (480p 640x640, 4 steps, 2 passes)
+    make bench-gpu                                     # resident 2 and 1 passes, offload (480p 640x640, 4 steps)
     python3 bench/gpu_bench.py --size 832x448 --passes 1 --clips 3 --compile --json $OUT/bench.json
     python3 bench/gpu_bench.py --tiny --device cpu     # the same code path on tiny shapes (run by the tests)
 
-On a GPU the results are written to `bench/results/<date>-<gpu>-<profile>.json` (commit them; the README's
+On a GPU the results go to `bench/results/<date>-<gpu>-<profile>-<passes>pass.json` (commit them; the README's
 performance table shows the latest). Reports model build seconds, seconds per clip (steady state: clips after the
 first), GPU-seconds per second of video (a steady clip adds frame_num - motion_frames frames = 2.88 s), the DiT /
 VAE / other split, DiT FLOP rate, peak VRAM and peak host RAM, and a library LoRA's switch time and per-forward
@@ -441,9 +441,11 @@ def main(argv=None) -> dict:
 
 
 def results_path(result: dict) -> Path:
-    """Where a GPU run is kept: `bench/results/<date>-<gpu>-<profile>.json` (committed, shown in the README)."""
+    """Where a GPU run is kept: `bench/results/<date>-<gpu>-<profile>-<passes>pass.json` (committed, shown in the
+    README)."""
     gpu = "".join(c if c.isalnum() else "-" for c in result["device"].lower()).strip("-")
-    return REPO / "bench" / "results" / f"{result['date']}-{gpu}-{result['memory_profile']}.json"
+    name = f"{result['date']}-{gpu}-{result['memory_profile']}-{result['passes']}pass.json"
+    return REPO / "bench" / "results" / name
 
 
 def _nvidia_driver() -> str | None:
