@@ -9,8 +9,9 @@ On a GPU the results go to `bench/results/<date>-<gpu>-<profile>-<passes>pass.js
 performance table shows the latest). Reports model build seconds, seconds per clip (steady state: clips after the
 first), GPU-seconds per second of video (a steady clip adds frame_num - motion_frames frames = 2.88 s), the DiT /
 VAE / other split, DiT FLOP rate, peak VRAM and peak host RAM, and a library LoRA's switch time and per-forward
-cost. Target on one H100: <= 3.5 GPU-s per video-second in bf16. `--profile offload` streams the DiT's blocks
-from pinned host memory; `--attention` and `--encode` measure those options on and off.
+cost. Target on one H100: <= 3.5 GPU-s per video-second in bf16. `--profile fp8` stores the block linears in
+float8, `--profile offload` streams the DiT's blocks from pinned host memory; `--attention` and `--encode` measure
+those options on and off.
 
 On the lent GPU machine (Python 3.12 + torch + transformers, no diffusers): run `bench/fetch_gpu_wheels.sh` here,
 carry `.whl`; this script installs those wheels into a temporary folder when diffusers is missing.
@@ -96,9 +97,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile each DiT block")
     p.add_argument(
         "--profile",
-        choices=["resident", "offload"],
+        choices=["resident", "fp8", "offload"],
         default="resident",
-        help="offload: DiT blocks in pinned host memory, streamed to the device (BlockStreamer)",
+        help="fp8: block linears stored as float8 (Fp8Linear); offload: DiT blocks in pinned host memory, streamed",
     )
     p.add_argument("--offload-ahead", type=int, default=1, help="offload: blocks copied ahead of the computing one")
     p.add_argument(
@@ -315,6 +316,10 @@ def main(argv=None) -> dict:
     build_seconds = time.perf_counter() - started
     params = sum(p.numel() for p in dit.parameters())
     offload_seconds = None
+    if args.profile == "fp8":
+        dit.quantize_blocks_to_fp8()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     if args.profile == "offload":
         from infinitetalk_engine.infinitetalk.models.block_offload import BlockStreamer
 

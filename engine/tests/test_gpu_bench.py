@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -29,16 +31,16 @@ def test_gpu_bench_runs_tiny_on_cpu_and_reports(tmp_path):
     assert lora["switch_on_seconds"] >= 0 and lora["switch_off_seconds"] >= 0
 
 
-def test_gpu_bench_runs_the_offload_profile_tiny_on_cpu(tmp_path):
+@pytest.mark.parametrize("profile", ["fp8", "offload"])
+def test_gpu_bench_runs_the_other_memory_profiles_tiny_on_cpu(tmp_path, profile):
     report = tmp_path / "bench.json"
     subprocess.run(
-        [sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--tiny", "--device", "cpu", "--profile", "offload",
+        [sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--tiny", "--device", "cpu", "--profile", profile,
          "--lora-rank", "0", "--json", str(report)],
         check=True,
         capture_output=True,
         timeout=600,
     )  # fmt: skip
     result = json.loads(report.read_text())
-    assert result["memory_profile"] == "offload" and result["offload_ahead"] == 1
-    assert result["offload_setup_seconds"] >= 0 and result["phases_seconds_per_clip"]["dit_forward"] > 0
-    assert result["library_lora"] is None
+    assert result["memory_profile"] == profile and result["phases_seconds_per_clip"]["dit_forward"] > 0
+    assert (result["offload_ahead"] == 1) == (profile == "offload") and result["library_lora"] is None
