@@ -315,7 +315,7 @@ def main(argv=None) -> dict:
         torch.cuda.synchronize(device)
     build_seconds = time.perf_counter() - started
     params = sum(p.numel() for p in dit.parameters())
-    offload_seconds = None
+    offload_seconds = streamer = None
     if args.profile == "fp8":
         dit.quantize_blocks_to_fp8()
         if device.type == "cuda":
@@ -324,7 +324,7 @@ def main(argv=None) -> dict:
         from infinitetalk_engine.infinitetalk.models.block_offload import BlockStreamer
 
         started = time.perf_counter()
-        BlockStreamer.install(dit, device, ahead=args.offload_ahead)
+        streamer = BlockStreamer.install(dit, device, ahead=args.offload_ahead)
         offload_seconds = time.perf_counter() - started
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -407,6 +407,10 @@ def main(argv=None) -> dict:
         "encode": args.encode,
         "offload_ahead": args.offload_ahead if args.profile == "offload" else None,
         "offload_setup_seconds": None if offload_seconds is None else round(offload_seconds, 2),
+        # Blocks whose copy had not finished when their turn came: the transfer did not hide behind compute.
+        "offload_copy_stall_percent": None
+        if streamer is None
+        else round(100 * streamer.stalls / max(1, streamer.uses), 1),
         "size": f"{height}x{width}",
         "frames_per_clip": frame_num,
         "motion_frames": motion,

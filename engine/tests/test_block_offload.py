@@ -62,6 +62,7 @@ def test_an_offload_engine_makes_exactly_the_resident_video_on_the_schedule(weig
     assert np.array_equal(expected, got)
     check_schedule(streamer.trace, len(offload.models.dit.blocks), ahead)
     assert streamer.resident == []
+    assert streamer.uses == [w for w, _ in streamer.trace].count("use") and streamer.stalls == 0  # CPU copies block
 
 
 def test_a_failing_forward_leaves_no_block_on_the_device():

@@ -44,3 +44,4 @@ def test_gpu_bench_runs_the_other_memory_profiles_tiny_on_cpu(tmp_path, profile)
     result = json.loads(report.read_text())
     assert result["memory_profile"] == profile and result["phases_seconds_per_clip"]["dit_forward"] > 0
     assert (result["offload_ahead"] == 1) == (profile == "offload") and result["library_lora"] is None
+    assert (result["offload_copy_stall_percent"] == 0.0) == (profile == "offload")

@@ -35,6 +35,8 @@ class BlockStreamer:
     device: torch.device
     ahead: int = 1
     trace: list[tuple[str, int]] | None = None  # ("copy", i) / ("use", i) / ("release", i), for tests
+    uses: int = 0  # blocks run
+    stalls: int = 0  # of those, how many had to wait for their copy (the overlap's misses; 0 on CPU)
     _inflight: dict[int, _InFlight] = field(default_factory=dict)
     _stream: object | None = None
     _handles: list = field(default_factory=list)
@@ -92,7 +94,10 @@ class BlockStreamer:
         """Block `index` is about to run: wait for its copy, then start copying the next ones."""
         self.fetch(index)
         flight = self._inflight[index]
+        self.uses += 1
         if flight.event is not None:
+            if not flight.event.query():  # the copy is still running: this block waits for it
+                self.stalls += 1
             compute = torch.cuda.current_stream(self.device)
             compute.wait_event(flight.event)
             for param, _ in flight.saved:
