@@ -183,3 +183,26 @@ def test_the_head_moves_a_little(burst_video):
     moved = np.abs(frames[:, rows, cols].astype(np.float32) - still[rows, cols]).mean(axis=(1, 2, 3))
     assert moved.max() > 1.0  # visible sway ...
     assert moved.max() < 30.0  # ... but small
+
+
+def test_jobs_sharing_a_portrait_find_its_face_once_and_make_the_same_video(face_png, burst_wav, tmp_path, monkeypatch):
+    import infinitetalk_engine.preview.engine as preview
+
+    calls = []
+    real = preview.find_face_layout
+    monkeypatch.setattr(preview, "find_face_layout", lambda pixels: calls.append(1) or real(pixels))
+    engine = PreviewEngine(EngineOptions())
+    videos = []
+    for index in range(3):
+        output = tmp_path / f"{index}.mp4"
+        engine.run(
+            JobRequest(f"j{index}", str(face_png), str(burst_wav), str(output), JobParams(seed=3)), RecordingContext()
+        )
+        videos.append(decode_frames(output))
+    assert len(calls) == 1, "the portrait was analysed once"
+    assert np.array_equal(videos[0], videos[2])
+    engine.run(
+        JobRequest("j9", str(face_png), str(burst_wav), str(tmp_path / "720.mp4"), JobParams(resolution="720p")),
+        RecordingContext(),
+    )
+    assert len(calls) == 2, "another bucket is another analysis"

@@ -7,7 +7,11 @@ behind the same protocol and media pipeline as the InfiniteTalk engine. See docs
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +34,7 @@ BATCH_FRAMES = 25  # frames between cancel checks and progress reports (1 s of v
 DEFAULT_CRF = 20
 DEFAULT_PRESET = "veryfast"  # as fast as superfast/ultrafast here (the frame is mostly static) and 3-6x smaller
 NO_FACE_WARNING = "no face found; animated the image centre"
+PORTRAIT_CACHE_SIZE = 4
 
 
 class PreviewEngine(Engine):
@@ -41,6 +46,8 @@ class PreviewEngine(Engine):
     def __init__(self, options: EngineOptions):
         self.options = options
         self.max_jobs = options.max_jobs or DEFAULT_MAX_JOBS
+        self._portraits: OrderedDict[tuple[str, str], tuple[np.ndarray, Any, bool]] = OrderedDict()
+        self._portrait_lock = threading.Lock()
 
     def capabilities(self) -> dict[str, Any]:
         # The preview has no sampler and ignores `steps`; it reports the real model's LoRA default (4) so the
@@ -53,6 +60,24 @@ class PreviewEngine(Engine):
             "device": "cpu",
             "is_preview": True,
         }
+
+    def _portrait(self, image_path: str, resolution: str) -> tuple[np.ndarray, Any, bool]:
+        """The bucket-fitted picture, its face layout and whether a face was found, kept for the last
+        `PORTRAIT_CACHE_SIZE` pictures (by their bytes): jobs that share a portrait (a batch) analyse it once."""
+        key = (hashlib.sha256(Path(image_path).read_bytes()).hexdigest(), resolution)
+        with self._portrait_lock:
+            if key in self._portraits:
+                self._portraits.move_to_end(key)
+                return self._portraits[key]
+        pixels, _ = fit_to_bucket(load_image(image_path, self.options.max_image_pixels), resolution)
+        face = find_face_layout(pixels)
+        portrait = (pixels, face if face is not None else centre_layout(pixels), face is not None)
+        pixels.setflags(write=False)  # shared between jobs: nothing may change it
+        with self._portrait_lock:
+            self._portraits[key] = portrait
+            while len(self._portraits) > PORTRAIT_CACHE_SIZE:
+                self._portraits.popitem(last=False)
+        return portrait
 
     def load(self) -> None:
         # No model: warm what the first job would otherwise wait for (the loudness meter, OpenCV's cascades).
@@ -74,12 +99,10 @@ class PreviewEngine(Engine):
         ctx.progress(0.02)
         ctx.check_cancelled()
 
-        # 3. Image: fit to the resolution bucket, find the face.
+        # 3. Image: fit to the resolution bucket, find the face (once per portrait: a batch's jobs share it).
         ctx.stage("encoding_image", "Finding the face")
-        pixels, _ = fit_to_bucket(load_image(job.image_path, self.options.max_image_pixels), job.params.resolution)
-        face = find_face_layout(pixels)
-        if face is None:
-            face = centre_layout(pixels)
+        pixels, face, found = self._portrait(job.image_path, job.params.resolution)
+        if not found:
             warnings.append(NO_FACE_WARNING)
         animator = FaceAnimator(pixels, face)
         height, width = pixels.shape[:2]
