@@ -79,18 +79,9 @@ public actor EngineSupervisor: Engine {
     /// so that jobs sent afterwards may name what it found.
     public func rescanLoras() async {
         guard case .ready = state, let process, !isStopping else { return }
-        let hellos = helloObservers.stream()
+        let hellos = helloObservers.stream() // before sending: the answer cannot slip past
         process.send(.rescan)
-        let clock = self.clock
-        let timeout = configuration.heartbeatTimeout
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await _ in hellos { return }
-            }
-            group.addTask { try? await clock.sleep(for: timeout) }
-            await group.next()
-            group.cancelAll()
-        }
+        _ = await firstHello(of: hellos, within: configuration.heartbeatTimeout)
     }
 
     private func answerLoraAddition(_ requestID: String, with outcome: LoraAddition) {
@@ -109,7 +100,12 @@ public actor EngineSupervisor: Engine {
         case .unavailable, .stopped: return nil
         case .starting, .ready: break
         }
-        let hellos = helloObservers.stream()
+        return await firstHello(of: helloObservers.stream(), within: timeout)
+    }
+
+    /// The first of `hellos` (`nil` when the engine failed before saying one), or `nil` once `timeout` has passed on
+    /// the supervisor's clock.
+    private func firstHello(of hellos: AsyncStream<EngineHello?>, within timeout: Duration) async -> EngineHello? {
         let clock = self.clock
         return await withTaskGroup(of: EngineHello?.self) { group in
             group.addTask {

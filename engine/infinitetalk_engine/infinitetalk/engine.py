@@ -33,14 +33,13 @@ Engine options (`--engine-option KEY=VALUE`):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
-import hashlib
 import logging
 import math
 import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +53,11 @@ from .. import __version__
 from ..contract import Engine, EngineError, EngineOptions, JobContext, JobParams, JobRequest, JobResult
 from ..media.audio import MixedTracks, open_speech
 from ..media.background_encoder import BackgroundClipEncoder, InlineClipEncoder
-from ..media.image import BUCKETS, choose_bucket, load_image, plan_resize_crop, resize_and_crop
+from ..media.image import BUCKETS, choose_bucket, file_digest, load_image, plan_resize_crop, resize_and_crop
 from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
 from ..parameters import DEFAULT_PROMPT, loras_parameter, parameter_capabilities, standard_parameters
+from ..recent_cache import RecentCache
 from .loading import WeightsError
 from .lora_library import (
     LibraryLora,
@@ -209,10 +209,10 @@ class InfiniteTalkEngine(Engine):
         log.info("memory profile %s: %s", self.memory.profile, self.memory.reason)
         self.models = None
         self._device_lock = threading.Lock()  # one job at a time on the device; others wait their turn
-        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._image_cache: OrderedDict[tuple, tuple] = OrderedDict()
+        self._text_cache: RecentCache[torch.Tensor] = RecentCache(TEXT_CACHE_SIZE)
+        self._image_cache: RecentCache[tuple] = RecentCache(IMAGE_CACHE_SIZE)
         self.lora_dir = Path(self.settings.lora_dir) if self.settings.lora_dir else self.layout.root / "loras"
-        self.loras = list_library(self.lora_dir, self._dit_linear_shapes() if library(self.lora_dir) else None)
+        self.rescan_loras()
         self._lora_cache: dict[str, tuple[float, LibraryLora]] = {}
 
     def _dit_linear_shapes(self) -> dict[str, tuple[int, int]] | None:
@@ -553,46 +553,30 @@ class InfiniteTalkEngine(Engine):
         that share a portrait (a batch, or the same picture again) encode it once."""
         from .models.image_encoder import encode_image
 
-        digest = hashlib.sha256(Path(image_path).read_bytes()).hexdigest()
-        key = (digest, tuple(image.shape), frame_num)
-        if key in self._image_cache:
-            self._image_cache.move_to_end(key)
-            return self._image_cache[key]
         models = self.models
-        with visiting(models.clip, self.device):  # offload: CLIP lives in host memory, on the GPU only now
-            features = encode_image(models.clip, image[None])  # (1, 257, 1280)
-        encoded = (features, reference_latents(models.vae, image, frame_num, self.device))
-        self._image_cache[key] = encoded
-        while len(self._image_cache) > IMAGE_CACHE_SIZE:
-            self._image_cache.popitem(last=False)
-        return encoded
+
+        def encode() -> tuple:
+            with visiting(models.clip, self.device):  # offload: CLIP lives in host memory, on the GPU only now
+                features = encode_image(models.clip, image[None])  # (1, 257, 1280)
+            return features, reference_latents(models.vae, image, frame_num, self.device)
+
+        return self._image_cache.get_or_make((file_digest(image_path), tuple(image.shape), frame_num), encode)
 
     def _encode_text(self, prompt: str) -> torch.Tensor:
         """The prompt's trimmed umT5 output, cached: the default prompts are the same for every job."""
-        if prompt in self._text_cache:
-            self._text_cache.move_to_end(prompt)
-            return self._text_cache[prompt]
         from .models.text_encoder import encode_prompts
 
         t5 = self.models.t5
-        on = t5.shared.weight.device
-        if on == self.device:
-            (context,) = encode_prompts(t5, self.models.tokenizer, [prompt])
-        else:  # fp8 profile: umT5 lives in host memory; it visits the GPU when there is room for it now
-            visit = self.device.type == "cuda" and _fits_on(self.device, _bytes_of(t5) * 1.25 + 2**30)
-            if visit:
-                t5.to(self.device)
-            try:
+
+        def encode() -> torch.Tensor:
+            # fp8 and offload: umT5 lives in host memory; it visits the GPU when there is room for it now
+            resident = t5.shared.weight.device == self.device
+            visit = resident or (self.device.type == "cuda" and _fits_on(self.device, _bytes_of(t5) * 1.25 + 2**30))
+            with visiting(t5, self.device) if visit else contextlib.nullcontext():
                 (context,) = encode_prompts(t5, self.models.tokenizer, [prompt])
-            finally:
-                if visit:
-                    t5.to(on)
-                    torch.cuda.empty_cache()
-            context = context.to(self.device)
-        self._text_cache[prompt] = context
-        while len(self._text_cache) > TEXT_CACHE_SIZE:
-            self._text_cache.popitem(last=False)
-        return context
+            return context.to(self.device)
+
+        return self._text_cache.get_or_make(prompt, encode)
 
 
 def _bytes_of(module: torch.nn.Module) -> int:

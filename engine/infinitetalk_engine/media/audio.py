@@ -159,11 +159,17 @@ def normalize_loudness(
     samples: np.ndarray, sample_rate: int = SAMPLE_RATE, target_lufs: float = TARGET_LUFS
 ) -> np.ndarray:
     """Scale to `target_lufs` (a new float32 array), unless the audio is silent."""
-    loudness = measure_loudness(samples, sample_rate)
-    if not math.isfinite(loudness) or abs(loudness) > SILENCE_LUFS:
+    gain = loudness_gain(measure_loudness(samples, sample_rate), target_lufs)
+    if gain is None:
         return samples.astype(np.float32, copy=True)
-    gain = 10.0 ** ((target_lufs - loudness) / 20.0)
     return np.multiply(samples, gain, dtype=np.float32)
+
+
+def loudness_gain(loudness: float, target_lufs: float = TARGET_LUFS) -> float | None:
+    """The factor that brings audio measured at `loudness` to `target_lufs`; `None` for silence (left as it is)."""
+    if not math.isfinite(loudness) or abs(loudness) > SILENCE_LUFS:
+        return None
+    return 10.0 ** ((target_lufs - loudness) / 20.0)
 
 
 def count_video_frames(n_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:
@@ -174,12 +180,15 @@ def count_video_frames(n_samples: int, sample_rate: int = SAMPLE_RATE, fps: int 
 def load_speech(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode + loudness-normalise; returns (samples, n_video_frames). Audio shorter than one frame is bad_audio."""
     samples = normalize_loudness(load_audio(path, max_seconds))
-    n_frames = count_video_frames(samples.size)
+    return samples, video_frames_of_speech(samples.size)
+
+
+def video_frames_of_speech(n_samples: int) -> int:
+    """`count_video_frames`, refusing audio shorter than one video frame (bad_audio)."""
+    n_frames = count_video_frames(n_samples)
     if n_frames < 1:
-        raise EngineError(
-            "bad_audio", f"audio is {samples.size / SAMPLE_RATE:.3f} s long, shorter than one video frame"
-        )
-    return samples, n_frames
+        raise EngineError("bad_audio", f"audio is {n_samples / SAMPLE_RATE:.3f} s long, shorter than one video frame")
+    return n_frames
 
 
 @dataclass(frozen=True)
@@ -256,11 +265,5 @@ def open_speech(path: str, raw: str | Path, max_seconds: float | None = None) ->
     if size == 0:
         raw.unlink(missing_ok=True)
         raise EngineError("bad_audio", "the audio stream has no samples")
-    track = SpeechTrack(raw, size)
-    loudness = measure_loudness_of_chunks(track.chunks(), size)
-    if math.isfinite(loudness) and abs(loudness) <= SILENCE_LUFS:
-        track = SpeechTrack(raw, size, 10.0 ** ((TARGET_LUFS - loudness) / 20.0))
-    n_frames = count_video_frames(size)
-    if n_frames < 1:
-        raise EngineError("bad_audio", f"audio is {size / SAMPLE_RATE:.3f} s long, shorter than one video frame")
-    return track, n_frames
+    gain = loudness_gain(measure_loudness_of_chunks(SpeechTrack(raw, size).chunks(), size))
+    return SpeechTrack(raw, size, 1.0 if gain is None else gain), video_frames_of_speech(size)

@@ -8,6 +8,7 @@ README §2 "Resolution buckets".
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Mapping
@@ -82,6 +83,13 @@ class ResizeCrop:
     left: int
     height: int
     width: int
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of the picture's bytes: the key under which engines keep what they derived from it (a batch's jobs
+    share one portrait)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def load_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:

@@ -7,11 +7,7 @@ behind the same protocol and media pipeline as the InfiniteTalk engine. See docs
 
 from __future__ import annotations
 
-import hashlib
 import math
-import threading
-from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,10 +15,11 @@ import numpy as np
 from .. import __version__
 from ..contract import Engine, EngineOptions, JobContext, JobRequest, JobResult
 from ..media.audio import SAMPLE_RATE, load_speech, measure_loudness
-from ..media.image import BUCKETS, fit_to_bucket, load_image
+from ..media.image import BUCKETS, file_digest, fit_to_bucket, load_image
 from ..media.live_stream import live_stream_folder
 from ..media.video import FPS, Mp4Writer
 from ..parameters import parameter_capabilities, standard_parameters
+from ..recent_cache import RecentCache
 from .animator import FaceAnimator
 from .face_detection import centre_layout, find_face_layout
 from .motion import plan_motion
@@ -46,8 +43,7 @@ class PreviewEngine(Engine):
     def __init__(self, options: EngineOptions):
         self.options = options
         self.max_jobs = options.max_jobs or DEFAULT_MAX_JOBS
-        self._portraits: OrderedDict[tuple[str, str], tuple[np.ndarray, Any, bool]] = OrderedDict()
-        self._portrait_lock = threading.Lock()
+        self._portraits: RecentCache[tuple[np.ndarray, Any, bool]] = RecentCache(PORTRAIT_CACHE_SIZE)
 
     def capabilities(self) -> dict[str, Any]:
         # The preview has no sampler and ignores `steps`; it reports the real model's LoRA default (4) so the
@@ -64,20 +60,14 @@ class PreviewEngine(Engine):
     def _portrait(self, image_path: str, resolution: str) -> tuple[np.ndarray, Any, bool]:
         """The bucket-fitted picture, its face layout and whether a face was found, kept for the last
         `PORTRAIT_CACHE_SIZE` pictures (by their bytes): jobs that share a portrait (a batch) analyse it once."""
-        key = (hashlib.sha256(Path(image_path).read_bytes()).hexdigest(), resolution)
-        with self._portrait_lock:
-            if key in self._portraits:
-                self._portraits.move_to_end(key)
-                return self._portraits[key]
-        pixels, _ = fit_to_bucket(load_image(image_path, self.options.max_image_pixels), resolution)
-        face = find_face_layout(pixels)
-        portrait = (pixels, face if face is not None else centre_layout(pixels), face is not None)
-        pixels.setflags(write=False)  # shared between jobs: nothing may change it
-        with self._portrait_lock:
-            self._portraits[key] = portrait
-            while len(self._portraits) > PORTRAIT_CACHE_SIZE:
-                self._portraits.popitem(last=False)
-        return portrait
+
+        def analyse() -> tuple[np.ndarray, Any, bool]:
+            pixels, _ = fit_to_bucket(load_image(image_path, self.options.max_image_pixels), resolution)
+            face = find_face_layout(pixels)
+            pixels.setflags(write=False)  # shared between jobs: nothing may change it
+            return pixels, face if face is not None else centre_layout(pixels), face is not None
+
+        return self._portraits.get_or_make((file_digest(image_path), resolution), analyse)
 
     def load(self) -> None:
         # No model: warm what the first job would otherwise wait for (the loudness meter, OpenCV's cascades).

@@ -144,8 +144,9 @@ def block_bytes(blocks: nn.ModuleList) -> int:
 
 @contextlib.contextmanager
 def visiting(module: nn.Module, device: torch.device):
-    """`module` on `device` for the duration (and back where it was after); nothing moves if it is there already.
-    The offload profile keeps CLIP in host memory this way, on the GPU only while it encodes a portrait."""
+    """`module` on `device` for the duration (and back where it was after, its GPU memory returned to the driver);
+    nothing moves if it is there already. CLIP (offload) and umT5 (fp8, offload) live in host memory this way, on the
+    GPU only while they encode."""
     home = next(module.parameters()).device
     if home == torch.device(device):
         yield module
@@ -155,3 +156,5 @@ def visiting(module: nn.Module, device: torch.device):
         yield module
     finally:
         module.to(home)
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()

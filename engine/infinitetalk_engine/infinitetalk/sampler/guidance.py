@@ -101,7 +101,7 @@ class Guidance:
             return (COND, DROP_TEXT)
         if not self.text_is_unit:
             return (COND, DROP_TEXT, UNCOND)
-        if math.isclose(self.audio_scale, 1.0):
+        if self.audio_is_unit:
             return (COND,)
         return (COND, DROP_AUDIO)
 
